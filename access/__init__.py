@@ -1,0 +1,1 @@
+"""Access control: principals, roles, purposes, minimization (see docs)."""

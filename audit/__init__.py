@@ -1,0 +1,1 @@
+"""Audit: canonical journal encoding, chain verification, and (later) Merkle logs."""

@@ -1,0 +1,194 @@
+"""Verification of the journal's hash chain and its double-entry invariants.
+
+Invariants checked, entry by entry (the appender enforces the same ones on
+every append, see ledger/appender.py):
+
+1. sequence numbers start at 1 and go up by exactly 1 (no gap, no reorder);
+2. prev_hash is the hash of the previous entry (32 zero bytes for entry 1);
+3. the stored hash is SHA-256 of the entry's canonical encoding;
+4. every posting moves a positive amount between two different accounts;
+5. no member account (``mbr_...``) is ever negative;
+6. at the end: the chain head recorded by the database is the last entry,
+   the materialized balances equal the balances replayed from the journal,
+   and they sum to zero.
+
+Two forms, as verification APIs should come: ``check_chain`` returns a
+``VerificationResult`` listing every problem (for reports), and
+``verify_chain`` raises ``ChainVerificationError`` on the first result that
+is not clean (for callers that only need a yes).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from audit.entry_format import (
+    GENESIS_PREV_HASH,
+    EncodingError,
+    JournalEntry,
+    is_member_account,
+)
+
+
+class ChainVerificationError(Exception):
+    """The journal failed verification; ``result`` lists every problem."""
+
+    def __init__(self, result: VerificationResult) -> None:
+        first = result.problems[0]
+        super().__init__(f"journal verification failed at {first}")
+        self.result = result
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    entry: JournalEntry
+    stored_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    sequence: int
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    sequence: int | None  # None for problems not tied to one entry
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"sequence {self.sequence}" if self.sequence is not None else "journal"
+        return f"{where}: {self.check}: {self.message}"
+
+
+@dataclass(slots=True)
+class VerificationResult:
+    entries: int = 0
+    head: Head | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_sequence(self) -> int | None:
+        seqs = [p.sequence for p in self.problems if p.sequence is not None]
+        return min(seqs) if seqs else None
+
+
+class _Replay:
+    """Walks entries in stored order and records what is wrong."""
+
+    def __init__(self) -> None:
+        self.result = VerificationResult()
+        self.balances: defaultdict[str, int] = defaultdict(int)
+        self.prev_seq = 0
+        self.prev_hash = GENESIS_PREV_HASH
+
+    def problem(self, seq: int | None, check: str, message: str) -> None:
+        self.result.problems.append(Problem(seq, check, message))
+
+    def feed(self, stored: StoredEntry) -> None:
+        entry = stored.entry
+        seq = entry.sequence
+        expected = self.prev_seq + 1
+        if seq != expected:
+            what = "missing entries" if seq > expected else "out of order"
+            self.problem(seq, "sequence", f"{what}: expected {expected}, got {seq}")
+        if entry.prev_hash != self.prev_hash:
+            self.problem(
+                seq,
+                "chain",
+                f"prev_hash does not match the hash of sequence {self.prev_seq}: "
+                f"expected {self.prev_hash.hex()}, got {entry.prev_hash.hex()}",
+            )
+        try:
+            computed = entry.compute_hash()
+        except EncodingError as exc:
+            self.problem(seq, "encoding", str(exc))
+        else:
+            if computed != stored.stored_hash:
+                self.problem(
+                    seq,
+                    "hash",
+                    f"content does not match its hash: expected {stored.stored_hash.hex()}, "
+                    f"got {computed.hex()}",
+                )
+        self._postings(entry)
+        self.result.entries += 1
+        self.prev_seq = seq
+        self.prev_hash = stored.stored_hash
+
+    def _postings(self, entry: JournalEntry) -> None:
+        seq = entry.sequence
+        if not entry.postings:
+            self.problem(seq, "postings", "entry has no postings")
+        for i, posting in enumerate(entry.postings):
+            if posting.points <= 0:
+                self.problem(seq, "postings", f"posting {i}: points must be > 0, got {posting.points}")
+            if posting.from_account == posting.to_account:
+                self.problem(seq, "postings", f"posting {i}: moves points to its own account")
+            self.balances[posting.from_account] -= posting.points
+            self.balances[posting.to_account] += posting.points
+        for posting in entry.postings:
+            account = posting.from_account
+            if is_member_account(account) and self.balances[account] < 0:
+                self.problem(
+                    seq, "overdraft", f"member account balance below zero: {self.balances[account]}"
+                )
+
+    def finish(self, head: Head | None, materialized: Mapping[str, int] | None) -> None:
+        self.result.head = Head(self.prev_seq, self.prev_hash) if self.result.entries else None
+        if head is not None and (head.sequence, head.hash) != (self.prev_seq, self.prev_hash):
+            self.problem(
+                None,
+                "head",
+                f"recorded chain head does not match the last entry: expected sequence "
+                f"{head.sequence} ({head.hash.hex()}), got {self.prev_seq} ({self.prev_hash.hex()})",
+            )
+        if materialized is None:
+            return
+        total = sum(materialized.values())
+        if total != 0:
+            self.problem(None, "zero-sum", f"balances sum to {total}, expected 0")
+        for account in sorted(set(materialized) | set(self.balances)):
+            want = self.balances.get(account, 0)
+            got = materialized.get(account, 0)
+            if want != got:
+                # account ids are random and hold no personal data
+                self.problem(
+                    None,
+                    "balance",
+                    f"materialized balance of {account} differs from the journal: "
+                    f"expected {want}, got {got}",
+                )
+
+
+def check_chain(
+    entries: Iterable[StoredEntry],
+    *,
+    head: Head | None = None,
+    balances: Mapping[str, int] | None = None,
+) -> VerificationResult:
+    """Verify every entry and return a result that lists all problems."""
+    replay = _Replay()
+    for stored in entries:
+        replay.feed(stored)
+    replay.finish(head, balances)
+    return replay.result
+
+
+def verify_chain(
+    entries: Iterable[StoredEntry],
+    *,
+    head: Head | None = None,
+    balances: Mapping[str, int] | None = None,
+) -> VerificationResult:
+    """Like ``check_chain`` but raises ``ChainVerificationError`` on any problem."""
+    result = check_chain(entries, head=head, balances=balances)
+    if not result:
+        raise ChainVerificationError(result)
+    return result

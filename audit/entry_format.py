@@ -1,0 +1,100 @@
+"""Canonical byte encoding of journal entries, version 1.
+
+This module is the executable form of docs/journal-format.md; the two must
+agree, and tests/vectors/journal-entry-v1.json pins them together.
+
+    entry    = "LLJE" version:u8 sequence:u64 time_us:i64 prev_hash:32B
+               kind:str channel_id:str reverses:u64
+               count:u32 (from:str to:str points:i64){count}
+               details:bytes
+    str      = length:u16 UTF-8 bytes
+    bytes    = length:u32 raw bytes
+    integers are big-endian; hash = SHA-256(entry)
+
+It is pure (no I/O) and imports nothing from ledger/, so an offline verifier
+can use it alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+MAGIC = b"LLJE"
+FORMAT_VERSION = 1
+HASH_SIZE = 32
+GENESIS_PREV_HASH = bytes(HASH_SIZE)
+MEMBER_ACCOUNT_PREFIX = "mbr_"
+
+_U16_MAX = 0xFFFF
+_U32_MAX = 0xFFFFFFFF
+
+
+class EncodingError(ValueError):
+    """An entry cannot be encoded: a field is out of the format's range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """Moves ``points`` (> 0) from ``from_account`` to ``to_account``."""
+
+    from_account: str
+    to_account: str
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    sequence: int
+    time_us: int
+    prev_hash: bytes
+    kind: str
+    channel_id: str
+    reverses: int  # 0 when the entry is not a reversal
+    postings: tuple[Posting, ...]
+    details: bytes = b""
+
+    def encode(self) -> bytes:
+        return encode_entry(self)
+
+    def compute_hash(self) -> bytes:
+        return hashlib.sha256(encode_entry(self)).digest()
+
+
+def _str(value: str, field: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) > _U16_MAX:
+        raise EncodingError(f"{field}: longer than {_U16_MAX} bytes")
+    return struct.pack(">H", len(raw)) + raw
+
+
+def encode_entry(entry: JournalEntry) -> bytes:
+    if len(entry.prev_hash) != HASH_SIZE:
+        raise EncodingError(
+            f"prev_hash has wrong size: expected {HASH_SIZE}, got {len(entry.prev_hash)}"
+        )
+    if len(entry.details) > _U32_MAX:
+        raise EncodingError("details: longer than 2^32-1 bytes")
+    try:
+        parts = [
+            MAGIC,
+            struct.pack(">BQq", FORMAT_VERSION, entry.sequence, entry.time_us),
+            entry.prev_hash,
+            _str(entry.kind, "kind"),
+            _str(entry.channel_id, "channel_id"),
+            struct.pack(">QI", entry.reverses, len(entry.postings)),
+        ]
+        for posting in entry.postings:
+            parts.append(_str(posting.from_account, "from_account"))
+            parts.append(_str(posting.to_account, "to_account"))
+            parts.append(struct.pack(">q", posting.points))
+        parts.append(struct.pack(">I", len(entry.details)))
+        parts.append(entry.details)
+    except struct.error as exc:
+        raise EncodingError(f"integer out of range: {exc}") from None
+    return b"".join(parts)
+
+
+def is_member_account(account_id: str) -> bool:
+    return account_id.startswith(MEMBER_ACCOUNT_PREFIX)

@@ -1,0 +1,140 @@
+"""The ``loyalty-ledger`` command: serve, verify, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import structlog
+
+from ledger import logging as ledger_logging
+from ledger.config import ServerConfig, env
+from ledger.service.servicer import Limits
+
+log = structlog.get_logger(__name__)
+
+
+def _add_database_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env("DATA_DIR", "data")),
+        help="directory for the embedded SQLite database (env LOYALTY_LEDGER_DATA_DIR; default ./data)",
+    )
+    p.add_argument(
+        "--database-url",
+        default=env("DATABASE_URL"),
+        help="SQLAlchemy URL, e.g. postgresql://user@host/db (env LOYALTY_LEDGER_DATABASE_URL; "
+        "default: sqlite file ledger.db in the data directory)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loyalty-ledger", description=__doc__)
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC server")
+    _add_database_args(serve)
+    serve.add_argument(
+        "--listen",
+        default=env("LISTEN", "127.0.0.1:50051"),
+        help="host:port to listen on (env LOYALTY_LEDGER_LISTEN; default 127.0.0.1:50051)",
+    )
+    serve.add_argument("--max-points", type=int, default=int(env("MAX_POINTS", "1000000")),
+                       help="largest amount one entry may move (env LOYALTY_LEDGER_MAX_POINTS)")
+    serve.add_argument("--workers", type=int, default=int(env("WORKERS", "96")))
+
+    verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
+    _add_database_args(verify)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    _add_database_args(migrate)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        listen=getattr(args, "listen", "127.0.0.1:50051"),
+        workers=getattr(args, "workers", 96),
+        limits=Limits(max_points_per_entry=getattr(args, "max_points", 1_000_000)),
+    )
+
+
+def _serve(config: ServerConfig) -> int:
+    from ledger.server import LedgerServer
+
+    server = LedgerServer(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    while not stop.wait(0.5):
+        pass
+    log.info("shutdown_requested", grace_seconds=config.grace_seconds)
+    server.stop()
+    return 0
+
+
+def _database(config: ServerConfig):  # type: ignore[no-untyped-def]
+    from ledger.storage.database import open_database
+
+    if not config.database_url:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_database(config.resolved_database_url())
+
+
+def _verify(config: ServerConfig) -> int:
+    from ledger.storage.migrate import upgrade
+    from ledger.verify import verify_database
+
+    db = _database(config)
+    try:
+        upgrade(db)
+        result = verify_database(db)
+    finally:
+        db.dispose()
+    if result:
+        head = result.head
+        print(f"ok: {result.entries} entries")
+        print(f"head: sequence {head.sequence if head else 0} hash {head.hash.hex() if head else bytes(32).hex()}")
+        return 0
+    first = result.first_bad_sequence
+    print(f"FAILED: {len(result.problems)} problem(s) in {result.entries} entries")
+    if first is not None:
+        print(f"first bad sequence: {first}")
+    for problem in result.problems:
+        print(f"  {problem}")
+    return 1
+
+
+def _migrate(config: ServerConfig) -> int:
+    from ledger.storage.migrate import upgrade
+
+    db = _database(config)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
+    print("schema is up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    ledger_logging.configure(args.log_level)
+    config = _config(args)
+    if args.command == "serve":
+        return _serve(config)
+    if args.command == "verify":
+        return _verify(config)
+    return _migrate(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

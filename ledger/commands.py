@@ -1,0 +1,144 @@
+"""What a caller asks the journal to do, after validation, and what it gets.
+
+Pure data: built by the gRPC layer from a validated request, consumed by the
+appender. ``render`` turns an outcome into the serialized response, so the
+appender can store the exact response bytes with the idempotency key and a
+replay returns them byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from audit.entry_format import JournalEntry
+
+PROGRAM_ISSUED = "program:issued"
+PROGRAM_REDEEMED = "program:redeemed"
+PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED)
+
+KIND_EARN = "earn"
+KIND_REDEEM = "redeem"
+KIND_REVERSE = "reverse"
+
+DETAILS_CLEAR_V1 = 0x01
+
+
+def new_member_account_id() -> str:
+    """A random account id: 'mbr_' + 128 random bits in lower-case base32."""
+    raw = base64.b32encode(secrets.token_bytes(16)).decode("ascii")
+    return "mbr_" + raw.rstrip("=").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDetails:
+    """Business details of an entry, carried in the entry's ``details`` bytes.
+
+    Encoded as described in docs/journal-format.md ("details"). Format 0x01
+    is clear text; issue #4 adds an encrypted format under the member's key.
+    """
+
+    store_id: str = ""
+    external_transaction_id: str = ""
+    purchase_minor_units: int = 0
+    purchase_currency: str = ""  # empty: no purchase
+
+    def is_empty(self) -> bool:
+        return self == EntryDetails()
+
+    def encode(self) -> bytes:
+        if self.is_empty():
+            return b""
+        out = [bytes([DETAILS_CLEAR_V1])]
+        for text in (self.store_id, self.external_transaction_id, self.purchase_currency):
+            raw = text.encode("utf-8")
+            out.append(struct.pack(">H", len(raw)) + raw)
+        out.append(struct.pack(">q", self.purchase_minor_units))
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> EntryDetails:
+        if not data:
+            return cls()
+        if data[0] != DETAILS_CLEAR_V1:
+            raise ValueError(f"details: unknown format byte {data[0]:#04x}")
+        pos = 1
+        texts = []
+        for _ in range(3):
+            (n,) = struct.unpack_from(">H", data, pos)
+            texts.append(data[pos + 2 : pos + 2 + n].decode("utf-8"))
+            pos += 2 + n
+        (minor,) = struct.unpack_from(">q", data, pos)
+        if pos + 8 != len(data):
+            raise ValueError("details: trailing bytes")
+        return cls(texts[0], texts[1], minor, texts[2])
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    """Identity of a mutating request for idempotency.
+
+    ``fingerprint`` is SHA-256 over the RPC name and the deterministic
+    serialization of the whole request; the same key with another
+    fingerprint is a conflict.
+    """
+
+    channel_id: str
+    idempotency_key: str
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOpened:
+    account_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    entry: JournalEntry
+    hash: bytes
+    member_account: str
+    balance_after: int
+
+
+Outcome = AccountOpened | Appended
+Renderer = Callable[[Outcome], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAccount:
+    meta: RequestMeta
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Earn:
+    meta: RequestMeta
+    account: str
+    points: int
+    details: EntryDetails
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    meta: RequestMeta
+    account: str
+    points: int
+    details: EntryDetails
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reverse:
+    meta: RequestMeta
+    original_sequence: int
+    points: int | None  # None: everything not yet reversed
+    details: EntryDetails
+    render: Renderer = field(repr=False, compare=False)
+
+
+Command = OpenAccount | Earn | Redeem | Reverse

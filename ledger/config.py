@@ -1,0 +1,32 @@
+"""Server configuration: one dataclass, filled from flags or environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.service.servicer import Limits
+
+ENV_PREFIX = "LOYALTY_LEDGER_"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: sqlite file ledger.db inside data_dir
+    listen: str = "127.0.0.1:50051"  # host:port; port 0 picks a free port
+    max_message_bytes: int = 64 * 1024  # gRPC receive limit per message
+    workers: int = 96  # request threads; each waits on its commit
+    max_batch: int = 512  # commands per group commit
+    grace_seconds: float = 10.0  # in-flight calls get this long on SIGTERM
+    limits: Limits = field(default_factory=Limits)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(ENV_PREFIX + name, default)

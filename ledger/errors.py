@@ -1,0 +1,66 @@
+"""One error tree for the ledger.
+
+Every error names the field or the rule, never the value a caller sent
+(values may be personal data). ``ledger/service/status.py`` maps each family
+to a gRPC status code in exactly one place.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Root of every error the ledger raises on purpose."""
+
+
+class ValidationError(LedgerError):
+    """A request field breaks a rule (INVALID_ARGUMENT)."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class NotFoundError(LedgerError):
+    """An account or entry does not exist (NOT_FOUND)."""
+
+
+class ConflictError(LedgerError):
+    """The request conflicts with one already recorded (ALREADY_EXISTS)."""
+
+
+class IdempotencyConflictError(ConflictError):
+    def __init__(self) -> None:
+        super().__init__(
+            "idempotency_key: already used by this channel for a different request"
+        )
+
+
+class PreconditionError(LedgerError):
+    """The ledger's state does not allow the operation (FAILED_PRECONDITION)."""
+
+    reason = "PRECONDITION_FAILED"
+
+    def __init__(self, message: str, *, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.metadata = metadata or {}
+
+
+class InsufficientPointsError(PreconditionError):
+    reason = "INSUFFICIENT_POINTS"
+
+    def __init__(self, *, available: int, requested: int) -> None:
+        super().__init__(
+            f"points: insufficient points: requested {requested}, available {available}",
+            metadata={"available": str(available), "requested": str(requested)},
+        )
+        self.available = available
+        self.requested = requested
+
+
+class NotReversibleError(PreconditionError):
+    reason = "NOT_REVERSIBLE"
+
+
+class UnavailableError(LedgerError):
+    """The ledger cannot take the request now; retrying later may work (UNAVAILABLE)."""

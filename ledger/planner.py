@@ -1,0 +1,212 @@
+"""Applies a batch of commands to an in-memory view of the ledger.
+
+Pure: the appender loads what the batch needs (chain head, balances of the
+accounts involved, the entries being reversed, idempotency records), lets
+the planner decide every command in order, then writes what the planner
+produced in the same transaction. A command that fails raises before it
+changes anything, so it leaves no trace; the others in the batch go on.
+
+Invariants the planner keeps on every append (audit/chain.py checks the same
+ones offline):
+- sequence = previous sequence + 1 and prev_hash = previous entry's hash;
+- time never goes backwards along the chain;
+- every posting moves a positive amount between two different accounts, so
+  the sum over all accounts stays zero;
+- no member account goes below zero;
+- an entry is reversed at most up to its own amount, and reversals are not
+  themselves reversible;
+- one (channel, idempotency key) maps to one request fingerprint forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from audit.entry_format import JournalEntry, Posting, is_member_account
+from ledger.commands import (
+    KIND_EARN,
+    KIND_REDEEM,
+    KIND_REVERSE,
+    PROGRAM_ISSUED,
+    PROGRAM_REDEEMED,
+    AccountOpened,
+    Appended,
+    Command,
+    Earn,
+    EntryDetails,
+    OpenAccount,
+    Redeem,
+    RequestMeta,
+    Reverse,
+    new_member_account_id,
+)
+from ledger.errors import (
+    IdempotencyConflictError,
+    InsufficientPointsError,
+    NotFoundError,
+    NotReversibleError,
+)
+
+IdemKey = tuple[str, str]
+
+
+@dataclass(slots=True)
+class Original:
+    """A reversible entry (one posting) and how much of it is reversed already."""
+
+    sequence: int
+    kind: str
+    posting: Posting
+    reversed_points: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    channel_id: str
+    idempotency_key: str
+    fingerprint: bytes
+    response: bytes
+    sequence: int | None
+
+
+@dataclass(slots=True)
+class Head:
+    sequence: int
+    hash: bytes
+    time_us: int
+
+
+@dataclass(slots=True)
+class BatchPlanner:
+    head: Head
+    now_us: int
+    balances: dict[str, int]
+    originals: dict[int, Original]
+    idempotency: dict[IdemKey, IdempotencyRecord]
+    # produced
+    entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
+    touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
+    opened: list[str] = field(default_factory=list)
+    new_records: list[IdempotencyRecord] = field(default_factory=list)
+
+    def apply(self, command: Command) -> bytes:
+        """Decide one command; return its serialized response or raise LedgerError."""
+        meta = command.meta
+        key = (meta.channel_id, meta.idempotency_key)
+        previous = self.idempotency.get(key)
+        if previous is not None:
+            if previous.fingerprint != meta.fingerprint:
+                raise IdempotencyConflictError()
+            return previous.response
+        outcome: AccountOpened | Appended
+        if isinstance(command, OpenAccount):
+            outcome = self._open_account()
+        elif isinstance(command, Earn):
+            outcome = self._earn(command)
+        elif isinstance(command, Redeem):
+            outcome = self._redeem(command)
+        else:
+            outcome = self._reverse(command)
+        response = command.render(outcome)
+        seq = outcome.entry.sequence if isinstance(outcome, Appended) else None
+        self._remember(meta, response, seq)
+        return response
+
+    def _remember(self, meta: RequestMeta, response: bytes, seq: int | None) -> None:
+        record = IdempotencyRecord(
+            meta.channel_id, meta.idempotency_key, meta.fingerprint, response, seq
+        )
+        self.idempotency[(meta.channel_id, meta.idempotency_key)] = record
+        self.new_records.append(record)
+
+    def _open_account(self) -> AccountOpened:
+        account = new_member_account_id()
+        while account in self.balances:  # 128 random bits: never, but cheap to be sure
+            account = new_member_account_id()
+        self.balances[account] = 0
+        self.opened.append(account)
+        return AccountOpened(account)
+
+    def _require_account(self, account: str) -> None:
+        if account not in self.balances:
+            raise NotFoundError("member_account_id: no such account")
+
+    def _earn(self, cmd: Earn) -> Appended:
+        self._require_account(cmd.account)
+        posting = Posting(PROGRAM_ISSUED, cmd.account, cmd.points)
+        return self._append(KIND_EARN, cmd.meta, 0, posting, cmd.details, cmd.account)
+
+    def _redeem(self, cmd: Redeem) -> Appended:
+        self._require_account(cmd.account)
+        self._require_funds(cmd.account, cmd.points)
+        posting = Posting(cmd.account, PROGRAM_REDEEMED, cmd.points)
+        return self._append(KIND_REDEEM, cmd.meta, 0, posting, cmd.details, cmd.account)
+
+    def _reverse(self, cmd: Reverse) -> Appended:
+        original = self.originals.get(cmd.original_sequence)
+        if original is None:
+            raise NotFoundError("original_sequence: no such entry")
+        if original.kind not in (KIND_EARN, KIND_REDEEM):
+            raise NotReversibleError(
+                f"original_sequence: a {original.kind} entry cannot be reversed",
+                metadata={"kind": original.kind},
+            )
+        left = original.posting.points - original.reversed_points
+        if left == 0:
+            raise NotReversibleError(
+                "original_sequence: entry is already fully reversed",
+                metadata={"left_to_reverse": "0"},
+            )
+        points = left if cmd.points is None else cmd.points
+        if points > left:
+            raise NotReversibleError(
+                f"points: exceeds what is left to reverse on the entry: requested {points}, "
+                f"left {left}",
+                metadata={"left_to_reverse": str(left), "requested": str(points)},
+            )
+        mirror = Posting(original.posting.to_account, original.posting.from_account, points)
+        self._require_funds(mirror.from_account, points)
+        member = next(
+            a for a in (mirror.from_account, mirror.to_account) if is_member_account(a)
+        )
+        appended = self._append(
+            KIND_REVERSE, cmd.meta, original.sequence, mirror, cmd.details, member
+        )
+        original.reversed_points += points
+        return appended
+
+    def _require_funds(self, account: str, points: int) -> None:
+        if not is_member_account(account):
+            return
+        available = self.balances.get(account, 0)
+        if available < points:
+            raise InsufficientPointsError(available=available, requested=points)
+
+    def _append(
+        self,
+        kind: str,
+        meta: RequestMeta,
+        reverses: int,
+        posting: Posting,
+        details: EntryDetails,
+        member: str,
+    ) -> Appended:
+        head = self.head
+        entry = JournalEntry(
+            sequence=head.sequence + 1,
+            time_us=max(self.now_us, head.time_us),
+            prev_hash=head.hash,
+            kind=kind,
+            channel_id=meta.channel_id,
+            reverses=reverses,
+            postings=(posting,),
+            details=details.encode(),
+        )
+        digest = entry.compute_hash()
+        self.entries.append((entry, digest))
+        self.head = Head(entry.sequence, digest, entry.time_us)
+        self.balances[posting.from_account] = self.balances.get(posting.from_account, 0) - posting.points
+        self.balances[posting.to_account] = self.balances.get(posting.to_account, 0) + posting.points
+        self.touched[posting.from_account] = entry.sequence
+        self.touched[posting.to_account] = entry.sequence
+        return Appended(entry, digest, member, self.balances[member])

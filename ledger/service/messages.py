@@ -1,0 +1,154 @@
+"""Translation between the gRPC messages and the ledger's commands and
+entries. Validation happens here, field by field, before anything reaches
+the appender; nothing in this module touches storage."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from collections.abc import Callable
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from audit.chain import StoredEntry
+from audit.entry_format import JournalEntry
+from ledger import validation as v
+from ledger.commands import (
+    KIND_EARN,
+    KIND_REDEEM,
+    KIND_REVERSE,
+    AccountOpened,
+    Appended,
+    Earn,
+    EntryDetails,
+    OpenAccount,
+    Outcome,
+    Redeem,
+    Renderer,
+    RequestMeta,
+    Reverse,
+)
+from ledger.errors import ValidationError
+from loyalty.ledger.v1 import ledger_pb2 as pb
+
+_KINDS = {
+    KIND_EARN: pb.ENTRY_KIND_EARN,
+    KIND_REDEEM: pb.ENTRY_KIND_REDEEM,
+    KIND_REVERSE: pb.ENTRY_KIND_REVERSE,
+}
+_PAGE_TOKEN = struct.Struct(">BQ")
+_PAGE_TOKEN_VERSION = 1
+
+
+def _meta(method: str, request: Message, key: str, context: pb.ChannelContext) -> RequestMeta:
+    digest = hashlib.sha256(method.encode() + b"\x00" + request.SerializeToString(deterministic=True))
+    return RequestMeta(v.channel_id(context.channel_id), v.idempotency_key(key), digest.digest())
+
+
+def _details(context: pb.ChannelContext, purchase: pb.Money | None = None) -> EntryDetails:
+    store = v.optional_store_id(context.store_id)
+    external = v.optional_external_id(context.external_transaction_id)
+    minor, currency = 0, ""
+    if purchase is not None:
+        minor, currency = v.money(purchase.minor_units, purchase.currency_code, "purchase")
+    return EntryDetails(store, external, minor, currency)
+
+
+def open_account_command(request: pb.OpenAccountRequest) -> OpenAccount:
+    meta = _meta("OpenAccount", request, request.idempotency_key, request.context)
+    _details(request.context)
+    return OpenAccount(meta, render=render_open_account)
+
+
+def earn_command(request: pb.EarnRequest, *, limit: int) -> Earn:
+    meta = _meta("Earn", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
+    points = v.points(request.points, limit=limit)
+    purchase = request.purchase if request.HasField("purchase") else None
+    details = _details(request.context, purchase)
+    return Earn(meta, account, points, details, render=_render_entry(pb.EarnResponse))
+
+
+def redeem_command(request: pb.RedeemRequest, *, limit: int) -> Redeem:
+    meta = _meta("Redeem", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
+    points = v.points(request.points, limit=limit)
+    return Redeem(meta, account, points, _details(request.context), render=_render_entry(pb.RedeemResponse))
+
+
+def reverse_command(request: pb.ReverseRequest, *, limit: int) -> Reverse:
+    meta = _meta("Reverse", request, request.idempotency_key, request.context)
+    original = v.sequence(request.original_sequence, "original_sequence")
+    points = v.points(request.points, limit=limit) if request.HasField("points") else None
+    return Reverse(
+        meta, original, points, _details(request.context), render=_render_entry(pb.ReverseResponse)
+    )
+
+
+def render_open_account(outcome: Outcome) -> bytes:
+    assert isinstance(outcome, AccountOpened)
+    return pb.OpenAccountResponse(member_account_id=outcome.account_id).SerializeToString(
+        deterministic=True
+    )
+
+
+def _render_entry(response_type: Callable[..., Message]) -> Renderer:
+    def render(outcome: Outcome) -> bytes:
+        assert isinstance(outcome, Appended)
+        response = response_type(
+            entry=entry_message(StoredEntry(outcome.entry, outcome.hash)),
+            balance=pb.Balance(
+                member_account_id=outcome.member_account,
+                points=outcome.balance_after,
+                as_of_sequence=outcome.entry.sequence,
+            ),
+        )
+        return response.SerializeToString(deterministic=True)
+
+    return render
+
+
+def entry_message(stored: StoredEntry) -> pb.Entry:
+    entry: JournalEntry = stored.entry
+    details = EntryDetails.decode(entry.details)
+    message = pb.Entry(
+        sequence=entry.sequence,
+        time=Timestamp(seconds=entry.time_us // 1_000_000, nanos=(entry.time_us % 1_000_000) * 1000),
+        kind=_KINDS.get(entry.kind, pb.ENTRY_KIND_UNSPECIFIED),
+        postings=[
+            pb.Posting(from_account=p.from_account, to_account=p.to_account, points=p.points)
+            for p in entry.postings
+        ],
+        channel_id=entry.channel_id,
+        store_id=details.store_id,
+        external_transaction_id=details.external_transaction_id,
+        reverses_sequence=entry.reverses,
+        prev_hash=entry.prev_hash,
+        hash=stored.stored_hash,
+    )
+    if details.purchase_currency:
+        message.purchase.CopyFrom(
+            pb.Money(minor_units=details.purchase_minor_units, currency_code=details.purchase_currency)
+        )
+    return message
+
+
+def encode_page_token(before_sequence: int) -> str:
+    raw = _PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, before_sequence)
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_page_token(token: str) -> int | None:
+    """The sequence to page before, or None for the first page."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        version, before = _PAGE_TOKEN.unpack(raw)
+    except (ValueError, struct.error):
+        raise ValidationError("page_token", "is not a token returned by ListEntries") from None
+    if version != _PAGE_TOKEN_VERSION or before <= 1:
+        raise ValidationError("page_token", "is not a token returned by ListEntries")
+    return int(before)

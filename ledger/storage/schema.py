@@ -1,0 +1,83 @@
+"""Table definitions (SQLAlchemy Core), shared by queries and tests.
+
+The migrations in ledger/storage/migrations create and upgrade these tables;
+this module describes the current shape for queries. Append-only tables
+(refused UPDATE and DELETE by triggers): journal_entries, journal_postings,
+account_entries, idempotency_keys. Mutable, and derived from the journal:
+accounts (materialized balances) and journal_head (the chain's tip, also the
+lock every writer takes).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+APPEND_ONLY_TABLES = (
+    "journal_entries",
+    "journal_postings",
+    "account_entries",
+    "idempotency_keys",
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),  # last entry touching it
+    sa.Column("opened_us", sa.BigInteger, nullable=False),  # microseconds since epoch
+)
+
+journal_head = sa.Table(
+    "journal_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # always 1
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+)
+
+journal_entries = sa.Table(
+    "journal_entries",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("channel_id", sa.String(64), nullable=False),
+    sa.Column("reverses", sa.BigInteger, nullable=False),
+    sa.Column("details", sa.LargeBinary, nullable=False),
+    sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+
+journal_postings = sa.Table(
+    "journal_postings",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("from_account", sa.String(64), nullable=False),
+    sa.Column("to_account", sa.String(64), nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+)
+
+account_entries = sa.Table(
+    "account_entries",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("channel_id", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(128), primary_key=True),
+    sa.Column("fingerprint", sa.LargeBinary(32), nullable=False),
+    sa.Column("response", sa.LargeBinary, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+sa.Index("ix_journal_entries_reverses", journal_entries.c.reverses)
