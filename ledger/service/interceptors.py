@@ -17,13 +17,14 @@ from typing import Any
 import grpc
 import structlog
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, ValidationError
 from ledger.service.status import internal_status, to_status
 
 log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_UNDECODABLE = object()
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
@@ -44,6 +45,15 @@ class CallObserver(grpc.ServerInterceptor):  # type: ignore[misc]
             return handler
         method: str = handler_call_details.method
         behavior = handler.unary_unary
+        deserialize = handler.request_deserializer
+
+        def lenient_deserialize(data: bytes) -> Any:
+            # grpc answers INTERNAL when a deserializer raises; bad bytes are
+            # the caller's fault, so hand the handler a marker instead
+            try:
+                return deserialize(data) if deserialize else data
+            except Exception:
+                return _UNDECODABLE
 
         def observed(request: Any, context: grpc.ServicerContext) -> Any:
             request_id = _request_id(context)
@@ -51,6 +61,8 @@ class CallObserver(grpc.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
                 try:
+                    if request is _UNDECODABLE:
+                        raise ValidationError("request", "is not a valid serialized message")
                     response = behavior(request, context)
                 except LedgerError as err:
                     status = to_status(err)
@@ -65,7 +77,7 @@ class CallObserver(grpc.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(
             observed,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=lenient_deserialize,
             response_serializer=handler.response_serializer,
         )
 

@@ -58,10 +58,9 @@ class JournalReads:
     def balance(self, account_id: str) -> tuple[int, int] | None:
         """(balance, as_of_sequence) read in one statement, so both agree."""
         with self._engine.connect() as conn:
+            head_seq = sa.select(journal_head.c.seq).where(journal_head.c.id == 1).scalar_subquery()
             row = conn.execute(
-                sa.select(accounts.c.balance, journal_head.c.seq).where(
-                    accounts.c.account_id == account_id, journal_head.c.id == 1
-                )
+                sa.select(accounts.c.balance, head_seq).where(accounts.c.account_id == account_id)
             ).first()
         return None if row is None else (row[0], row[1])
 
