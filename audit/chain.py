@@ -95,9 +95,13 @@ class _Replay:
         entry = stored.entry
         seq = entry.sequence
         expected = self.prev_seq + 1
-        if seq != expected:
-            what = "missing entries" if seq > expected else "out of order"
-            self.problem(seq, "sequence", f"{what}: expected {expected}, got {seq}")
+        if seq > expected:
+            missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
+            self.problem(
+                expected, "sequence", f"entry missing: expected sequence {expected}, got {seq} ({missing} absent)"
+            )
+        elif seq < expected:
+            self.problem(seq, "sequence", f"out of order: expected sequence {expected}, got {seq}")
         if entry.prev_hash != self.prev_hash:
             self.problem(
                 seq,

@@ -1,0 +1,70 @@
+"""Run ``loyalty-ledger serve`` as a real child process and wait until its
+health service says SERVING."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def cli_path() -> str:
+    found = shutil.which("loyalty-ledger") or str(Path(sys.executable).parent / "loyalty-ledger")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    def __init__(self, *, data_dir: Path, database_url: str = "", log_path: Path) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        env = dict(os.environ, LOYALTY_LEDGER_LISTEN=self.address)
+        args = [cli_path(), "serve", "--data-dir", str(data_dir)]
+        if database_url:
+            args += ["--database-url", database_url]
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.log_path = log_path
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_serving(self, timeout: float = 30.0) -> float:
+        """Seconds from spawn until the health check answered SERVING."""
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited early: {self.log_path.read_text()}")
+                try:
+                    resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.monotonic() - self.started
+                except grpc.RpcError:
+                    time.sleep(0.1)
+        raise TimeoutError(f"server not serving after {timeout}s: {self.log_path.read_text()}")
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()

@@ -1,0 +1,405 @@
+"""The journal format v1 against its frozen test vectors and its spec.
+
+- every vector encodes to exactly its bytes and hash with audit.entry_format;
+- a decoder/encoder written here from docs/journal-format.md alone (struct
+  and hashlib, nothing from audit/) reads every vector back: the spec is
+  implementable without the code;
+- EntryDetails round trips and decodes the vectors' details;
+- audit.chain accepts the vectors' chain and catches each named attack at
+  the right sequence. Every attack is its strongest form short of rebuilding
+  the whole chain: the materialized balances (and, where said, the head) are
+  made to agree with the damaged journal, so only the named check is left to
+  catch it.
+
+No network, no database; all data is fake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import re
+import struct
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from audit.chain import ChainVerificationError, Head, StoredEntry, check_chain, verify_chain
+from audit.entry_format import GENESIS_PREV_HASH, JournalEntry, Posting
+from ledger.commands import EntryDetails
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS_PATH = ROOT / "tests" / "vectors" / "journal-entry-v1.json"
+GENERATOR_PATH = ROOT / "tests" / "vectors" / "make_journal_vectors.py"
+SPEC_PATH = ROOT / "docs" / "journal-format.md"
+
+VECTORS: list[dict] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+CHAIN = [v for v in VECTORS if v["chain"] == "chain-1"]
+WITH_DETAILS = [v for v in VECTORS if v["details"]]
+
+MEMBER = "mbr_" + "a" * 26
+ISSUED = "program:issued"
+REDEEMED = "program:redeemed"
+
+
+def by_name(vectors: list[dict]) -> dict:
+    return {"argvalues": vectors, "ids": [v["name"] for v in vectors]}
+
+
+# -- vectors -> audit.entry_format objects ----------------------------------
+
+
+def entry_of(v: dict) -> JournalEntry:
+    return JournalEntry(
+        sequence=v["sequence"],
+        time_us=v["time_us"],
+        prev_hash=bytes.fromhex(v["prev_hash"]),
+        kind=v["kind"],
+        channel_id=v["channel_id"],
+        reverses=v["reverses"],
+        postings=tuple(
+            Posting(p["from_account"], p["to_account"], p["points"]) for p in v["postings"]
+        ),
+        details=bytes.fromhex(v["details"]),
+    )
+
+
+def stored_of(v: dict) -> StoredEntry:
+    return StoredEntry(entry_of(v), bytes.fromhex(v["hash"]))
+
+
+def seal(entry: JournalEntry) -> StoredEntry:
+    """Store an entry with its correct hash, as a forger with the code would."""
+    return StoredEntry(entry, entry.compute_hash())
+
+
+def replay(entries: list[StoredEntry]) -> dict[str, int]:
+    """Balances that agree with ``entries`` (what a careful attacker writes)."""
+    balances: defaultdict[str, int] = defaultdict(int)
+    for stored in entries:
+        for p in stored.entry.postings:
+            balances[p.from_account] -= p.points
+            balances[p.to_account] += p.points
+    return dict(balances)
+
+
+def head_of(entries: list[StoredEntry]) -> Head:
+    last = entries[-1]
+    return Head(last.entry.sequence, last.stored_hash)
+
+
+def problems(result) -> list[tuple[int | None, str]]:
+    return [(p.sequence, p.check) for p in result.problems]
+
+
+# -- (a) the code produces the vectors' bytes --------------------------------
+
+
+def test_vector_file_has_the_required_cases() -> None:
+    names = {v["name"] for v in VECTORS}
+    assert {"earn-with-purchase", "redeem-without-details", "reverse-partial"} <= names
+    assert [v["sequence"] for v in CHAIN] == [1, 2, 3]
+    assert CHAIN[0]["prev_hash"] == GENESIS_PREV_HASH.hex()
+    for previous, current in zip(CHAIN, CHAIN[1:]):
+        assert current["prev_hash"] == previous["hash"]
+
+
+@pytest.mark.parametrize("v", **by_name(VECTORS))
+def test_vector_encodes_to_expected_bytes_and_hash(v: dict) -> None:
+    entry = entry_of(v)
+    assert entry.encode().hex() == v["encoding"]
+    assert entry.compute_hash().hex() == v["hash"]
+    assert hashlib.sha256(bytes.fromhex(v["encoding"])).hexdigest() == v["hash"]
+
+
+def test_generator_reproduces_the_frozen_file_byte_for_byte() -> None:
+    spec = importlib.util.spec_from_file_location("make_journal_vectors", GENERATOR_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.render() == VECTORS_PATH.read_text(encoding="utf-8")
+
+
+# -- (b) an independent implementation, from docs/journal-format.md alone ----
+
+
+class SpecError(ValueError):
+    pass
+
+
+class Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise SpecError(f"truncated at offset {self.pos}: need {n} bytes")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def int(self, fmt: str) -> int:
+        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+        return value
+
+    def str(self) -> str:
+        return self.take(self.int(">H")).decode("utf-8")
+
+    def bytes(self) -> bytes:
+        return self.take(self.int(">I"))
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise SpecError(f"{len(self.data) - self.pos} trailing bytes")
+
+
+def spec_decode_entry(data: bytes) -> dict:
+    r = Reader(data)
+    if r.take(4) != b"LLJE":
+        raise SpecError("bad magic")
+    if r.int(">B") != 1:
+        raise SpecError("unknown version")
+    fields: dict = {}
+    fields["sequence"] = r.int(">Q")
+    fields["time_us"] = r.int(">q")
+    fields["prev_hash"] = r.take(32).hex()
+    fields["kind"] = r.str()
+    fields["channel_id"] = r.str()
+    fields["reverses"] = r.int(">Q")
+    postings = []
+    for _ in range(r.int(">I")):
+        from_account = r.str()
+        to_account = r.str()
+        postings.append(
+            {"from_account": from_account, "to_account": to_account, "points": r.int(">q")}
+        )
+    fields["postings"] = postings
+    fields["details"] = r.bytes().hex()
+    r.end()
+    return fields
+
+
+def spec_encode_entry(fields: dict) -> bytes:
+    def s(text: str) -> bytes:
+        raw = text.encode("utf-8")
+        return struct.pack(">H", len(raw)) + raw
+
+    out = [b"LLJE", struct.pack(">BQq", 1, fields["sequence"], fields["time_us"])]
+    out.append(bytes.fromhex(fields["prev_hash"]))
+    out += [s(fields["kind"]), s(fields["channel_id"]), struct.pack(">Q", fields["reverses"])]
+    out.append(struct.pack(">I", len(fields["postings"])))
+    for p in fields["postings"]:
+        out += [s(p["from_account"]), s(p["to_account"]), struct.pack(">q", p["points"])]
+    details = bytes.fromhex(fields["details"])
+    out += [struct.pack(">I", len(details)), details]
+    return b"".join(out)
+
+
+def spec_decode_details(data: bytes) -> dict | None:
+    if not data:
+        return None
+    r = Reader(data)
+    fmt = r.int(">B")
+    if fmt != 0x01:
+        raise SpecError(f"unknown details format {fmt:#04x}")
+    decoded = {"format": fmt}
+    decoded["store_id"] = r.str()
+    decoded["external_transaction_id"] = r.str()
+    decoded["purchase_currency"] = r.str()
+    decoded["purchase_minor_units"] = r.int(">q")
+    r.end()
+    return decoded
+
+
+ENTRY_FIELDS = (
+    "sequence", "time_us", "prev_hash", "kind", "channel_id", "reverses", "postings", "details"
+)
+
+
+@pytest.mark.parametrize("v", **by_name(VECTORS))
+def test_spec_decoder_reads_back_every_vector(v: dict) -> None:
+    encoding = bytes.fromhex(v["encoding"])
+    fields = spec_decode_entry(encoding)
+    assert fields == {k: v[k] for k in ENTRY_FIELDS}
+    assert spec_encode_entry(fields) == encoding
+    assert hashlib.sha256(spec_encode_entry(fields)).hexdigest() == v["hash"]
+    assert spec_decode_details(bytes.fromhex(v["details"])) == v.get("details_decoded")
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b + b"\x00",  # trailing byte
+        lambda b: b[:-1],  # truncated details
+        lambda b: b[:4] + b"\x02" + b[5:],  # unknown version
+        lambda b: b"LLJF" + b[4:],  # bad magic
+    ],
+    ids=["trailing", "truncated", "version", "magic"],
+)
+def test_spec_decoder_rejects_malformed_encodings(mangle) -> None:
+    with pytest.raises(SpecError):
+        spec_decode_entry(mangle(bytes.fromhex(VECTORS[0]["encoding"])))
+
+
+def test_spec_worked_example_matches_the_first_vector() -> None:
+    """The annotated hex dump, the hex string and the hash in the spec are the vector's."""
+    v = VECTORS[0]
+    text = SPEC_PATH.read_text(encoding="utf-8")
+    dump = re.search(r"Its 177-byte encoding.*?```text\n(.*?)```", text, re.S)
+    assert dump is not None
+    data = b""
+    for line in dump.group(1).splitlines()[1:]:  # skip the column header
+        assert int(line[:4], 16) == len(data), line
+        data += bytes.fromhex(line[7:54])
+    assert data.hex() == v["encoding"]
+    one_string = re.search(r"as one hex string:\n\n```text\n(.*?)```", text, re.S)
+    assert one_string is not None
+    assert "".join(one_string.group(1).split()) == v["encoding"]
+    assert v["hash"] in text
+
+
+# -- (c) EntryDetails ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("v", **by_name(WITH_DETAILS))
+def test_entry_details_decodes_vector_details(v: dict) -> None:
+    raw = bytes.fromhex(v["details"])
+    expected = v["details_decoded"]
+    details = EntryDetails.decode(raw)
+    assert details == EntryDetails(
+        store_id=expected["store_id"],
+        external_transaction_id=expected["external_transaction_id"],
+        purchase_minor_units=expected["purchase_minor_units"],
+        purchase_currency=expected["purchase_currency"],
+    )
+    assert details.encode() == raw
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        EntryDetails(),
+        EntryDetails("store-0001", "txn-0001", 12_345, "EUR"),
+        EntryDetails(store_id="store-0002"),
+        EntryDetails(external_transaction_id="txn-0002"),
+        EntryDetails(purchase_minor_units=0, purchase_currency="JPY"),
+    ],
+)
+def test_entry_details_round_trip(details: EntryDetails) -> None:
+    raw = details.encode()
+    assert EntryDetails.decode(raw) == details
+    assert (raw == b"") == details.is_empty()
+
+
+def test_entry_details_rejects_reserved_encrypted_format() -> None:
+    with pytest.raises(ValueError, match="unknown format byte 0x02"):
+        EntryDetails.decode(b"\x02" + b"\x00" * 16)
+
+
+# -- (d) audit.chain: the clean chain and the attacks -------------------------
+
+GENUINE = [stored_of(v) for v in CHAIN]
+GENUINE_HEAD = head_of(GENUINE)
+GENUINE_BALANCES = {ISSUED: -400, REDEEMED: 200, MEMBER: 200}
+
+
+def assert_caught(
+    entries: list[StoredEntry],
+    expected: list[tuple[int | None, str]],
+    *,
+    head: Head | None,
+    balances: dict[str, int] | None,
+) -> None:
+    result = check_chain(entries, head=head, balances=balances)
+    assert problems(result) == expected, [str(p) for p in result.problems]
+    with pytest.raises(ChainVerificationError) as raised:
+        verify_chain(entries, head=head, balances=balances)
+    assert problems(raised.value.result) == expected
+
+
+def test_chain_vectors_verify() -> None:
+    assert replay(GENUINE) == GENUINE_BALANCES
+    result = verify_chain(GENUINE, head=GENUINE_HEAD, balances=GENUINE_BALANCES)
+    assert result.entries == 3
+    assert result.head == Head(3, bytes.fromhex(CHAIN[-1]["hash"]))
+    assert result.first_bad_sequence is None
+
+
+def test_journal_tampered_amount() -> None:
+    first = GENUINE[0]
+    inflated = dataclasses.replace(first.entry, postings=(Posting(ISSUED, MEMBER, 5_000),))
+    entries = [StoredEntry(inflated, first.stored_hash), *GENUINE[1:]]
+    assert_caught(entries, [(1, "hash")], head=GENUINE_HEAD, balances=replay(entries))
+
+
+def test_journal_tampered_amount_rehashed() -> None:
+    inflated = dataclasses.replace(GENUINE[0].entry, postings=(Posting(ISSUED, MEMBER, 5_000),))
+    entries = [seal(inflated), *GENUINE[1:]]
+    assert_caught(entries, [(2, "chain")], head=GENUINE_HEAD, balances=replay(entries))
+
+
+def test_journal_deleted_entry() -> None:
+    entries = [GENUINE[0], GENUINE[2]]
+    assert_caught(
+        entries,
+        [(2, "sequence"), (3, "chain")],  # the gap is reported at the missing sequence
+        head=GENUINE_HEAD,
+        balances=replay(entries),
+    )
+
+
+def test_journal_reordered_entries() -> None:
+    entries = [GENUINE[0], GENUINE[2], GENUINE[1]]
+    assert_caught(
+        entries,
+        [(2, "sequence"), (3, "chain"), (2, "sequence"), (2, "chain"), (None, "head")],
+        head=GENUINE_HEAD,
+        balances=replay(entries),
+    )
+    assert check_chain(entries).first_bad_sequence == 2
+
+
+def test_journal_broken_link() -> None:
+    # A forger rewrites entry 2 with a wrong prev_hash and rebuilds everything
+    # after it (hashes, links, head): the broken link is still found.
+    second = seal(dataclasses.replace(GENUINE[1].entry, prev_hash=b"\xff" * 32))
+    third = seal(dataclasses.replace(GENUINE[2].entry, prev_hash=second.stored_hash))
+    entries = [GENUINE[0], second, third]
+    assert_caught(entries, [(2, "chain")], head=head_of(entries), balances=replay(entries))
+
+
+def test_journal_broken_link_stored_hash_kept() -> None:
+    second = GENUINE[1]
+    relinked = dataclasses.replace(second.entry, prev_hash=b"\xff" * 32)
+    entries = [GENUINE[0], StoredEntry(relinked, second.stored_hash), GENUINE[2]]
+    assert_caught(entries, [(2, "chain"), (2, "hash")], head=GENUINE_HEAD, balances=GENUINE_BALANCES)
+
+
+def test_journal_member_overdraft() -> None:
+    # Correctly hashed and linked, head and balances consistent: only the
+    # replay of the member's balance shows the redeem of 600 out of 500.
+    too_much = dataclasses.replace(GENUINE[1].entry, postings=(Posting(MEMBER, REDEEMED, 600),))
+    entries = [GENUINE[0], seal(too_much)]
+    assert replay(entries)[MEMBER] == -100
+    assert_caught(entries, [(2, "overdraft")], head=head_of(entries), balances=replay(entries))
+
+
+def test_balances_not_zero_sum() -> None:
+    minted = {**GENUINE_BALANCES, MEMBER: GENUINE_BALANCES[MEMBER] + 1_000}
+    assert_caught(
+        GENUINE, [(None, "zero-sum"), (None, "balance")], head=GENUINE_HEAD, balances=minted
+    )
+    result = check_chain(GENUINE, head=GENUINE_HEAD, balances=minted)
+    assert "sum to 1000" in result.problems[0].message
+    assert MEMBER in result.problems[1].message
+
+
+def test_head_truncated() -> None:
+    # The last entry is gone but the recorded head still names it.
+    entries = GENUINE[:2]
+    assert_caught(entries, [(None, "head")], head=GENUINE_HEAD, balances=replay(entries))
+    assert check_chain(entries, head=GENUINE_HEAD).first_bad_sequence is None

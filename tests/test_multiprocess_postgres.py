@@ -1,0 +1,76 @@
+"""Several server processes on one PostgreSQL database keep one valid chain
+and never overdraw, even when their redeems race for the same member."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ledger.storage.database import open_database
+from ledger.verify import verify_database
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from tests.conftest import ctx, key
+from tests.support.postgres import PostgresCluster
+from tests.support.process import ServeProcess
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def test_two_processes_one_chain_no_overdraft(pg_cluster: PostgresCluster, tmp_path: Path) -> None:
+    url = pg_cluster.create_database()
+    servers = [
+        ServeProcess(data_dir=tmp_path / f"d{i}", database_url=url, log_path=tmp_path / f"s{i}.log")
+        for i in range(2)
+    ]
+    channels: list[grpc.Channel] = []
+    try:
+        for s in servers:
+            s.wait_serving()
+        channels = [grpc.insecure_channel(s.address) for s in servers]
+        stubs = [ledger_pb2_grpc.LedgerServiceStub(c) for c in channels]
+        accounts = [
+            stubs[0].OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx())).member_account_id
+            for _ in range(3)
+        ]
+        for i, account in enumerate(accounts):
+            stubs[i % 2].Earn(pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=100))
+
+        def redeem(i: int) -> tuple[str, grpc.StatusCode]:
+            account = accounts[i % 3]
+            try:
+                stubs[i % 2].Redeem(
+                    pb.RedeemRequest(idempotency_key=key("mp"), context=ctx(f"pos-{i % 2}"), member_account_id=account, points=7)
+                )
+            except grpc.RpcError as err:
+                return account, err.code()
+            return account, grpc.StatusCode.OK
+
+        with ThreadPoolExecutor(24) as pool:
+            results = list(pool.map(redeem, range(3 * 30)))
+
+        for account in accounts:
+            codes = [code for a, code in results if a == account]
+            assert codes.count(grpc.StatusCode.OK) == 100 // 7
+            assert codes.count(grpc.StatusCode.FAILED_PRECONDITION) == 30 - 100 // 7
+            for stub in stubs:  # both processes see the same balance
+                balance = stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance
+                assert balance.points == 100 % 7
+        for s in servers:
+            assert s.terminate() == 0
+    finally:
+        for c in channels:
+            c.close()
+        for s in servers:
+            s.kill()
+
+    db = open_database(url)
+    try:
+        result = verify_database(db)
+    finally:
+        db.dispose()
+    assert result, result.problems
+    assert result.entries == 3 + 3 * (100 // 7)

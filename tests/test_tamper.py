@@ -1,0 +1,143 @@
+"""The database refuses UPDATE and DELETE on the journal, and when a DBA
+goes around that (drops the triggers), ``loyalty-ledger verify`` pinpoints
+what was changed by sequence number."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from ledger.cli import main as cli
+from ledger.server import LedgerServer
+from ledger.storage.schema import APPEND_ONLY_TABLES
+from tests.conftest import earn, open_account, redeem
+
+
+def _seed(stub) -> str:
+    account = open_account(stub)
+    earn(stub, account, 100)  # seq 1
+    earn(stub, account, 50)  # seq 2
+    redeem(stub, account, 30)  # seq 3
+    earn(stub, account, 5)  # seq 4
+    return account
+
+
+def _engine(server: LedgerServer) -> sa.Engine:
+    return sa.create_engine(server.config.resolved_database_url())
+
+
+def _drop_triggers(conn: sa.Connection) -> None:
+    """What a DBA (or an attacker with the DBA's password) can do."""
+    if conn.dialect.name == "sqlite":
+        for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'").all():
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+    else:
+        for table in APPEND_ONLY_TABLES:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+
+
+def _verify(server: LedgerServer, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli(["--log-level", "error", "verify", "--database-url", server.config.resolved_database_url()])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE journal_postings SET points = points + 1",
+        "UPDATE journal_entries SET kind = 'earn'",
+        "DELETE FROM journal_entries WHERE seq = 2",
+        "DELETE FROM journal_postings",
+        "UPDATE account_entries SET seq = 1",
+        "DELETE FROM idempotency_keys",
+    ],
+)
+def test_database_refuses_update_and_delete(stub, server: LedgerServer, statement: str) -> None:
+    _seed(stub)
+    engine = _engine(server)
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_truncate_is_refused_on_postgresql(stub, server: LedgerServer) -> None:
+    engine = _engine(server)
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE journal_entries CASCADE")
+    finally:
+        engine.dispose()
+
+
+def test_verify_passes_on_untouched_journal(stub, server: LedgerServer, capsys) -> None:
+    _seed(stub)
+    code, out = _verify(server, capsys)
+    assert code == 0, out
+    assert "ok: 4 entries" in out
+    assert "head: sequence 4" in out
+
+
+TAMPERING = {
+    # name: (statements after dropping triggers, first bad sequence, check names expected)
+    "journal_tampered_amount": (
+        ["UPDATE journal_postings SET points = 500 WHERE seq = 2"],
+        2,
+        {"hash", "balance"},
+    ),
+    "journal_deleted_entry": (
+        ["DELETE FROM journal_postings WHERE seq = 3", "DELETE FROM journal_entries WHERE seq = 3"],
+        3,
+        {"sequence", "chain"},
+    ),
+    "journal_reordered_pair": (
+        [
+            "UPDATE journal_entries SET seq = -1 WHERE seq = 2",
+            "UPDATE journal_entries SET seq = 2 WHERE seq = 3",
+            "UPDATE journal_entries SET seq = 3 WHERE seq = -1",
+            "UPDATE journal_postings SET seq = -1 WHERE seq = 2",
+            "UPDATE journal_postings SET seq = 2 WHERE seq = 3",
+            "UPDATE journal_postings SET seq = 3 WHERE seq = -1",
+        ],
+        2,
+        {"hash", "chain"},
+    ),
+    "journal_truncated_tail": (
+        ["DELETE FROM journal_postings WHERE seq = 4", "DELETE FROM journal_entries WHERE seq = 4"],
+        None,
+        {"head", "balance"},
+    ),
+    "balances_rewritten": (
+        ["UPDATE accounts SET balance = balance + 1000 WHERE account_id <> 'program:issued' AND account_id <> 'program:redeemed'"],
+        None,
+        {"balance", "zero-sum"},
+    ),
+    "journal_time_rewritten": (
+        ["UPDATE journal_entries SET time_us = time_us - 86400000000 WHERE seq = 3"],
+        3,
+        {"hash"},
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(TAMPERING))
+def test_verify_pinpoints_tampering(stub, server: LedgerServer, capsys, attack: str) -> None:
+    statements, first_bad, checks = TAMPERING[attack]
+    _seed(stub)
+    engine = _engine(server)
+    try:
+        with engine.begin() as conn:
+            _drop_triggers(conn)
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    code, out = _verify(server, capsys)
+    assert code == 1, out
+    assert "FAILED" in out
+    if first_bad is not None:
+        assert f"first bad sequence: {first_bad}\n" in out
+    reported = {line.split(": ")[1] for line in out.splitlines() if line.startswith("  ")}
+    assert checks <= reported, out
