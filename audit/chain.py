@@ -8,7 +8,11 @@ every append, see ledger/appender.py):
 3. the stored hash is SHA-256 of the entry's canonical encoding;
 4. every posting moves a positive amount between two different accounts;
 5. no member account (``mbr_...``) is ever negative;
-6. at the end: the chain head recorded by the database is the last entry,
+6. time never goes backwards;
+7. each kind has its shape: earn = program:issued -> member, redeem =
+   member -> program:redeemed, reverse = the mirror of an earlier earn or
+   redeem, never reversing more than that entry moved;
+8. at the end: the chain head recorded by the database is the last entry,
    the materialized balances equal the balances replayed from the journal,
    and they sum to zero.
 
@@ -26,8 +30,14 @@ from dataclasses import dataclass, field
 
 from audit.entry_format import (
     GENESIS_PREV_HASH,
+    KIND_EARN,
+    KIND_REDEEM,
+    KIND_REVERSE,
+    PROGRAM_ISSUED,
+    PROGRAM_REDEEMED,
     EncodingError,
     JournalEntry,
+    Posting,
     is_member_account,
 )
 
@@ -87,6 +97,10 @@ class _Replay:
         self.balances: defaultdict[str, int] = defaultdict(int)
         self.prev_seq = 0
         self.prev_hash = GENESIS_PREV_HASH
+        self.prev_time_us = 0
+        # earn/redeem entries by sequence, with the points reversed so far;
+        # one small record per reversible entry
+        self.reversible: dict[int, tuple[Posting, int]] = {}
 
     def problem(self, seq: int | None, check: str, message: str) -> None:
         self.result.problems.append(Problem(seq, check, message))
@@ -98,7 +112,9 @@ class _Replay:
         if seq > expected:
             missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
             self.problem(
-                expected, "sequence", f"entry missing: expected sequence {expected}, got {seq} ({missing} absent)"
+                expected,
+                "sequence",
+                f"entry missing: expected sequence {expected}, got {seq} ({missing} absent)",
             )
         elif seq < expected:
             self.problem(seq, "sequence", f"out of order: expected sequence {expected}, got {seq}")
@@ -121,8 +137,16 @@ class _Replay:
                     f"content does not match its hash: expected {stored.stored_hash.hex()}, "
                     f"got {computed.hex()}",
                 )
+        if entry.time_us < self.prev_time_us:
+            self.problem(
+                seq,
+                "time",
+                f"time goes backwards: expected >= {self.prev_time_us}, got {entry.time_us}",
+            )
         self._postings(entry)
+        self._kind_rules(entry)
         self.result.entries += 1
+        self.prev_time_us = entry.time_us
         self.prev_seq = seq
         self.prev_hash = stored.stored_hash
 
@@ -132,7 +156,9 @@ class _Replay:
             self.problem(seq, "postings", "entry has no postings")
         for i, posting in enumerate(entry.postings):
             if posting.points <= 0:
-                self.problem(seq, "postings", f"posting {i}: points must be > 0, got {posting.points}")
+                self.problem(
+                    seq, "postings", f"posting {i}: points must be > 0, got {posting.points}"
+                )
             if posting.from_account == posting.to_account:
                 self.problem(seq, "postings", f"posting {i}: moves points to its own account")
             self.balances[posting.from_account] -= posting.points
@@ -143,6 +169,56 @@ class _Replay:
                 self.problem(
                     seq, "overdraft", f"member account balance below zero: {self.balances[account]}"
                 )
+
+    def _kind_rules(self, entry: JournalEntry) -> None:
+        """The shape each kind of entry must have (docs/journal-format.md §4)."""
+        seq, kind = entry.sequence, entry.kind
+        if len(entry.postings) != 1:
+            self.problem(seq, "kind", f"a {kind} entry has exactly 1 posting, got {len(entry.postings)}")
+            return
+        posting = entry.postings[0]
+        if kind in (KIND_EARN, KIND_REDEEM):
+            source, target = (
+                (PROGRAM_ISSUED, posting.to_account)
+                if kind == KIND_EARN
+                else (posting.from_account, PROGRAM_REDEEMED)
+            )
+            member = posting.to_account if kind == KIND_EARN else posting.from_account
+            if (posting.from_account, posting.to_account) != (source, target) or not is_member_account(
+                member
+            ):
+                self.problem(seq, "kind", f"a {kind} entry moves points the wrong way")
+            if entry.reverses != 0:
+                self.problem(seq, "kind", f"a {kind} entry cannot reference an entry to reverse")
+            self.reversible[seq] = (posting, 0)
+        elif kind == KIND_REVERSE:
+            self._reversal(seq, entry.reverses, posting)
+        else:
+            self.problem(seq, "kind", f"unknown entry kind {kind!r}")
+
+    def _reversal(self, seq: int, original_seq: int, posting: Posting) -> None:
+        original = self.reversible.get(original_seq)
+        if original is None:
+            self.problem(
+                seq, "reversal", f"reverses sequence {original_seq}, which is no earlier earn or redeem"
+            )
+            return
+        original_posting, reversed_so_far = original
+        if (posting.from_account, posting.to_account) != (
+            original_posting.to_account,
+            original_posting.from_account,
+        ):
+            self.problem(seq, "reversal", f"does not mirror the posting of sequence {original_seq}")
+            return
+        total = reversed_so_far + posting.points
+        if total > original_posting.points:
+            self.problem(
+                seq,
+                "reversal",
+                f"reverses more than sequence {original_seq} moved: expected at most "
+                f"{original_posting.points}, got {total}",
+            )
+        self.reversible[original_seq] = (original_posting, total)
 
     def finish(self, head: Head | None, materialized: Mapping[str, int] | None) -> None:
         self.result.head = Head(self.prev_seq, self.prev_hash) if self.result.entries else None

@@ -26,6 +26,11 @@ FORMAT_VERSION = 1
 HASH_SIZE = 32
 GENESIS_PREV_HASH = bytes(HASH_SIZE)
 MEMBER_ACCOUNT_PREFIX = "mbr_"
+PROGRAM_ISSUED = "program:issued"
+PROGRAM_REDEEMED = "program:redeemed"
+KIND_EARN = "earn"
+KIND_REDEEM = "redeem"
+KIND_REVERSE = "reverse"
 
 _U16_MAX = 0xFFFF
 _U32_MAX = 0xFFFFFFFF
@@ -63,7 +68,10 @@ class JournalEntry:
 
 
 def _str(value: str, field: str) -> bytes:
-    raw = value.encode("utf-8")
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncodingError(f"{field}: not encodable as UTF-8") from None
     if len(raw) > _U16_MAX:
         raise EncodingError(f"{field}: longer than {_U16_MAX} bytes")
     return struct.pack(">H", len(raw)) + raw

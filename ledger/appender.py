@@ -53,7 +53,9 @@ _STOP = object()
 
 
 class Appender:
-    def __init__(self, *, db: Database, clock: Clock = system_clock_us, max_batch: int = 512) -> None:
+    def __init__(
+        self, *, db: Database, clock: Clock = system_clock_us, max_batch: int = 512
+    ) -> None:
         self._db = db
         self._clock = clock
         self._max_batch = max_batch

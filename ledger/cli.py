@@ -44,8 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         default=env("LISTEN", "127.0.0.1:50051"),
         help="host:port to listen on (env LOYALTY_LEDGER_LISTEN; default 127.0.0.1:50051)",
     )
-    serve.add_argument("--max-points", type=int, default=int(env("MAX_POINTS", "1000000")),
-                       help="largest amount one entry may move (env LOYALTY_LEDGER_MAX_POINTS)")
+    serve.add_argument(
+        "--max-points",
+        type=int,
+        default=int(env("MAX_POINTS", "1000000")),
+        help="largest amount one entry may move (env LOYALTY_LEDGER_MAX_POINTS)",
+    )
     serve.add_argument("--workers", type=int, default=int(env("WORKERS", "96")))
 
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
@@ -90,19 +94,22 @@ def _database(config: ServerConfig):  # type: ignore[no-untyped-def]
 
 
 def _verify(config: ServerConfig) -> int:
-    from ledger.storage.migrate import upgrade
-    from ledger.verify import verify_database
+    from ledger.verify import JournalMissingError, verify_database
 
     db = _database(config)
     try:
-        upgrade(db)
-        result = verify_database(db)
+        result = verify_database(db)  # read-only: never migrates or writes
+    except JournalMissingError as err:
+        print(f"FAILED: {err}")
+        return 2
     finally:
         db.dispose()
     if result:
         head = result.head
         print(f"ok: {result.entries} entries")
-        print(f"head: sequence {head.sequence if head else 0} hash {head.hash.hex() if head else bytes(32).hex()}")
+        print(
+            f"head: sequence {head.sequence if head else 0} hash {head.hash.hex() if head else bytes(32).hex()}"
+        )
         return 0
     first = result.first_bad_sequence
     print(f"FAILED: {len(result.problems)} problem(s) in {result.entries} entries")

@@ -14,15 +14,17 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from audit.entry_format import JournalEntry
+from audit.entry_format import (
+    KIND_EARN,
+    KIND_REDEEM,
+    KIND_REVERSE,
+    PROGRAM_ISSUED,
+    PROGRAM_REDEEMED,
+    JournalEntry,
+)
 
-PROGRAM_ISSUED = "program:issued"
-PROGRAM_REDEEMED = "program:redeemed"
 PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED)
-
-KIND_EARN = "earn"
-KIND_REDEEM = "redeem"
-KIND_REVERSE = "reverse"
+__all__ = ["KIND_EARN", "KIND_REDEEM", "KIND_REVERSE", "PROGRAM_ISSUED", "PROGRAM_REDEEMED"]
 
 DETAILS_CLEAR_V1 = 0x01
 
@@ -61,20 +63,29 @@ class EntryDetails:
 
     @classmethod
     def decode(cls, data: bytes) -> EntryDetails:
+        """Parse details bytes; ValueError for anything not written by encode()."""
         if not data:
             return cls()
         if data[0] != DETAILS_CLEAR_V1:
             raise ValueError(f"details: unknown format byte {data[0]:#04x}")
-        pos = 1
-        texts = []
-        for _ in range(3):
-            (n,) = struct.unpack_from(">H", data, pos)
-            texts.append(data[pos + 2 : pos + 2 + n].decode("utf-8"))
-            pos += 2 + n
-        (minor,) = struct.unpack_from(">q", data, pos)
+        try:
+            pos = 1
+            texts = []
+            for _ in range(3):
+                (n,) = struct.unpack_from(">H", data, pos)
+                if pos + 2 + n > len(data):
+                    raise ValueError("details: truncated")
+                texts.append(data[pos + 2 : pos + 2 + n].decode("utf-8"))
+                pos += 2 + n
+            (minor,) = struct.unpack_from(">q", data, pos)
+        except (struct.error, UnicodeDecodeError):
+            raise ValueError("details: malformed") from None
         if pos + 8 != len(data):
             raise ValueError("details: trailing bytes")
-        return cls(texts[0], texts[1], minor, texts[2])
+        details = cls(texts[0], texts[1], minor, texts[2])
+        if details.is_empty():
+            raise ValueError("details: empty details must be encoded as no bytes")
+        return details
 
 
 @dataclass(frozen=True, slots=True)

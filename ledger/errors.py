@@ -31,9 +31,7 @@ class ConflictError(LedgerError):
 
 class IdempotencyConflictError(ConflictError):
     def __init__(self) -> None:
-        super().__init__(
-            "idempotency_key: already used by this channel for a different request"
-        )
+        super().__init__("idempotency_key: already used by this channel for a different request")
 
 
 class PreconditionError(LedgerError):

@@ -166,9 +166,7 @@ class BatchPlanner:
             )
         mirror = Posting(original.posting.to_account, original.posting.from_account, points)
         self._require_funds(mirror.from_account, points)
-        member = next(
-            a for a in (mirror.from_account, mirror.to_account) if is_member_account(a)
-        )
+        member = next(a for a in (mirror.from_account, mirror.to_account) if is_member_account(a))
         appended = self._append(
             KIND_REVERSE, cmd.meta, original.sequence, mirror, cmd.details, member
         )
@@ -205,8 +203,12 @@ class BatchPlanner:
         digest = entry.compute_hash()
         self.entries.append((entry, digest))
         self.head = Head(entry.sequence, digest, entry.time_us)
-        self.balances[posting.from_account] = self.balances.get(posting.from_account, 0) - posting.points
-        self.balances[posting.to_account] = self.balances.get(posting.to_account, 0) + posting.points
+        self.balances[posting.from_account] = (
+            self.balances.get(posting.from_account, 0) - posting.points
+        )
+        self.balances[posting.to_account] = (
+            self.balances.get(posting.to_account, 0) + posting.points
+        )
         self.touched[posting.from_account] = entry.sequence
         self.touched[posting.to_account] = entry.sequence
         return Appended(entry, digest, member, self.balances[member])

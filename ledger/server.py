@@ -15,6 +15,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
@@ -23,7 +24,6 @@ from ledger.service.servicer import LedgerServicer
 from ledger.storage.database import Database, open_database
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.migrate import upgrade
-from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +59,9 @@ class LedgerServer:
             maximum_concurrent_rpcs=cfg.workers * 4,
         )
         ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
-            LedgerServicer(appender=self.appender, reads=JournalReads(self.db.reader), limits=cfg.limits),
+            LedgerServicer(
+                appender=self.appender, reads=JournalReads(self.db.reader), limits=cfg.limits
+            ),
             server,
         )
         self._health = health.HealthServicer()

@@ -90,7 +90,9 @@ def money(minor_units: int, currency_code: str, field: str) -> tuple[int, str]:
     if not currency_code:
         raise ValidationError(f"{field}.currency_code", "is required when a purchase is given")
     if not (len(currency_code) == 3 and currency_code.isascii() and currency_code.isupper()):
-        raise ValidationError(f"{field}.currency_code", "must be a 3-letter upper-case ISO 4217 code")
+        raise ValidationError(
+            f"{field}.currency_code", "must be a 3-letter upper-case ISO 4217 code"
+        )
     if not _is_iso4217(currency_code):
         raise ValidationError(f"{field}.currency_code", "is not an ISO 4217 currency code")
     return minor_units, currency_code
@@ -98,5 +100,7 @@ def money(minor_units: int, currency_code: str, field: str) -> tuple[int, str]:
 
 def page_size(value: int, default: int = 20) -> int:
     if value < 0 or value > PAGE_SIZE_MAX:
-        raise ValidationError("page_size", f"must be between 0 and {PAGE_SIZE_MAX} (0 means {default})")
+        raise ValidationError(
+            "page_size", f"must be between 0 and {PAGE_SIZE_MAX} (0 means {default})"
+        )
     return value or default

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 
 from ledger.config import ServerConfig
 from ledger.server import LedgerServer
 from ledger.service.servicer import Limits
 from ledger.storage.journal_reads import JournalReads, read_head
-from loyalty.ledger.v1 import ledger_pb2 as pb
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from tests.support.postgres import PostgresCluster, find_pg_bin
 
 MAX_POINTS = 100_000
@@ -78,7 +78,9 @@ def key(prefix: str = "key") -> str:
 
 
 def ctx(channel_id: str = "pos-test", store_id: str = "", external: str = "") -> pb.ChannelContext:
-    return pb.ChannelContext(channel_id=channel_id, store_id=store_id, external_transaction_id=external)
+    return pb.ChannelContext(
+        channel_id=channel_id, store_id=store_id, external_transaction_id=external
+    )
 
 
 def open_account(stub: ledger_pb2_grpc.LedgerServiceStub, channel_id: str = "pos-test") -> str:
@@ -87,15 +89,25 @@ def open_account(stub: ledger_pb2_grpc.LedgerServiceStub, channel_id: str = "pos
     ).member_account_id
 
 
-def earn(stub: ledger_pb2_grpc.LedgerServiceStub, account: str, points: int, **kw: object) -> pb.EarnResponse:
+def earn(
+    stub: ledger_pb2_grpc.LedgerServiceStub, account: str, points: int, **kw: object
+) -> pb.EarnResponse:
     return stub.Earn(
-        pb.EarnRequest(idempotency_key=key("earn"), context=ctx(), member_account_id=account, points=points, **kw)
+        pb.EarnRequest(
+            idempotency_key=key("earn"),
+            context=ctx(),
+            member_account_id=account,
+            points=points,
+            **kw,
+        )
     )
 
 
 def redeem(stub: ledger_pb2_grpc.LedgerServiceStub, account: str, points: int) -> pb.RedeemResponse:
     return stub.Redeem(
-        pb.RedeemRequest(idempotency_key=key("redeem"), context=ctx(), member_account_id=account, points=points)
+        pb.RedeemRequest(
+            idempotency_key=key("redeem"), context=ctx(), member_account_id=account, points=points
+        )
     )
 
 

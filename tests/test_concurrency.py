@@ -6,11 +6,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 
 from ledger.server import LedgerServer
 from ledger.verify import verify_database
-from loyalty.ledger.v1 import ledger_pb2 as pb
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from tests.conftest import ctx, earn, key, open_account
 
 
@@ -22,7 +22,10 @@ def test_concurrent_redeems_never_overdraw(stub, server: LedgerServer) -> None:
 
     def attempt(i: int) -> grpc.StatusCode:
         request = pb.RedeemRequest(
-            idempotency_key=key("race"), context=ctx(f"pos-{i % 4}"), member_account_id=account, points=7
+            idempotency_key=key("race"),
+            context=ctx(f"pos-{i % 4}"),
+            member_account_id=account,
+            points=7,
         )
         try:
             stubs[i % 4].Redeem(request)
@@ -55,9 +58,17 @@ def test_concurrent_mixed_traffic_keeps_a_valid_chain(stub, server: LedgerServer
         a = accounts[i % 5]
         try:
             if i % 3 == 0:
-                stub.Redeem(pb.RedeemRequest(idempotency_key=key(), context=ctx(), member_account_id=a, points=9))
+                stub.Redeem(
+                    pb.RedeemRequest(
+                        idempotency_key=key(), context=ctx(), member_account_id=a, points=9
+                    )
+                )
             else:
-                stub.Earn(pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=a, points=3))
+                stub.Earn(
+                    pb.EarnRequest(
+                        idempotency_key=key(), context=ctx(), member_account_id=a, points=3
+                    )
+                )
         except grpc.RpcError as err:
             assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
 

@@ -26,7 +26,11 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     checked_in = {p.relative_to(genproto.PROTOS) for p in genproto.PROTOS.rglob("*_pb2*.py*")}
     assert fresh, "no code was generated"
     assert fresh == checked_in, "generated files differ from checked-in files: run `make proto`"
-    stale = [str(p) for p in sorted(fresh) if (tmp_path / p).read_bytes() != (genproto.PROTOS / p).read_bytes()]
+    stale = [
+        str(p)
+        for p in sorted(fresh)
+        if (tmp_path / p).read_bytes() != (genproto.PROTOS / p).read_bytes()
+    ]
     assert stale == [], f"stale generated code (run `make proto`): {stale}"
 
 

@@ -5,37 +5,57 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from ledger.server import LedgerServer
-from loyalty.ledger.v1 import ledger_pb2 as pb
 from tests.conftest import ctx, earn, head_sequence, key, open_account
 
 
 def test_replay_returns_identical_response_and_writes_nothing(stub, server: LedgerServer) -> None:
     account = open_account(stub)
-    request = pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=40)
+    request = pb.EarnRequest(
+        idempotency_key=key(), context=ctx(), member_account_id=account, points=40
+    )
     first = stub.Earn(request)
     seq = head_sequence(server)
     replays = [stub.Earn(request) for _ in range(3)]
-    assert all(r.SerializeToString(deterministic=True) == first.SerializeToString(deterministic=True) for r in replays)
+    assert all(
+        r.SerializeToString(deterministic=True) == first.SerializeToString(deterministic=True)
+        for r in replays
+    )
     assert head_sequence(server) == seq
     assert stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance.points == 40
 
 
 def test_replay_of_open_account_returns_the_same_account(stub) -> None:
     request = pb.OpenAccountRequest(idempotency_key=key(), context=ctx())
-    assert stub.OpenAccount(request).member_account_id == stub.OpenAccount(request).member_account_id
+    assert (
+        stub.OpenAccount(request).member_account_id == stub.OpenAccount(request).member_account_id
+    )
 
 
 def test_same_key_different_request_is_already_exists(stub, server: LedgerServer) -> None:
     account = open_account(stub)
     k = key()
-    stub.Earn(pb.EarnRequest(idempotency_key=k, context=ctx(), member_account_id=account, points=40))
+    stub.Earn(
+        pb.EarnRequest(idempotency_key=k, context=ctx(), member_account_id=account, points=40)
+    )
     seq = head_sequence(server)
     variants = [
-        lambda: stub.Earn(pb.EarnRequest(idempotency_key=k, context=ctx(), member_account_id=account, points=41)),
-        lambda: stub.Earn(pb.EarnRequest(idempotency_key=k, context=ctx(store_id="store-0009"), member_account_id=account, points=40)),
-        lambda: stub.Redeem(pb.RedeemRequest(idempotency_key=k, context=ctx(), member_account_id=account, points=40)),
+        lambda: stub.Earn(
+            pb.EarnRequest(idempotency_key=k, context=ctx(), member_account_id=account, points=41)
+        ),
+        lambda: stub.Earn(
+            pb.EarnRequest(
+                idempotency_key=k,
+                context=ctx(store_id="store-0009"),
+                member_account_id=account,
+                points=40,
+            )
+        ),
+        lambda: stub.Redeem(
+            pb.RedeemRequest(idempotency_key=k, context=ctx(), member_account_id=account, points=40)
+        ),
     ]
     for call in variants:
         with pytest.raises(grpc.RpcError) as err:
@@ -49,15 +69,25 @@ def test_same_key_different_request_is_already_exists(stub, server: LedgerServer
 def test_keys_are_scoped_per_channel(stub) -> None:
     account = open_account(stub)
     k = key()
-    a = stub.Earn(pb.EarnRequest(idempotency_key=k, context=ctx("pos-test"), member_account_id=account, points=10))
-    b = stub.Earn(pb.EarnRequest(idempotency_key=k, context=ctx("app-test"), member_account_id=account, points=10))
+    a = stub.Earn(
+        pb.EarnRequest(
+            idempotency_key=k, context=ctx("pos-test"), member_account_id=account, points=10
+        )
+    )
+    b = stub.Earn(
+        pb.EarnRequest(
+            idempotency_key=k, context=ctx("app-test"), member_account_id=account, points=10
+        )
+    )
     assert a.entry.sequence != b.entry.sequence
     assert b.balance.points == 20
 
 
 def test_failed_request_leaves_no_trace_and_can_be_retried(stub, server: LedgerServer) -> None:
     account = open_account(stub)
-    request = pb.RedeemRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=30)
+    request = pb.RedeemRequest(
+        idempotency_key=key(), context=ctx(), member_account_id=account, points=30
+    )
     seq = head_sequence(server)
     with pytest.raises(grpc.RpcError) as err:
         stub.Redeem(request)
@@ -71,7 +101,9 @@ def test_concurrent_replays_of_one_key_append_once(stub, server: LedgerServer) -
     from concurrent.futures import ThreadPoolExecutor
 
     account = open_account(stub)
-    request = pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=7)
+    request = pb.EarnRequest(
+        idempotency_key=key(), context=ctx(), member_account_id=account, points=7
+    )
     seq = head_sequence(server)
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda _: stub.Earn(request), range(32)))

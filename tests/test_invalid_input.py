@@ -10,9 +10,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from ledger.server import LedgerServer
-from loyalty.ledger.v1 import ledger_pb2 as pb
 from tests.conftest import MAX_POINTS, ctx, earn, head_sequence, key, open_account
 
 CANARY = "canary-4242-do-not-echo"
@@ -20,7 +20,9 @@ GOOD = "mbr_" + "a" * 26
 
 
 def _earn(**overrides: object) -> pb.EarnRequest:
-    fields: dict[str, object] = dict(idempotency_key=key(), context=ctx(), member_account_id=GOOD, points=10)
+    fields: dict[str, object] = dict(
+        idempotency_key=key(), context=ctx(), member_account_id=GOOD, points=10
+    )
     fields.update(overrides)
     return pb.EarnRequest(**fields)
 
@@ -34,18 +36,48 @@ EARN_CASES: list[tuple[str, pb.EarnRequest, str, str]] = [
     ("channel_bad_chars", _earn(context=ctx("POS " + CANARY)), "context.channel_id", "1-64"),
     ("channel_oversized", _earn(context=ctx("a" * 5000)), "context.channel_id", "1-64"),
     ("store_bad", _earn(context=ctx(store_id="Store/" + CANARY)), "context.store_id", "1-64"),
-    ("external_too_long", _earn(context=ctx(external="x" * 129)), "context.external_transaction_id", "1-128"),
-    ("external_has_space", _earn(context=ctx(external="tel " + CANARY)), "context.external_transaction_id", "printable"),
+    (
+        "external_too_long",
+        _earn(context=ctx(external="x" * 129)),
+        "context.external_transaction_id",
+        "1-128",
+    ),
+    (
+        "external_has_space",
+        _earn(context=ctx(external="tel " + CANARY)),
+        "context.external_transaction_id",
+        "printable",
+    ),
     ("member_missing", _earn(member_account_id=""), "member_account_id", "is required"),
     ("member_malformed", _earn(member_account_id="mbr_" + CANARY), "member_account_id", "mbr_"),
     ("member_upper_case", _earn(member_account_id="mbr_" + "A" * 26), "member_account_id", "mbr_"),
     ("points_zero", _earn(points=0), "points", "greater than 0"),
     ("points_negative", _earn(points=-5), "points", "greater than 0"),
     ("points_above_limit", _earn(points=MAX_POINTS + 1), "points", f"at most {MAX_POINTS}"),
-    ("currency_unknown", _earn(purchase=pb.Money(minor_units=100, currency_code="XYZ")), "purchase.currency_code", "ISO 4217"),
-    ("currency_lower_case", _earn(purchase=pb.Money(minor_units=100, currency_code="eur")), "purchase.currency_code", "ISO 4217"),
-    ("currency_missing", _earn(purchase=pb.Money(minor_units=100)), "purchase.currency_code", "is required"),
-    ("money_negative", _earn(purchase=pb.Money(minor_units=-1, currency_code="EUR")), "purchase.minor_units", ">= 0"),
+    (
+        "currency_unknown",
+        _earn(purchase=pb.Money(minor_units=100, currency_code="XYZ")),
+        "purchase.currency_code",
+        "ISO 4217",
+    ),
+    (
+        "currency_lower_case",
+        _earn(purchase=pb.Money(minor_units=100, currency_code="eur")),
+        "purchase.currency_code",
+        "ISO 4217",
+    ),
+    (
+        "currency_missing",
+        _earn(purchase=pb.Money(minor_units=100)),
+        "purchase.currency_code",
+        "is required",
+    ),
+    (
+        "money_negative",
+        _earn(purchase=pb.Money(minor_units=-1, currency_code="EUR")),
+        "purchase.minor_units",
+        ">= 0",
+    ),
 ]
 
 
@@ -62,8 +94,12 @@ def _assert_invalid(err: grpc.RpcError, field: str, rule: str) -> None:
     assert rule in bad.field_violations[0].description
 
 
-@pytest.mark.parametrize(("name", "request_", "field", "rule"), EARN_CASES, ids=[c[0] for c in EARN_CASES])
-def test_invalid_earn(stub, server: LedgerServer, name: str, request_: pb.EarnRequest, field: str, rule: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "request_", "field", "rule"), EARN_CASES, ids=[c[0] for c in EARN_CASES]
+)
+def test_invalid_earn(
+    stub, server: LedgerServer, name: str, request_: pb.EarnRequest, field: str, rule: str
+) -> None:
     seq = head_sequence(server)
     with pytest.raises(grpc.RpcError) as err:
         stub.Earn(request_)
@@ -76,19 +112,100 @@ def test_invalid_other_rpcs(stub, server: LedgerServer) -> None:
     earn(stub, account, 10)
     seq = head_sequence(server)
     cases: list[tuple[Callable[[], object], str, str]] = [
-        (lambda: stub.Redeem(pb.RedeemRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=0)), "points", "greater than 0"),
-        (lambda: stub.Redeem(pb.RedeemRequest(idempotency_key=key(), context=ctx(), member_account_id="nope", points=1)), "member_account_id", "mbr_"),
-        (lambda: stub.Redeem(pb.RedeemRequest(idempotency_key=key(), context=pb.ChannelContext(), member_account_id=account, points=1)), "context.channel_id", "is required"),
-        (lambda: stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=0)), "original_sequence", ">= 1"),
-        (lambda: stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=1, points=0)), "points", "greater than 0"),
-        (lambda: stub.Reverse(pb.ReverseRequest(idempotency_key="", context=ctx(), original_sequence=1)), "idempotency_key", "is required"),
-        (lambda: stub.OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx("bad channel"))), "context.channel_id", "1-64"),
-        (lambda: stub.GetBalance(pb.GetBalanceRequest(member_account_id=CANARY)), "member_account_id", "mbr_"),
+        (
+            lambda: stub.Redeem(
+                pb.RedeemRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id=account, points=0
+                )
+            ),
+            "points",
+            "greater than 0",
+        ),
+        (
+            lambda: stub.Redeem(
+                pb.RedeemRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id="nope", points=1
+                )
+            ),
+            "member_account_id",
+            "mbr_",
+        ),
+        (
+            lambda: stub.Redeem(
+                pb.RedeemRequest(
+                    idempotency_key=key(),
+                    context=pb.ChannelContext(),
+                    member_account_id=account,
+                    points=1,
+                )
+            ),
+            "context.channel_id",
+            "is required",
+        ),
+        (
+            lambda: stub.Reverse(
+                pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=0)
+            ),
+            "original_sequence",
+            ">= 1",
+        ),
+        (
+            lambda: stub.Reverse(
+                pb.ReverseRequest(
+                    idempotency_key=key(), context=ctx(), original_sequence=1, points=0
+                )
+            ),
+            "points",
+            "greater than 0",
+        ),
+        (
+            lambda: stub.Reverse(
+                pb.ReverseRequest(idempotency_key="", context=ctx(), original_sequence=1)
+            ),
+            "idempotency_key",
+            "is required",
+        ),
+        (
+            lambda: stub.OpenAccount(
+                pb.OpenAccountRequest(idempotency_key=key(), context=ctx("bad channel"))
+            ),
+            "context.channel_id",
+            "1-64",
+        ),
+        (
+            lambda: stub.GetBalance(pb.GetBalanceRequest(member_account_id=CANARY)),
+            "member_account_id",
+            "mbr_",
+        ),
         (lambda: stub.GetEntry(pb.GetEntryRequest(sequence=-3)), "sequence", ">= 1"),
-        (lambda: stub.ListEntries(pb.ListEntriesRequest(member_account_id=account, page_size=101)), "page_size", "between 0 and 100"),
-        (lambda: stub.ListEntries(pb.ListEntriesRequest(member_account_id=account, page_size=-1)), "page_size", "between 0 and 100"),
-        (lambda: stub.ListEntries(pb.ListEntriesRequest(member_account_id=account, page_token=CANARY)), "page_token", "not a token"),
-        (lambda: stub.ListEntries(pb.ListEntriesRequest(member_account_id=account, page_token="AQAAAAAAAAAA")), "page_token", "not a token"),
+        (
+            lambda: stub.ListEntries(
+                pb.ListEntriesRequest(member_account_id=account, page_size=101)
+            ),
+            "page_size",
+            "between 0 and 100",
+        ),
+        (
+            lambda: stub.ListEntries(
+                pb.ListEntriesRequest(member_account_id=account, page_size=-1)
+            ),
+            "page_size",
+            "between 0 and 100",
+        ),
+        (
+            lambda: stub.ListEntries(
+                pb.ListEntriesRequest(member_account_id=account, page_token=CANARY)
+            ),
+            "page_token",
+            "not a token",
+        ),
+        (
+            lambda: stub.ListEntries(
+                pb.ListEntriesRequest(member_account_id=account, page_token="AQAAAAAAAAAA")
+            ),
+            "page_token",
+            "not a token",
+        ),
     ]
     for call, field, rule in cases:
         with pytest.raises(grpc.RpcError) as err:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import itertools
 import json
 import re
 import struct
@@ -103,7 +104,7 @@ def test_vector_file_has_the_required_cases() -> None:
     assert {"earn-with-purchase", "redeem-without-details", "reverse-partial"} <= names
     assert [v["sequence"] for v in CHAIN] == [1, 2, 3]
     assert CHAIN[0]["prev_hash"] == GENESIS_PREV_HASH.hex()
-    for previous, current in zip(CHAIN, CHAIN[1:]):
+    for previous, current in itertools.pairwise(CHAIN):
         assert current["prev_hash"] == previous["hash"]
 
 
@@ -216,7 +217,14 @@ def spec_decode_details(data: bytes) -> dict | None:
 
 
 ENTRY_FIELDS = (
-    "sequence", "time_us", "prev_hash", "kind", "channel_id", "reverses", "postings", "details"
+    "sequence",
+    "time_us",
+    "prev_hash",
+    "kind",
+    "channel_id",
+    "reverses",
+    "postings",
+    "details",
 )
 
 
@@ -356,7 +364,7 @@ def test_journal_reordered_entries() -> None:
     entries = [GENUINE[0], GENUINE[2], GENUINE[1]]
     assert_caught(
         entries,
-        [(2, "sequence"), (3, "chain"), (2, "sequence"), (2, "chain"), (None, "head")],
+        [(2, "sequence"), (3, "chain"), (2, "sequence"), (2, "chain"), (2, "time"), (None, "head")],
         head=GENUINE_HEAD,
         balances=replay(entries),
     )
@@ -376,7 +384,9 @@ def test_journal_broken_link_stored_hash_kept() -> None:
     second = GENUINE[1]
     relinked = dataclasses.replace(second.entry, prev_hash=b"\xff" * 32)
     entries = [GENUINE[0], StoredEntry(relinked, second.stored_hash), GENUINE[2]]
-    assert_caught(entries, [(2, "chain"), (2, "hash")], head=GENUINE_HEAD, balances=GENUINE_BALANCES)
+    assert_caught(
+        entries, [(2, "chain"), (2, "hash")], head=GENUINE_HEAD, balances=GENUINE_BALANCES
+    )
 
 
 def test_journal_member_overdraft() -> None:
@@ -403,3 +413,50 @@ def test_head_truncated() -> None:
     entries = GENUINE[:2]
     assert_caught(entries, [(None, "head")], head=GENUINE_HEAD, balances=replay(entries))
     assert check_chain(entries, head=GENUINE_HEAD).first_bad_sequence is None
+
+
+# -- the shape of each kind, rehashed so only the rule itself can catch it ---
+
+
+def forge_next(entries: list[StoredEntry], kind: str, posting: Posting, **kw: int) -> list[StoredEntry]:
+    """Append a correctly hashed and linked entry (what a forger with the code writes)."""
+    last = entries[-1].entry
+    entry = JournalEntry(
+        sequence=last.sequence + 1,
+        time_us=kw.get("time_us", last.time_us + 1),
+        prev_hash=entries[-1].stored_hash,
+        kind=kind,
+        channel_id="pos-test",
+        reverses=kw.get("reverses", 0),
+        postings=(posting,),
+    )
+    return [*entries, seal(entry)]
+
+
+FORGED_KINDS = {
+    # name: (kind, posting, extra fields, expected check)
+    "journal_earn_into_program_account": ("earn", Posting(ISSUED, REDEEMED, 5), {}, "kind"),
+    "journal_redeem_wrong_direction": ("redeem", Posting(REDEEMED, MEMBER, 5), {}, "kind"),
+    "journal_unknown_kind": ("mint", Posting(ISSUED, MEMBER, 5), {}, "kind"),
+    "journal_reversal_of_a_reversal": ("reverse", Posting(ISSUED, MEMBER, 5), {"reverses": 3}, "reversal"),
+    "journal_reversal_of_future_entry": ("reverse", Posting(MEMBER, ISSUED, 5), {"reverses": 9}, "reversal"),
+    "journal_reversal_not_mirrored": ("reverse", Posting(ISSUED, MEMBER, 5), {"reverses": 1}, "reversal"),
+    # seq 2 redeemed 200: giving back 201 is more than it moved
+    "journal_reversal_exceeds_original": ("reverse", Posting(REDEEMED, MEMBER, 201), {"reverses": 2}, "reversal"),
+    "journal_time_backwards": ("earn", Posting(ISSUED, MEMBER, 5), {"time_us": 1}, "time"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED_KINDS))
+def test_forged_entry_shapes_are_caught(name: str) -> None:
+    kind, posting, extra, check = FORGED_KINDS[name]
+    entries = forge_next(GENUINE, kind, posting, **extra)
+    assert_caught(entries, [(4, check)], head=head_of(entries), balances=replay(entries))
+
+
+def test_partial_reversals_up_to_the_original_amount_verify() -> None:
+    entries = forge_next(GENUINE, "reverse", Posting(REDEEMED, MEMBER, 150), reverses=2)
+    entries = forge_next(entries, "reverse", Posting(REDEEMED, MEMBER, 50), reverses=2)
+    assert check_chain(entries, head=head_of(entries), balances=replay(entries))
+    too_much = forge_next(entries, "reverse", Posting(REDEEMED, MEMBER, 1), reverses=2)
+    assert problems(check_chain(too_much)) == [(6, "reversal")]

@@ -6,10 +6,10 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from ledger.server import LedgerServer
 from ledger.verify import verify_database
-from loyalty.ledger.v1 import ledger_pb2 as pb
 from tests.conftest import ctx, earn, key, open_account, redeem
 
 
@@ -21,7 +21,9 @@ def test_earn_credits_member_and_chains_entries(stub, server: LedgerServer) -> N
     assert first.balance.points == 120
     assert second.balance.points == 150
     assert first.entry.kind == pb.ENTRY_KIND_EARN
-    assert first.entry.postings[0] == pb.Posting(from_account="program:issued", to_account=account, points=120)
+    assert first.entry.postings[0] == pb.Posting(
+        from_account="program:issued", to_account=account, points=120
+    )
     assert first.entry.purchase == pb.Money(minor_units=1999, currency_code="EUR")
     assert first.entry.prev_hash == bytes(32)
     assert second.entry.sequence == first.entry.sequence + 1
@@ -31,7 +33,9 @@ def test_earn_credits_member_and_chains_entries(stub, server: LedgerServer) -> N
     assert server.db is not None and verify_database(server.db)
 
 
-def test_redeem_debits_and_refuses_overdraft_with_available_balance(stub, server: LedgerServer) -> None:
+def test_redeem_debits_and_refuses_overdraft_with_available_balance(
+    stub, server: LedgerServer
+) -> None:
     account = open_account(stub)
     earn(stub, account, 100)
     assert redeem(stub, account, 60).balance.points == 40
@@ -54,23 +58,39 @@ def test_reverse_earn_fully_and_redeem_partly(stub, server: LedgerServer) -> Non
     earned = earn(stub, account, 100).entry
     redeemed = redeem(stub, account, 40).entry
 
-    part = stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence, points=15))
+    part = stub.Reverse(
+        pb.ReverseRequest(
+            idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence, points=15
+        )
+    )
     assert part.entry.kind == pb.ENTRY_KIND_REVERSE
     assert part.entry.reverses_sequence == redeemed.sequence
-    assert part.entry.postings[0] == pb.Posting(from_account="program:redeemed", to_account=account, points=15)
+    assert part.entry.postings[0] == pb.Posting(
+        from_account="program:redeemed", to_account=account, points=15
+    )
     assert part.balance.points == 75
 
-    rest = stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence))
+    rest = stub.Reverse(
+        pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence)
+    )
     assert rest.entry.postings[0].points == 25  # all that was left
     assert rest.balance.points == 100
 
     with pytest.raises(grpc.RpcError) as err:
-        stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence))
+        stub.Reverse(
+            pb.ReverseRequest(
+                idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence
+            )
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already fully reversed" in err.value.details()
 
-    full = stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=earned.sequence))
-    assert full.entry.postings[0] == pb.Posting(from_account=account, to_account="program:issued", points=100)
+    full = stub.Reverse(
+        pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=earned.sequence)
+    )
+    assert full.entry.postings[0] == pb.Posting(
+        from_account=account, to_account="program:issued", points=100
+    )
     assert full.balance.points == 0
     assert server.db is not None and verify_database(server.db)
 
@@ -81,10 +101,22 @@ def test_reverse_rules(stub) -> None:
     redeem(stub, account, 45)
 
     cases = [
-        (pb.ReverseRequest(original_sequence=earned.sequence, points=51), grpc.StatusCode.FAILED_PRECONDITION, "left 50"),
+        (
+            pb.ReverseRequest(original_sequence=earned.sequence, points=51),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "left 50",
+        ),
         # the member spent the points: reversing the earn would overdraw
-        (pb.ReverseRequest(original_sequence=earned.sequence, points=10), grpc.StatusCode.FAILED_PRECONDITION, "insufficient points"),
-        (pb.ReverseRequest(original_sequence=999_999), grpc.StatusCode.NOT_FOUND, "original_sequence"),
+        (
+            pb.ReverseRequest(original_sequence=earned.sequence, points=10),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "insufficient points",
+        ),
+        (
+            pb.ReverseRequest(original_sequence=999_999),
+            grpc.StatusCode.NOT_FOUND,
+            "original_sequence",
+        ),
     ]
     for request, code, text in cases:
         request.idempotency_key = key()
@@ -94,9 +126,17 @@ def test_reverse_rules(stub) -> None:
         assert err.value.code() == code
         assert text in err.value.details()
 
-    reversal = stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=earned.sequence, points=5)).entry
+    reversal = stub.Reverse(
+        pb.ReverseRequest(
+            idempotency_key=key(), context=ctx(), original_sequence=earned.sequence, points=5
+        )
+    ).entry
     with pytest.raises(grpc.RpcError) as err:
-        stub.Reverse(pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=reversal.sequence))
+        stub.Reverse(
+            pb.ReverseRequest(
+                idempotency_key=key(), context=ctx(), original_sequence=reversal.sequence
+            )
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "reverse entry cannot be reversed" in err.value.details()
 
@@ -114,7 +154,9 @@ def test_get_entry_and_history_newest_first_with_pages(stub) -> None:
     token = ""
     pages = 0
     while True:
-        page = stub.ListEntries(pb.ListEntriesRequest(member_account_id=account, page_size=3, page_token=token))
+        page = stub.ListEntries(
+            pb.ListEntriesRequest(member_account_id=account, page_size=3, page_token=token)
+        )
         seen.extend(e.sequence for e in page.entries)
         pages += 1
         token = page.next_page_token
@@ -130,8 +172,16 @@ def test_unknown_account_and_entry_are_not_found(stub) -> None:
         lambda: stub.GetBalance(pb.GetBalanceRequest(member_account_id=missing)),
         lambda: stub.ListEntries(pb.ListEntriesRequest(member_account_id=missing)),
         lambda: stub.GetEntry(pb.GetEntryRequest(sequence=424242)),
-        lambda: stub.Earn(pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=missing, points=1)),
-        lambda: stub.Redeem(pb.RedeemRequest(idempotency_key=key(), context=ctx(), member_account_id=missing, points=1)),
+        lambda: stub.Earn(
+            pb.EarnRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=missing, points=1
+            )
+        ),
+        lambda: stub.Redeem(
+            pb.RedeemRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=missing, points=1
+            )
+        ),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as err:
@@ -141,8 +191,19 @@ def test_unknown_account_and_entry_are_not_found(stub) -> None:
 
 def test_history_is_one_balance_everywhere_across_channels(stub) -> None:
     account = open_account(stub, "app-test")
-    stub.Earn(pb.EarnRequest(idempotency_key=key(), context=ctx("app-test"), member_account_id=account, points=70))
-    resp = stub.Redeem(pb.RedeemRequest(idempotency_key=key(), context=ctx("pos-test", "store-0042"), member_account_id=account, points=20))
+    stub.Earn(
+        pb.EarnRequest(
+            idempotency_key=key(), context=ctx("app-test"), member_account_id=account, points=70
+        )
+    )
+    resp = stub.Redeem(
+        pb.RedeemRequest(
+            idempotency_key=key(),
+            context=ctx("pos-test", "store-0042"),
+            member_account_id=account,
+            points=20,
+        )
+    )
     assert resp.balance.points == 50
     entries = stub.ListEntries(pb.ListEntriesRequest(member_account_id=account)).entries
     assert [e.channel_id for e in entries] == ["pos-test", "app-test"]

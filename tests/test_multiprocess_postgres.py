@@ -8,11 +8,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 
 from ledger.storage.database import open_database
 from ledger.verify import verify_database
-from loyalty.ledger.v1 import ledger_pb2 as pb
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from tests.conftest import ctx, key
 from tests.support.postgres import PostgresCluster
 from tests.support.process import ServeProcess
@@ -33,17 +33,28 @@ def test_two_processes_one_chain_no_overdraft(pg_cluster: PostgresCluster, tmp_p
         channels = [grpc.insecure_channel(s.address) for s in servers]
         stubs = [ledger_pb2_grpc.LedgerServiceStub(c) for c in channels]
         accounts = [
-            stubs[0].OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx())).member_account_id
+            stubs[0]
+            .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
+            .member_account_id
             for _ in range(3)
         ]
         for i, account in enumerate(accounts):
-            stubs[i % 2].Earn(pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=100))
+            stubs[i % 2].Earn(
+                pb.EarnRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id=account, points=100
+                )
+            )
 
         def redeem(i: int) -> tuple[str, grpc.StatusCode]:
             account = accounts[i % 3]
             try:
                 stubs[i % 2].Redeem(
-                    pb.RedeemRequest(idempotency_key=key("mp"), context=ctx(f"pos-{i % 2}"), member_account_id=account, points=7)
+                    pb.RedeemRequest(
+                        idempotency_key=key("mp"),
+                        context=ctx(f"pos-{i % 2}"),
+                        member_account_id=account,
+                        points=7,
+                    )
                 )
             except grpc.RpcError as err:
                 return account, err.code()

@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+
 from tests.conftest import ctx, key
 from tests.support.process import ServeProcess, cli_path
 
@@ -32,8 +32,14 @@ def test_fresh_data_dir_serves_health_and_earn_within_seconds(tmp_path: Path) ->
             )
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-            account = stub.OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx())).member_account_id
-            resp = stub.Earn(pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=5))
+            account = stub.OpenAccount(
+                pb.OpenAccountRequest(idempotency_key=key(), context=ctx())
+            ).member_account_id
+            resp = stub.Earn(
+                pb.EarnRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id=account, points=5
+                )
+            )
             assert resp.balance.points == 5
         assert seconds < 10
         assert (data / "ledger.db").exists()
@@ -41,14 +47,20 @@ def test_fresh_data_dir_serves_health_and_earn_within_seconds(tmp_path: Path) ->
     finally:
         server.kill()
 
-    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "serve.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
     rpc_lines = [entry for entry in lines if entry.get("event") == "rpc"]
     assert {e["method"] for e in rpc_lines} >= {"/loyalty.ledger.v1.LedgerService/Earn"}
     for entry in rpc_lines:
         assert {"request_id", "method", "status", "duration_ms", "timestamp"} <= entry.keys()
     assert any(e.get("event") == "stopped" for e in lines)
 
-    out = subprocess.run([cli_path(), "verify", "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [cli_path(), "verify", "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ok: 1 entries" in out.stdout
 
@@ -66,19 +78,26 @@ def test_sigterm_finishes_in_flight_calls_and_loses_nothing(tmp_path: Path) -> N
         server.wait_serving()
         channel = grpc.insecure_channel(server.address)
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-        account = stub.OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx())).member_account_id
+        account = stub.OpenAccount(
+            pb.OpenAccountRequest(idempotency_key=key(), context=ctx())
+        ).member_account_id
         stop = time.monotonic() + 3
 
         def hammer() -> None:
             nonlocal acknowledged
             while time.monotonic() < stop:
-                request = pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=1)
+                request = pb.EarnRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id=account, points=1
+                )
                 try:
                     stub.Earn(request, timeout=10)
                 except grpc.RpcError as err:
                     with lock:
                         cut_off.append(request)
-                        if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                        if err.code() not in (
+                            grpc.StatusCode.UNAVAILABLE,
+                            grpc.StatusCode.CANCELLED,
+                        ):
                             unexpected.append(f"{err.code()}: {err.details()}")
                     return
                 with lock:
@@ -104,11 +123,15 @@ def test_sigterm_finishes_in_flight_calls_and_loses_nothing(tmp_path: Path) -> N
             stub = ledger_pb2_grpc.LedgerServiceStub(channel)
             for request in cut_off:  # a client retries what it did not hear back about
                 stub.Earn(request)
-            balance = stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance.points
+            balance = stub.GetBalance(
+                pb.GetBalanceRequest(member_account_id=account)
+            ).balance.points
         assert restarted.terminate() == 0
     finally:
         restarted.kill()
     assert balance == acknowledged + len(cut_off)
-    out = subprocess.run([cli_path(), "verify", "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [cli_path(), "verify", "--data-dir", str(data)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout
     assert f"ok: {acknowledged + len(cut_off)} entries" in out.stdout

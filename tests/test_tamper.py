@@ -29,7 +29,9 @@ def _engine(server: LedgerServer) -> sa.Engine:
 def _drop_triggers(conn: sa.Connection) -> None:
     """What a DBA (or an attacker with the DBA's password) can do."""
     if conn.dialect.name == "sqlite":
-        for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'").all():
+        for (name,) in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type='trigger'"
+        ).all():
             conn.exec_driver_sql(f"DROP TRIGGER {name}")
     else:
         for table in APPEND_ONLY_TABLES:
@@ -37,7 +39,9 @@ def _drop_triggers(conn: sa.Connection) -> None:
 
 
 def _verify(server: LedgerServer, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli(["--log-level", "error", "verify", "--database-url", server.config.resolved_database_url()])
+    code = cli(
+        ["--log-level", "error", "verify", "--database-url", server.config.resolved_database_url()]
+    )
     return code, capsys.readouterr().out
 
 
@@ -62,7 +66,9 @@ def test_database_refuses_update_and_delete(stub, server: LedgerServer, statemen
         engine.dispose()
 
 
-@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_truncate_is_refused_on_postgresql(stub, server: LedgerServer) -> None:
     engine = _engine(server)
     try:
@@ -110,7 +116,9 @@ TAMPERING = {
         {"head", "balance"},
     ),
     "balances_rewritten": (
-        ["UPDATE accounts SET balance = balance + 1000 WHERE account_id <> 'program:issued' AND account_id <> 'program:redeemed'"],
+        [
+            "UPDATE accounts SET balance = balance + 1000 WHERE account_id <> 'program:issued' AND account_id <> 'program:redeemed'"
+        ],
         None,
         {"balance", "zero-sum"},
     ),

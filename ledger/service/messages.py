@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from audit.chain import StoredEntry
 from audit.entry_format import JournalEntry
@@ -31,7 +32,6 @@ from ledger.commands import (
     Reverse,
 )
 from ledger.errors import ValidationError
-from loyalty.ledger.v1 import ledger_pb2 as pb
 
 _KINDS = {
     KIND_EARN: pb.ENTRY_KIND_EARN,
@@ -43,7 +43,9 @@ _PAGE_TOKEN_VERSION = 1
 
 
 def _meta(method: str, request: Message, key: str, context: pb.ChannelContext) -> RequestMeta:
-    digest = hashlib.sha256(method.encode() + b"\x00" + request.SerializeToString(deterministic=True))
+    digest = hashlib.sha256(
+        method.encode() + b"\x00" + request.SerializeToString(deterministic=True)
+    )
     return RequestMeta(v.channel_id(context.channel_id), v.idempotency_key(key), digest.digest())
 
 
@@ -75,7 +77,9 @@ def redeem_command(request: pb.RedeemRequest, *, limit: int) -> Redeem:
     meta = _meta("Redeem", request, request.idempotency_key, request.context)
     account = v.member_account_id(request.member_account_id)
     points = v.points(request.points, limit=limit)
-    return Redeem(meta, account, points, _details(request.context), render=_render_entry(pb.RedeemResponse))
+    return Redeem(
+        meta, account, points, _details(request.context), render=_render_entry(pb.RedeemResponse)
+    )
 
 
 def reverse_command(request: pb.ReverseRequest, *, limit: int) -> Reverse:
@@ -115,7 +119,9 @@ def entry_message(stored: StoredEntry) -> pb.Entry:
     details = EntryDetails.decode(entry.details)
     message = pb.Entry(
         sequence=entry.sequence,
-        time=Timestamp(seconds=entry.time_us // 1_000_000, nanos=(entry.time_us % 1_000_000) * 1000),
+        time=Timestamp(
+            seconds=entry.time_us // 1_000_000, nanos=(entry.time_us % 1_000_000) * 1000
+        ),
         kind=_KINDS.get(entry.kind, pb.ENTRY_KIND_UNSPECIFIED),
         postings=[
             pb.Posting(from_account=p.from_account, to_account=p.to_account, points=p.points)
@@ -130,7 +136,9 @@ def entry_message(stored: StoredEntry) -> pb.Entry:
     )
     if details.purchase_currency:
         message.purchase.CopyFrom(
-            pb.Money(minor_units=details.purchase_minor_units, currency_code=details.purchase_currency)
+            pb.Money(
+                minor_units=details.purchase_minor_units, currency_code=details.purchase_currency
+            )
         )
     return message
 

@@ -39,7 +39,9 @@ def to_status(err: LedgerError) -> grpc.Status:
             _pack(
                 error_details_pb2.BadRequest(
                     field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.rule)
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=err.field, description=err.rule
+                        )
                     ]
                 )
             )
@@ -51,7 +53,9 @@ def to_status(err: LedgerError) -> grpc.Status:
     elif isinstance(err, PreconditionError):
         code = code_pb2.FAILED_PRECONDITION
         details.append(
-            _pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata))
+            _pack(
+                error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)
+            )
         )
     elif isinstance(err, UnavailableError):
         code = code_pb2.UNAVAILABLE

@@ -63,7 +63,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 def open_database(url: str) -> Database:
     """Create the engines for ``url`` (sqlite:///path or postgresql+psycopg://...)."""
     if url.startswith("sqlite"):
-        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
+        return Database(
+            url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
+        )
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     engine = sa.create_engine(url, pool_size=8, max_overflow=32, pool_pre_ping=True)

@@ -22,7 +22,9 @@ from ledger.storage.schema import (
 
 
 def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> list[StoredEntry]:
-    rows = conn.execute(sa.select(journal_entries).where(where).order_by(journal_entries.c.seq)).all()
+    rows = conn.execute(
+        sa.select(journal_entries).where(where).order_by(journal_entries.c.seq)
+    ).all()
     if not rows:
         return []
     seqs = [r.seq for r in rows]
@@ -83,9 +85,12 @@ class JournalReads:
 
     def account_exists(self, account_id: str) -> bool:
         with self._engine.connect() as conn:
-            return conn.execute(
-                sa.select(accounts.c.account_id).where(accounts.c.account_id == account_id)
-            ).first() is not None
+            return (
+                conn.execute(
+                    sa.select(accounts.c.account_id).where(accounts.c.account_id == account_id)
+                ).first()
+                is not None
+            )
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

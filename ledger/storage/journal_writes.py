@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from audit.entry_format import Posting, is_member_account
-from ledger.planner import BatchPlanner, Head, IdempotencyRecord, IdemKey, Original
+from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
 from ledger.storage.schema import (
     account_entries,
     accounts,
@@ -109,7 +109,10 @@ def write_batch(conn: Connection, planner: BatchPlanner) -> None:
     if planner.opened:
         conn.execute(
             accounts.insert(),
-            [{"account_id": a, "balance": 0, "last_seq": 0, "opened_us": now} for a in planner.opened],
+            [
+                {"account_id": a, "balance": 0, "last_seq": 0, "opened_us": now}
+                for a in planner.opened
+            ],
         )
     if planner.entries:
         conn.execute(
@@ -154,10 +157,7 @@ def write_batch(conn: Connection, planner: BatchPlanner) -> None:
             sa.update(accounts)
             .where(accounts.c.account_id == sa.bindparam("a"))
             .values(balance=sa.bindparam("b"), last_seq=sa.bindparam("s")),
-            [
-                {"a": a, "b": planner.balances[a], "s": seq}
-                for a, seq in planner.touched.items()
-            ],
+            [{"a": a, "b": planner.balances[a], "s": seq} for a, seq in planner.touched.items()],
         )
         head = planner.head
         conn.execute(

@@ -69,7 +69,13 @@ def upgrade() -> None:
     )
     _append_only_triggers()
     op.bulk_insert(
-        sa.table("journal_head", sa.column("id"), sa.column("seq"), sa.column("hash"), sa.column("time_us")),
+        sa.table(
+            "journal_head",
+            sa.column("id"),
+            sa.column("seq"),
+            sa.column("hash"),
+            sa.column("time_us"),
+        ),
         [{"id": 1, "seq": 0, "hash": bytes(32), "time_us": 0}],
     )
     op.bulk_insert(

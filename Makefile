@@ -1,0 +1,49 @@
+# loyalty-ledger: the two commands a newcomer needs are `make serve` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA_DIR ?= data
+LISTEN ?= 127.0.0.1:50051
+
+.PHONY: serve test install install-test postgres proto bench lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+## install and run the service on the embedded SQLite database in ./data
+serve: install
+	$(BIN)/loyalty-ledger serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+## install everything (PostgreSQL too, if missing) and run the whole test suite
+test: postgres install-test
+	$(BIN)/python -m pytest
+
+postgres:
+	bash scripts/ensure-postgres.sh
+
+## regenerate Python code from protos/ (checked in; a test guards freshness)
+proto: install-test
+	$(BIN)/python scripts/genproto.py
+
+## benchmark: bare gRPC echo vs ledger Earn on durable SQLite, same client
+bench: install
+	$(BIN)/python bench/bench_earn.py
+
+lint: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/ruff check ledger access audit tests bench scripts
+
+typecheck: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
