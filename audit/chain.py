@@ -174,7 +174,9 @@ class _Replay:
         """The shape each kind of entry must have (docs/journal-format.md §4)."""
         seq, kind = entry.sequence, entry.kind
         if len(entry.postings) != 1:
-            self.problem(seq, "kind", f"a {kind} entry has exactly 1 posting, got {len(entry.postings)}")
+            self.problem(
+                seq, "kind", f"a {kind} entry has exactly 1 posting, got {len(entry.postings)}"
+            )
             return
         posting = entry.postings[0]
         if kind in (KIND_EARN, KIND_REDEEM):
@@ -184,9 +186,10 @@ class _Replay:
                 else (posting.from_account, PROGRAM_REDEEMED)
             )
             member = posting.to_account if kind == KIND_EARN else posting.from_account
-            if (posting.from_account, posting.to_account) != (source, target) or not is_member_account(
-                member
-            ):
+            if (posting.from_account, posting.to_account) != (
+                source,
+                target,
+            ) or not is_member_account(member):
                 self.problem(seq, "kind", f"a {kind} entry moves points the wrong way")
             if entry.reverses != 0:
                 self.problem(seq, "kind", f"a {kind} entry cannot reference an entry to reverse")
@@ -200,7 +203,9 @@ class _Replay:
         original = self.reversible.get(original_seq)
         if original is None:
             self.problem(
-                seq, "reversal", f"reverses sequence {original_seq}, which is no earlier earn or redeem"
+                seq,
+                "reversal",
+                f"reverses sequence {original_seq}, which is no earlier earn or redeem",
             )
             return
         original_posting, reversed_so_far = original
@@ -226,8 +231,9 @@ class _Replay:
             self.problem(
                 None,
                 "head",
-                f"recorded chain head does not match the last entry: expected sequence "
-                f"{head.sequence} ({head.hash.hex()}), got {self.prev_seq} ({self.prev_hash.hex()})",
+                "recorded chain head does not match the last entry: expected sequence "
+                f"{head.sequence} ({head.hash.hex()}), "
+                f"got {self.prev_seq} ({self.prev_hash.hex()})",
             )
         if materialized is None:
             return

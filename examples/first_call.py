@@ -3,7 +3,6 @@
 import os
 
 import grpc
-
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 

@@ -22,7 +22,8 @@ def _add_database_args(p: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=Path(env("DATA_DIR", "data")),
-        help="directory for the embedded SQLite database (env LOYALTY_LEDGER_DATA_DIR; default ./data)",
+        help="directory for the embedded SQLite database "
+        "(env LOYALTY_LEDGER_DATA_DIR; default ./data)",
     )
     p.add_argument(
         "--database-url",
@@ -108,7 +109,8 @@ def _verify(config: ServerConfig) -> int:
         head = result.head
         print(f"ok: {result.entries} entries")
         print(
-            f"head: sequence {head.sequence if head else 0} hash {head.hash.hex() if head else bytes(32).hex()}"
+            f"head: sequence {head.sequence if head else 0} "
+            f"hash {head.hash.hex() if head else bytes(32).hex()}"
         )
         return 0
     first = result.first_bad_sequence

@@ -418,7 +418,9 @@ def test_head_truncated() -> None:
 # -- the shape of each kind, rehashed so only the rule itself can catch it ---
 
 
-def forge_next(entries: list[StoredEntry], kind: str, posting: Posting, **kw: int) -> list[StoredEntry]:
+def forge_next(
+    entries: list[StoredEntry], kind: str, posting: Posting, **kw: int
+) -> list[StoredEntry]:
     """Append a correctly hashed and linked entry (what a forger with the code writes)."""
     last = entries[-1].entry
     entry = JournalEntry(
@@ -438,11 +440,31 @@ FORGED_KINDS = {
     "journal_earn_into_program_account": ("earn", Posting(ISSUED, REDEEMED, 5), {}, "kind"),
     "journal_redeem_wrong_direction": ("redeem", Posting(REDEEMED, MEMBER, 5), {}, "kind"),
     "journal_unknown_kind": ("mint", Posting(ISSUED, MEMBER, 5), {}, "kind"),
-    "journal_reversal_of_a_reversal": ("reverse", Posting(ISSUED, MEMBER, 5), {"reverses": 3}, "reversal"),
-    "journal_reversal_of_future_entry": ("reverse", Posting(MEMBER, ISSUED, 5), {"reverses": 9}, "reversal"),
-    "journal_reversal_not_mirrored": ("reverse", Posting(ISSUED, MEMBER, 5), {"reverses": 1}, "reversal"),
+    "journal_reversal_of_a_reversal": (
+        "reverse",
+        Posting(ISSUED, MEMBER, 5),
+        {"reverses": 3},
+        "reversal",
+    ),
+    "journal_reversal_of_future_entry": (
+        "reverse",
+        Posting(MEMBER, ISSUED, 5),
+        {"reverses": 9},
+        "reversal",
+    ),
+    "journal_reversal_not_mirrored": (
+        "reverse",
+        Posting(ISSUED, MEMBER, 5),
+        {"reverses": 1},
+        "reversal",
+    ),
     # seq 2 redeemed 200: giving back 201 is more than it moved
-    "journal_reversal_exceeds_original": ("reverse", Posting(REDEEMED, MEMBER, 201), {"reverses": 2}, "reversal"),
+    "journal_reversal_exceeds_original": (
+        "reverse",
+        Posting(REDEEMED, MEMBER, 201),
+        {"reverses": 2},
+        "reversal",
+    ),
     "journal_time_backwards": ("earn", Posting(ISSUED, MEMBER, 5), {"time_us": 1}, "time"),
 }
 

@@ -24,9 +24,13 @@ def test_readme_embeds_the_example_verbatim() -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_first_call_example_runs(server: LedgerServer) -> None:
     env = dict(os.environ, LEDGER_ADDRESS=f"127.0.0.1:{server.port}")
-    out = subprocess.run([sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert ": 100 points (as of entry 2)" in out.stdout
     # run twice: the idempotency keys make the second run a pure replay
-    again = subprocess.run([sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert again.stdout == out.stdout

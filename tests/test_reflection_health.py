@@ -13,7 +13,9 @@ def test_reflection_lists_and_describes_the_ledger(channel: grpc.Channel) -> Non
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     requests = [
         reflection_pb2.ServerReflectionRequest(list_services=""),
-        reflection_pb2.ServerReflectionRequest(file_containing_symbol="loyalty.ledger.v1.LedgerService"),
+        reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="loyalty.ledger.v1.LedgerService"
+        ),
     ]
     listed, described = list(stub.ServerReflectionInfo(iter(requests)))
     names = {s.name for s in listed.list_services_response.service}
@@ -30,7 +32,10 @@ def test_reflection_lists_and_describes_the_ledger(channel: grpc.Channel) -> Non
 def test_health_reports_serving(channel: grpc.Channel) -> None:
     stub = health_pb2_grpc.HealthStub(channel)
     for service in ("", "loyalty.ledger.v1.LedgerService"):
-        assert stub.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            stub.Check(health_pb2.HealthCheckRequest(service=service)).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
     try:
         stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
     except grpc.RpcError as err:

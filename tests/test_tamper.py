@@ -117,7 +117,8 @@ TAMPERING = {
     ),
     "balances_rewritten": (
         [
-            "UPDATE accounts SET balance = balance + 1000 WHERE account_id <> 'program:issued' AND account_id <> 'program:redeemed'"
+            "UPDATE accounts SET balance = balance + 1000 "
+            "WHERE account_id NOT IN ('program:issued', 'program:redeemed')"
         ],
         None,
         {"balance", "zero-sum"},

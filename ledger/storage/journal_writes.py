@@ -4,7 +4,8 @@ transaction; the caller owns commit and rollback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,9 +22,10 @@ from ledger.storage.schema import (
 )
 
 _CHUNK = 500  # bound on IN-list sizes
+T = TypeVar("T")
 
 
-def _chunks(items: list[object]) -> Iterable[list[object]]:
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
 
@@ -60,7 +62,7 @@ def load_originals(conn: Connection, seqs: set[int]) -> dict[int, Original]:
         return {}
     originals: dict[int, Original] = {}
     wanted = sorted(seqs)
-    for part in _chunks(list(wanted)):
+    for part in _chunks(wanted):
         rows = conn.execute(
             sa.select(
                 journal_entries.c.seq,
@@ -90,7 +92,7 @@ def load_originals(conn: Connection, seqs: set[int]) -> dict[int, Original]:
 def load_idempotency(conn: Connection, keys: set[IdemKey]) -> dict[IdemKey, IdempotencyRecord]:
     found: dict[IdemKey, IdempotencyRecord] = {}
     by_key = sorted({k for _, k in keys})
-    for part in _chunks(list(by_key)):
+    for part in _chunks(by_key):
         rows = conn.execute(
             sa.select(idempotency_keys).where(idempotency_keys.c.idempotency_key.in_(part))
         )

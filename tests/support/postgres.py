@@ -63,7 +63,8 @@ class PostgresCluster:
             "--no-sync",
         )
         options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.root} "
             "-c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run(
