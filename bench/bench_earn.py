@@ -434,6 +434,8 @@ def print_header(settings: Settings, tmp: Path) -> None:
         f"window={settings.seconds:g} s after {settings.warmup:g} s warm-up, "
         f"rounds={settings.rounds}, accounts={settings.accounts}"
     )
+    overrides = " ".join(f"{k}={v}" for k, v in sorted(procs.ledger_overrides().items()))
+    print(f"server environment overrides: {overrides or 'none'}")
     print(f"temp directory: {tmp}", flush=True)
 
 
@@ -558,6 +560,7 @@ def build_summary(
         "nproc": os.cpu_count(),
         "python": sys.version.split()[0],
         "settings": {k: getattr(settings, k) for k in DEFAULTS},
+        "server_env": procs.ledger_overrides(),
         "storage": storage,
         "echo": echo,
         "ledger": ledger,

@@ -9,9 +9,11 @@ own message types, so (de)serialization costs the same as on the ledger;
 what is left out is the ledger's work: interceptor and logging, validation,
 the appender hand-off and the durable commit.
 
-It also serves the standard health service. It binds 127.0.0.1 port 0,
-prints ``PORT <n>`` on stdout once it is serving, and stops on SIGTERM,
-SIGINT, or when its stdin reaches end of file (its parent went away).
+The worker count follows LOYALTY_LEDGER_WORKERS as the ledger's CLI does,
+so both pools stay the same size. It also serves the standard health
+service. It binds 127.0.0.1 port 0, prints ``PORT <n>`` on stdout once it
+is serving, and stops on SIGTERM, SIGINT, or when its stdin reaches end of
+file (its parent went away).
 
 Run by bench/bench_earn.py; by hand: ``python bench/echo_server.py``.
 """
@@ -30,7 +32,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
-from ledger.config import ServerConfig
+from ledger.config import ServerConfig, env
 
 LEDGER_SERVICE = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
@@ -53,7 +55,7 @@ def canned_response() -> pb.EarnResponse:
     )
 
 
-class EchoLedger(ledger_pb2_grpc.LedgerServiceServicer):  # type: ignore[misc]
+class EchoLedger(ledger_pb2_grpc.LedgerServiceServicer):
     """Answers every Earn with the same prepared response; nothing else."""
 
     def __init__(self) -> None:
@@ -89,7 +91,9 @@ def _stop_when_stdin_closes(stop: threading.Event) -> None:
 
 
 def main() -> int:
-    server, health_servicer = build_server(ServerConfig())
+    # the ledger's CLI reads LOYALTY_LEDGER_WORKERS; keep the pools the same size
+    config = ServerConfig(workers=int(env("WORKERS", str(ServerConfig().workers))))
+    server, health_servicer = build_server(config)
     port = server.add_insecure_port("127.0.0.1:0")
     if port == 0:
         print("cannot listen on 127.0.0.1", file=sys.stderr)

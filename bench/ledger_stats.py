@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from procs import REPO
+from procs import REPO, child_env
 
 VERIFY_TIMEOUT_S = 300.0
 _ENTRIES_RE = re.compile(r"^ok: (\d+) entries", re.MULTILINE)
@@ -84,6 +84,7 @@ def verify(data_dir: Path) -> VerifyResult:
     done = subprocess.run(
         [sys.executable, "-m", "ledger.cli", "verify", "--data-dir", str(data_dir)],
         cwd=REPO,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=VERIFY_TIMEOUT_S,

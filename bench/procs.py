@@ -31,6 +31,9 @@ LEDGER_SERVICE = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0  # the ledger's own grace period is 10 s
 _PR_SET_PDEATHSIG = 1
+ENV_PREFIX = "LOYALTY_LEDGER_"
+# never let an inherited setting point the benchmark at a real database
+_SCRUBBED_ENV = (ENV_PREFIX + "DATABASE_URL", ENV_PREFIX + "DATA_DIR", ENV_PREFIX + "LISTEN")
 
 
 class ServerError(RuntimeError):
@@ -60,9 +63,24 @@ def _die_with_parent() -> None:
         ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def child_env() -> dict[str, str]:
+    """This environment without the settings that choose the ledger's database or address."""
+    return {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+
+
+def ledger_overrides() -> dict[str, str]:
+    """LOYALTY_LEDGER_* settings the servers will see (e.g. WORKERS, LOG_LEVEL)."""
+    return {k: v for k, v in child_env().items() if k.startswith(ENV_PREFIX)}
+
+
 def _spawn(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        args, cwd=REPO, start_new_session=True, preexec_fn=_die_with_parent, **kwargs
+        args,
+        cwd=REPO,
+        env=child_env(),
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        **kwargs,
     )
 
 
@@ -103,7 +121,7 @@ def wait_healthy(server: Server, timeout: float = START_TIMEOUT_S) -> None:
             if server.proc.poll() is not None:
                 raise ServerError(f"{server.name} exited with {server.proc.returncode}")
             try:
-                reply = stub.Check(request, timeout=1.0)
+                reply = stub.Check(request, timeout=1.0)  # type: ignore[attr-defined]
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:

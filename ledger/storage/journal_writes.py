@@ -24,6 +24,35 @@ from ledger.storage.schema import (
 _CHUNK = 500  # bound on IN-list sizes
 T = TypeVar("T")
 
+# Built once: the appender runs these for every batch, and constructing SQL
+# expressions costs more than executing their cached compiled form.
+_SELECT_HEAD = (
+    sa.select(journal_head.c.seq, journal_head.c.hash, journal_head.c.time_us)
+    .where(journal_head.c.id == 1)
+    .with_for_update()
+)
+_SELECT_BALANCES = sa.select(accounts.c.account_id, accounts.c.balance).where(
+    accounts.c.account_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SELECT_IDEMPOTENCY = sa.select(idempotency_keys).where(
+    idempotency_keys.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+)
+_UPDATE_BALANCE = (
+    sa.update(accounts)
+    .where(accounts.c.account_id == sa.bindparam("a"))
+    .values(balance=sa.bindparam("b"), last_seq=sa.bindparam("s"))
+)
+_UPDATE_HEAD = (
+    sa.update(journal_head)
+    .where(journal_head.c.id == 1)
+    .values(seq=sa.bindparam("s"), hash=sa.bindparam("h"), time_us=sa.bindparam("t"))
+)
+_INSERT_ACCOUNTS = accounts.insert()
+_INSERT_ENTRIES = journal_entries.insert()
+_INSERT_POSTINGS = journal_postings.insert()
+_INSERT_HISTORY = account_entries.insert()
+_INSERT_KEYS = idempotency_keys.insert()
+
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), _CHUNK):
@@ -36,22 +65,14 @@ def lock_head(conn: Connection) -> Head:
     PostgreSQL: row lock (FOR UPDATE). SQLite: the writer engine's BEGIN
     IMMEDIATE already holds the database write lock.
     """
-    row = conn.execute(
-        sa.select(journal_head.c.seq, journal_head.c.hash, journal_head.c.time_us)
-        .where(journal_head.c.id == 1)
-        .with_for_update()
-    ).one()
+    row = conn.execute(_SELECT_HEAD).one()
     return Head(row.seq, bytes(row.hash), row.time_us)
 
 
 def load_balances(conn: Connection, account_ids: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for part in _chunks(sorted(account_ids)):
-        rows = conn.execute(
-            sa.select(accounts.c.account_id, accounts.c.balance).where(
-                accounts.c.account_id.in_(part)
-            )
-        )
+        rows = conn.execute(_SELECT_BALANCES, {"ids": list(part)})
         found.update({r.account_id: r.balance for r in rows})
     return found
 
@@ -93,9 +114,7 @@ def load_idempotency(conn: Connection, keys: set[IdemKey]) -> dict[IdemKey, Idem
     found: dict[IdemKey, IdempotencyRecord] = {}
     by_key = sorted({k for _, k in keys})
     for part in _chunks(by_key):
-        rows = conn.execute(
-            sa.select(idempotency_keys).where(idempotency_keys.c.idempotency_key.in_(part))
-        )
+        rows = conn.execute(_SELECT_IDEMPOTENCY, {"keys": list(part)})
         for r in rows:
             key = (r.channel_id, r.idempotency_key)
             if key in keys:
@@ -110,7 +129,7 @@ def write_batch(conn: Connection, planner: BatchPlanner) -> None:
     now = planner.now_us
     if planner.opened:
         conn.execute(
-            accounts.insert(),
+            _INSERT_ACCOUNTS,
             [
                 {"account_id": a, "balance": 0, "last_seq": 0, "opened_us": now}
                 for a in planner.opened
@@ -118,7 +137,7 @@ def write_batch(conn: Connection, planner: BatchPlanner) -> None:
         )
     if planner.entries:
         conn.execute(
-            journal_entries.insert(),
+            _INSERT_ENTRIES,
             [
                 {
                     "seq": e.sequence,
@@ -134,7 +153,7 @@ def write_batch(conn: Connection, planner: BatchPlanner) -> None:
             ],
         )
         conn.execute(
-            journal_postings.insert(),
+            _INSERT_POSTINGS,
             [
                 {
                     "seq": e.sequence,
@@ -154,22 +173,16 @@ def write_batch(conn: Connection, planner: BatchPlanner) -> None:
             for a in (p.from_account, p.to_account)
             if is_member_account(a)
         }
-        conn.execute(account_entries.insert(), [{"account_id": a, "seq": s} for a, s in history])
+        conn.execute(_INSERT_HISTORY, [{"account_id": a, "seq": s} for a, s in history])
         conn.execute(
-            sa.update(accounts)
-            .where(accounts.c.account_id == sa.bindparam("a"))
-            .values(balance=sa.bindparam("b"), last_seq=sa.bindparam("s")),
+            _UPDATE_BALANCE,
             [{"a": a, "b": planner.balances[a], "s": seq} for a, seq in planner.touched.items()],
         )
         head = planner.head
-        conn.execute(
-            sa.update(journal_head)
-            .where(journal_head.c.id == 1)
-            .values(seq=head.sequence, hash=head.hash, time_us=head.time_us)
-        )
+        conn.execute(_UPDATE_HEAD, {"s": head.sequence, "h": head.hash, "t": head.time_us})
     if planner.new_records:
         conn.execute(
-            idempotency_keys.insert(),
+            _INSERT_KEYS,
             [
                 {
                     "channel_id": r.channel_id,
