@@ -6,7 +6,7 @@ Method (one run of ``python bench/bench_earn.py``):
    synchronous=FULL in the temp directory, committing every row, then every
    64 rows (bench/storage_ceiling.py). Done first, while nothing else runs.
 2. Two servers, each in its own subprocess, bound to 127.0.0.1:
-   - echo: a grpc.server built like ledger/server.py (96 worker threads, same
+   - echo: a grpc.aio server built like ledger/server.py (same
      options) whose Earn returns a canned EarnResponse (bench/echo_server.py);
    - ledger: ``python -m ledger.cli serve`` on a fresh data directory (SQLite,
      durable), JSON logs to a file; both are waited for with grpc.health.v1.
@@ -330,6 +330,7 @@ def profile_ledger(
                     "raw",
                     "--threads",
                     "--nonblocking",
+                    *(["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []),
                     "--output",
                     str(out),
                 ],

@@ -1,38 +1,35 @@
 """Bare gRPC echo server: the ceiling the ledger's Earn is compared with.
 
-It is built like ledger/server.py (a ``grpc.server`` on a ThreadPoolExecutor
-with the ledger's worker count, the same channel options and concurrency
-limit) and implements ``LedgerService.Earn`` by returning one canned
+It is built like ledger/server.py (a ``grpc.aio`` server with the same
+channel options and concurrency limit) and implements ``LedgerService.Earn`` by returning one canned
 ``EarnResponse`` of realistic size: an Entry with one posting, a timestamp,
 two 32-byte hashes, and a Balance. Requests and responses are the ledger's
 own message types, so (de)serialization costs the same as on the ledger;
 what is left out is the ledger's work: interceptor and logging, validation,
 the appender hand-off and the durable commit.
 
-The worker count follows LOYALTY_LEDGER_WORKERS as the ledger's CLI does,
-so both pools stay the same size. It also serves the standard health
-service. It binds 127.0.0.1 port 0, prints ``PORT <n>`` on stdout once it
-is serving, and stops on SIGTERM, SIGINT, or when its stdin reaches end of
-file (its parent went away).
+It also serves the standard health service. It binds 127.0.0.1 port 0,
+prints ``PORT <n>`` on stdout once it is serving, and stops on SIGTERM,
+SIGINT, or when its stdin reaches end of file (its parent went away).
 
 Run by bench/bench_earn.py; by hand: ``python bench/echo_server.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
-import threading
-from concurrent import futures
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
-from ledger.config import ServerConfig, env
+from ledger.config import ServerConfig
 
 LEDGER_SERVICE = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
@@ -61,55 +58,49 @@ class EchoLedger(ledger_pb2_grpc.LedgerServiceServicer):
     def __init__(self) -> None:
         self._response = canned_response()
 
-    def Earn(self, request: pb.EarnRequest, context: grpc.ServicerContext) -> pb.EarnResponse:
+    async def Earn(self, request: pb.EarnRequest, context: object) -> pb.EarnResponse:
         return self._response
 
 
-def build_server(config: ServerConfig) -> tuple[grpc.Server, health.HealthServicer]:
-    """The grpc.server of ledger/server.py, minus interceptor and reflection."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+def build_server(config: ServerConfig) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    """The grpc.aio server of ledger/server.py, minus interceptor and reflection."""
+    server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=config.workers * 4,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(EchoLedger(), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server, health_servicer
 
 
-def _stop_when_stdin_closes(stop: threading.Event) -> None:
-    def watch() -> None:
-        sys.stdin.buffer.read()  # returns at end of file
-        stop.set()
-
-    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
-
-
-def main() -> int:
-    # the ledger's CLI reads LOYALTY_LEDGER_WORKERS; keep the pools the same size
-    config = ServerConfig(workers=int(env("WORKERS", str(ServerConfig().workers))))
-    server, health_servicer = build_server(config)
+async def serve() -> int:
+    server, health_servicer = build_server(ServerConfig())
     port = server.add_insecure_port("127.0.0.1:0")
     if port == 0:
         print("cannot listen on 127.0.0.1", file=sys.stderr)
         return 1
-    server.start()
+    await server.start()
     for service in ("", LEDGER_SERVICE):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    stop = threading.Event()
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    _stop_when_stdin_closes(stop)
+        loop.add_signal_handler(sig, stop.set)
+    # stop when stdin reaches end of file (the parent went away)
+    loop.run_in_executor(None, sys.stdin.buffer.read).add_done_callback(lambda _: stop.set())
     print(f"PORT {port}", flush=True)
-    while not stop.wait(0.5):
-        pass
-    server.stop(1).wait()
+    await stop.wait()
+    await server.stop(1)
     return 0
+
+
+def main() -> int:
+    return asyncio.run(serve())
 
 
 if __name__ == "__main__":

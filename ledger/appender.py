@@ -1,11 +1,12 @@
 """Group commit: one thread appends every mutating command to the journal.
 
-Request threads ``submit`` a command and wait on its future. The appender
-thread takes whatever is queued (up to ``max_batch``), opens one
+Request handlers (coroutines on the gRPC event loop) ``await append(command)``.
+The appender thread takes whatever is queued (up to ``max_batch``), opens one
 transaction, takes the writers' lock (the chain head), loads what the batch
 needs, lets the ``BatchPlanner`` decide each command in arrival order,
-writes the results and commits once, durably. Only then are the futures
-resolved: a caller never sees a result that is not on disk.
+writes the results and commits once, durably. Only then are the callers'
+futures resolved, all of a batch in one hop to their event loop: a caller
+never sees a result that is not on disk.
 
 Failure handling: a command the planner refuses fails alone and leaves no
 trace. If the transaction itself fails (storage error), the batch is retried
@@ -19,18 +20,19 @@ re-reads the head and balances after taking it.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from ledger.commands import PROGRAM_ACCOUNTS, Command, Earn, Redeem, Reverse
 from ledger.errors import LedgerError, UnavailableError
-from ledger.planner import BatchPlanner
+from ledger.planner import BatchPlanner, Head
 from ledger.storage import journal_writes as sql
 from ledger.storage.database import Database
 
@@ -46,10 +48,26 @@ def system_clock_us() -> int:
 @dataclass(frozen=True, slots=True)
 class _Item:
     command: Command
-    future: Future[bytes]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[bytes]
+
+
+Outcome = bytes | LedgerError
+
+
+def _settle(results: list[tuple[asyncio.Future[bytes], Outcome]]) -> None:
+    """Runs on the callers' event loop: resolve a whole batch at once."""
+    for future, result in results:
+        if future.done():  # the caller gave up (cancelled or timed out)
+            continue
+        if isinstance(result, LedgerError):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 _STOP = object()
+_CACHE_LIMIT = 1_000_000  # accounts whose balance the appender remembers
 
 
 class Appender:
@@ -64,18 +82,33 @@ class Appender:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal-appender", daemon=True)
         self._thread.start()
+        # balances as of _cache_head, see _balances(); only the appender thread uses them
+        self._cache: dict[str, int] = {}
+        self._cache_head: tuple[int, bytes] | None = None
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
 
-    def submit(self, command: Command) -> Future[bytes]:
-        """Queue a command; the future gives its serialized response or a LedgerError."""
-        future: Future[bytes] = Future()
+    async def append(self, command: Command, *, timeout: float) -> bytes:
+        """Queue a command and wait for its committed, serialized response.
+
+        Raises the command's LedgerError, or UnavailableError when the server
+        is shutting down or the commit takes longer than ``timeout`` seconds
+        (the command may still commit then: a retry with the same
+        idempotency key is safe).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
         with self._lock:
             if self._closed:
-                future.set_exception(UnavailableError("server is shutting down"))
-                return future
-            self._queue.put(_Item(command, future))
-        return future
+                raise UnavailableError("server is shutting down")
+            self._queue.put(_Item(command, loop, future))
+        try:
+            async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
+                return await future
+        except TimeoutError:
+            raise UnavailableError(
+                "journal: commit did not finish in time; retry with the same idempotency_key"
+            ) from None
 
     def close(self) -> None:
         """Finish everything already submitted, then stop the thread."""
@@ -114,46 +147,66 @@ class Appender:
                     self._process([item])
                 return
             log.error("append_failed", exc_info=True)
-            batch[0].future.set_exception(
-                UnavailableError("journal: storage error, nothing was written; retry")
-            )
-            return
-        self.batches += 1
-        self.commands += len(batch)
+            results = [UnavailableError("journal: storage error, nothing was written; retry")]
+        else:
+            self.batches += 1
+            self.commands += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bytes], Outcome]]] = {}
         for item, result in zip(batch, results, strict=True):
-            if isinstance(result, LedgerError):
-                item.future.set_exception(result)
-            else:
-                item.future.set_result(result)
+            by_loop.setdefault(item.loop, []).append((item.future, result))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                log.warning("results_undeliverable", size=len(settled))
 
-    def _commit(self, batch: list[_Item]) -> list[bytes | LedgerError]:
+    def _balances(self, conn: Connection, head: Head, wanted: set[str]) -> dict[str, int]:
+        """Balances of ``wanted`` accounts, from the cache where it is valid.
+
+        The cache holds balances as of the head this appender last wrote.
+        Every entry moves the head, so an unchanged head (sequence and hash)
+        proves no other writer (another server process) changed a balance
+        since; otherwise the cache is dropped and everything is read again.
+        """
+        if self._cache_head != (head.sequence, head.hash) or len(self._cache) > _CACHE_LIMIT:
+            self._cache.clear()
+        found = {a: self._cache[a] for a in wanted if a in self._cache}
+        missing = wanted - found.keys()
+        if missing:
+            found.update(sql.load_balances(conn, missing))
+        return found
+
+    def _commit(self, batch: list[_Item]) -> list[Outcome]:
         commands = [item.command for item in batch]
-        with self._db.writer.begin() as conn:
-            head = sql.lock_head(conn)
-            originals = sql.load_originals(
-                conn, {c.original_sequence for c in commands if isinstance(c, Reverse)}
-            )
-            wanted = set(PROGRAM_ACCOUNTS)
-            wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem))
-            for o in originals.values():
-                wanted.update((o.posting.from_account, o.posting.to_account))
-            planner = BatchPlanner(
-                head=head,
-                now_us=self._clock(),
-                balances=sql.load_balances(conn, wanted),
-                originals=originals,
-                idempotency=sql.load_idempotency(
-                    conn, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}
-                ),
-            )
-            results: list[bytes | LedgerError] = []
-            for command in commands:
-                try:
-                    results.append(planner.apply(command))
-                except LedgerError as err:
-                    results.append(err)
-            sql.write_batch(conn, planner)
+        try:
+            with self._db.writer.begin() as conn:
+                head = sql.lock_head(conn)
+                originals = sql.load_originals(
+                    conn, {c.original_sequence for c in commands if isinstance(c, Reverse)}
+                )
+                wanted = set(PROGRAM_ACCOUNTS)
+                wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem))
+                for o in originals.values():
+                    wanted.update((o.posting.from_account, o.posting.to_account))
+                planner = BatchPlanner(
+                    head=head,
+                    now_us=self._clock(),
+                    balances=self._balances(conn, head, wanted),
+                    originals=originals,
+                    idempotency=sql.load_idempotency(
+                        conn, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}
+                    ),
+                )
+                results: list[Outcome] = []
+                for command in commands:
+                    try:
+                        results.append(planner.apply(command))
+                    except LedgerError as err:
+                        results.append(err)
+                sql.write_batch(conn, planner)
+        except BaseException:
+            self._cache_head = None  # rolled back: trust nothing cached
+            raise
+        self._cache.update(planner.balances)
+        self._cache_head = (planner.head.sequence, planner.head.hash)
         return results
-
-
-__all__ = ["Appender", "Clock", "system_clock_us"]

@@ -51,7 +51,6 @@ def _parser() -> argparse.ArgumentParser:
         default=int(env("MAX_POINTS", "1000000")),
         help="largest amount one entry may move (env LOYALTY_LEDGER_MAX_POINTS)",
     )
-    serve.add_argument("--workers", type=int, default=int(env("WORKERS", "96")))
 
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
     _add_database_args(verify)
@@ -66,7 +65,6 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir,
         database_url=args.database_url,
         listen=getattr(args, "listen", "127.0.0.1:50051"),
-        workers=getattr(args, "workers", 96),
         limits=Limits(max_points_per_entry=getattr(args, "max_points", 1_000_000)),
     )
 

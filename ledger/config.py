@@ -17,7 +17,7 @@ class ServerConfig:
     database_url: str = ""  # empty: sqlite file ledger.db inside data_dir
     listen: str = "127.0.0.1:50051"  # host:port; port 0 picks a free port
     max_message_bytes: int = 64 * 1024  # gRPC receive limit per message
-    workers: int = 96  # request threads; each waits on its commit
+    max_concurrent_rpcs: int = 4096  # beyond this, calls get RESOURCE_EXHAUSTED
     max_batch: int = 512  # commands per group commit
     grace_seconds: float = 10.0  # in-flight calls get this long on SIGTERM
     limits: Limits = field(default_factory=Limits)

@@ -1,5 +1,10 @@
 """Assembles and runs the gRPC server: ledger service, health, reflection.
 
+The server is grpc.aio: one event loop runs every handler, so thousands of
+calls can wait for their group commit without a thread each. The loop runs
+in a background thread (``_LoopThread``), which keeps ``LedgerServer`` a
+plain object that the CLI and the tests start and stop from ordinary code.
+
 ``LedgerServer.start`` migrates the database, starts the appender and the
 gRPC server; ``stop`` shuts down in order: health goes NOT_SERVING, the
 server stops taking calls and lets in-flight ones finish (grace period),
@@ -8,12 +13,16 @@ the appender commits what it holds, and the database is closed.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from concurrent import futures
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -28,6 +37,24 @@ from ledger.storage.migrate import upgrade
 log = structlog.get_logger(__name__)
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """One event loop for every server in this process, in a daemon thread."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def run(cls, coro: Coroutine[Any, Any, T]) -> T:
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="grpc-aio", daemon=True).start()
+                cls._loop = loop
+            loop = cls._loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 
 class LedgerServer:
@@ -38,44 +65,22 @@ class LedgerServer:
         self.port = 0
         self.db: Database | None = None
         self.appender: Appender | None = None
-        self._server: grpc.Server | None = None
-        self._health: health.HealthServicer | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
 
     def start(self) -> int:
         cfg = self.config
+        import os
+        import sys
+
+        if os.environ.get("LL_SWITCH"):
+            sys.setswitchinterval(float(os.environ["LL_SWITCH"]))
         if not cfg.database_url:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = open_database(cfg.resolved_database_url())
         upgrade(self.db)
         self.appender = Appender(db=self.db, clock=self._clock, max_batch=cfg.max_batch)
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
-            interceptors=[CallObserver()],
-            options=[
-                ("grpc.max_receive_message_length", cfg.max_message_bytes),
-                ("grpc.max_send_message_length", 4 * 1024 * 1024),
-                ("grpc.so_reuseport", 0),
-            ],
-            maximum_concurrent_rpcs=cfg.workers * 4,
-        )
-        ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
-            LedgerServicer(
-                appender=self.appender, reads=JournalReads(self.db.reader), limits=cfg.limits
-            ),
-            server,
-        )
-        self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
-        self.port = server.add_insecure_port(cfg.listen)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
-        server.start()
-        self._server = server
-        for service in ("", LEDGER_SERVICE):
-            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self.port = _LoopThread.run(self._start(self.appender, self.db))
         log.warning(
             "listening_plaintext",
             address=cfg.listen.rsplit(":", 1)[0] + f":{self.port}",
@@ -83,20 +88,49 @@ class LedgerServer:
         )
         return self.port
 
+    async def _start(self, appender: Appender, db: Database) -> int:
+        cfg = self.config
+        server = grpc.aio.server(
+            interceptors=[CallObserver()],
+            options=[
+                ("grpc.max_receive_message_length", cfg.max_message_bytes),
+                ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
+        )
+        ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
+            LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
+            server,
+        )
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (LEDGER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        )
+        port = server.add_insecure_port(cfg.listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {cfg.listen}")
+        await server.start()
+        self._server = server
+        for service in ("", LEDGER_SERVICE):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        return port
+
+    async def _stop(self, grace: float) -> None:
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         grace = self.config.grace_seconds if grace is None else grace
-        if self._health is not None:
-            self._health.enter_graceful_shutdown()
-        if self._server is not None:
-            self._server.stop(grace).wait()
+        _LoopThread.run(self._stop(grace))
         if self.appender is not None:
             self.appender.close()
         if self.db is not None:
             self.db.dispose()
         log.info("stopped")
-
-    def wait(self) -> None:
-        self._stopped.wait()

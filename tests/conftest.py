@@ -49,7 +49,6 @@ def server(db_url: str, tmp_path: Path) -> Iterator[LedgerServer]:
         data_dir=tmp_path,
         database_url=db_url,
         listen="127.0.0.1:0",
-        workers=64,
         limits=Limits(max_points_per_entry=MAX_POINTS),
     )
     srv = LedgerServer(config)

@@ -53,6 +53,6 @@ def test_request_id_is_echoed_back(channel: grpc.Channel) -> None:
         stub.GetEntry(pb.GetEntryRequest(sequence=1), metadata=(("x-request-id", "req-test-0001"),))
     except grpc.RpcError as err:
         assert err.code() == grpc.StatusCode.NOT_FOUND
-        assert dict(err.initial_metadata())["x-request-id"] == "req-test-0001"
+        assert dict(err.trailing_metadata())["x-request-id"] == "req-test-0001"
     else:
         raise AssertionError("empty journal has no entry 1")

@@ -1,17 +1,19 @@
-"""Server interceptor: request id, one structured log line per call, and the
-single conversion of ledger errors into gRPC statuses.
+"""Server interceptor (grpc.aio): request id, one structured log line per
+call, and the single conversion of ledger errors into gRPC statuses.
 
 Handlers return responses or raise ``LedgerError``; they never set status
 codes themselves. Anything else they raise becomes INTERNAL with a generic
-message (the details go to the log, not to the caller).
+message (the details go to the log, not to the caller). The request id
+(``x-request-id`` from the caller, or a fresh one) goes back in the
+trailing metadata, which travels with the status at no extra cost.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -27,61 +29,83 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UNDECODABLE = object()
 
 
-def _request_id(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata():
+def _request_id(metadata: Any) -> str:
+    for key, value in metadata or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
             return value
-    return uuid.uuid4().hex
+    return os.urandom(8).hex()
 
 
-class CallObserver(grpc.ServerInterceptor):
-    def intercept_service(
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """grpc answers INTERNAL when a deserializer raises; bad bytes are the
+    caller's fault, so hand the handler a marker instead."""
+
+    def deserializer(data: bytes) -> Any:
+        try:
+            return deserialize(data) if deserialize else data
+        except Exception:
+            return _UNDECODABLE
+
+    return deserializer
+
+
+class CallObserver(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # wrapped handlers by method: a method's handler never changes, and
+        # building the wrapper on every call costs measurable time
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = handler_call_details.method
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(
+        method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         behavior = handler.unary_unary
-        deserialize = handler.request_deserializer
 
-        def lenient_deserialize(data: bytes) -> Any:
-            # grpc answers INTERNAL when a deserializer raises; bad bytes are
-            # the caller's fault, so hand the handler a marker instead
-            try:
-                return deserialize(data) if deserialize else data
-            except Exception:
-                return _UNDECODABLE
-
-        def observed(request: Any, context: grpc.ServicerContext) -> Any:
-            request_id = _request_id(context)
-            context.send_initial_metadata(((REQUEST_ID_HEADER, request_id),))
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            request_id = _request_id(context.invocation_metadata())
             started = time.perf_counter()
-            with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
-                try:
-                    if request is _UNDECODABLE:
-                        raise ValidationError("request", "is not a valid serialized message")
-                    response = behavior(request, context)
-                except LedgerError as err:
-                    status = to_status(err)
-                except Exception:
-                    log.exception("handler_crashed")
-                    status = internal_status()
-                else:
-                    _log_call(started, grpc.StatusCode.OK)
-                    return response
-                _log_call(started, status.code)
-            context.abort_with_status(status)
+            try:
+                if request is _UNDECODABLE:
+                    raise ValidationError("request", "is not a valid serialized message")
+                response = await behavior(request, context)
+            except LedgerError as err:
+                status = to_status(err)
+            except Exception:
+                log.exception("handler_crashed", request_id=request_id, method=method)
+                status = internal_status()
+            else:
+                context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+                _log_call(request_id, method, started, grpc.StatusCode.OK)
+                return response
+            _log_call(request_id, method, started, status.code)
+            trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
+            await context.abort(status.code, status.details, trailing)
 
         return grpc.unary_unary_rpc_method_handler(
             observed,
-            request_deserializer=lenient_deserialize,
+            request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
 
-def _log_call(started: float, code: grpc.StatusCode) -> None:
+def _log_call(request_id: str, method: str, started: float, code: grpc.StatusCode) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    log.info("rpc", status=code.name, duration_ms=duration_ms)
+    log.info("rpc", request_id=request_id, method=method, status=code.name, duration_ms=duration_ms)

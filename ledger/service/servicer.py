@@ -1,14 +1,16 @@
-"""gRPC handlers for loyalty.ledger.v1.LedgerService.
+"""gRPC handlers for loyalty.ledger.v1.LedgerService (grpc.aio).
 
 Each handler validates (ledger/service/messages.py), then either hands a
-command to the appender and waits for its committed response, or reads.
-Handlers raise LedgerError; the interceptor turns it into a status.
+command to the appender and awaits its committed response, or reads in a
+worker thread so the event loop never blocks on the database. Handlers
+raise LedgerError; the interceptor turns it into a status.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import TimeoutError as FutureTimeout
+import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
@@ -17,9 +19,12 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from ledger import validation as v
 from ledger.appender import Appender
 from ledger.commands import Command
-from ledger.errors import NotFoundError, UnavailableError
+from ledger.errors import NotFoundError
 from ledger.service import messages as m
 from ledger.storage.journal_reads import JournalReads
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    Context = grpc.aio.ServicerContext[object, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,40 +39,33 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self._reads = reads
         self._limits = limits
 
-    def _append(self, command: Command) -> bytes:
-        future = self._appender.submit(command)
-        try:
-            return future.result(timeout=self._limits.wait_seconds)
-        except FutureTimeout:
-            # the command may still commit: a retry with the same key is safe
-            raise UnavailableError(
-                "journal: commit did not finish in time; retry with the same idempotency_key"
-            ) from None
+    async def _append(self, command: Command) -> bytes:
+        return await self._appender.append(command, timeout=self._limits.wait_seconds)
 
-    def OpenAccount(
-        self, request: pb.OpenAccountRequest, context: grpc.ServicerContext
+    async def OpenAccount(
+        self, request: pb.OpenAccountRequest, context: Context
     ) -> pb.OpenAccountResponse:
-        return pb.OpenAccountResponse.FromString(self._append(m.open_account_command(request)))
+        return pb.OpenAccountResponse.FromString(
+            await self._append(m.open_account_command(request))
+        )
 
-    def Earn(self, request: pb.EarnRequest, context: grpc.ServicerContext) -> pb.EarnResponse:
+    async def Earn(self, request: pb.EarnRequest, context: Context) -> pb.EarnResponse:
         command = m.earn_command(request, limit=self._limits.max_points_per_entry)
-        return pb.EarnResponse.FromString(self._append(command))
+        return pb.EarnResponse.FromString(await self._append(command))
 
-    def Redeem(self, request: pb.RedeemRequest, context: grpc.ServicerContext) -> pb.RedeemResponse:
+    async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
         command = m.redeem_command(request, limit=self._limits.max_points_per_entry)
-        return pb.RedeemResponse.FromString(self._append(command))
+        return pb.RedeemResponse.FromString(await self._append(command))
 
-    def Reverse(
-        self, request: pb.ReverseRequest, context: grpc.ServicerContext
-    ) -> pb.ReverseResponse:
+    async def Reverse(self, request: pb.ReverseRequest, context: Context) -> pb.ReverseResponse:
         command = m.reverse_command(request, limit=self._limits.max_points_per_entry)
-        return pb.ReverseResponse.FromString(self._append(command))
+        return pb.ReverseResponse.FromString(await self._append(command))
 
-    def GetBalance(
-        self, request: pb.GetBalanceRequest, context: grpc.ServicerContext
+    async def GetBalance(
+        self, request: pb.GetBalanceRequest, context: Context
     ) -> pb.GetBalanceResponse:
         account = v.member_account_id(request.member_account_id)
-        found = self._reads.balance(account)
+        found = await asyncio.to_thread(self._reads.balance, account)
         if found is None:
             raise NotFoundError("member_account_id: no such account")
         points, as_of = found
@@ -75,24 +73,22 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             balance=pb.Balance(member_account_id=account, points=points, as_of_sequence=as_of)
         )
 
-    def GetEntry(
-        self, request: pb.GetEntryRequest, context: grpc.ServicerContext
-    ) -> pb.GetEntryResponse:
+    async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
         seq = v.sequence(request.sequence, "sequence")
-        stored = self._reads.entry(seq)
+        stored = await asyncio.to_thread(self._reads.entry, seq)
         if stored is None:
             raise NotFoundError("sequence: no such entry")
         return pb.GetEntryResponse(entry=m.entry_message(stored))
 
-    def ListEntries(
-        self, request: pb.ListEntriesRequest, context: grpc.ServicerContext
+    async def ListEntries(
+        self, request: pb.ListEntriesRequest, context: Context
     ) -> pb.ListEntriesResponse:
         account = v.member_account_id(request.member_account_id)
         size = v.page_size(request.page_size)
         before = m.decode_page_token(request.page_token)
-        if not self._reads.account_exists(account):
+        found = await asyncio.to_thread(self._reads.history, account, before, size + 1)
+        if found is None:
             raise NotFoundError("member_account_id: no such account")
-        found = self._reads.history(account, before, size + 1)
         page = found[:size]
         token = m.encode_page_token(page[-1].entry.sequence) if len(found) > size else ""
         return pb.ListEntriesResponse(

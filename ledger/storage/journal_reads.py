@@ -71,9 +71,15 @@ class JournalReads:
             found = _entries(conn, journal_entries.c.seq == seq)
         return found[0] if found else None
 
-    def history(self, account_id: str, before: int | None, limit: int) -> list[StoredEntry]:
-        """Up to ``limit`` entries touching the account, newest first."""
+    def history(self, account_id: str, before: int | None, limit: int) -> list[StoredEntry] | None:
+        """Up to ``limit`` entries touching the account, newest first; None
+        when the account does not exist."""
         with self._engine.connect() as conn:
+            exists = conn.execute(
+                sa.select(accounts.c.account_id).where(accounts.c.account_id == account_id)
+            ).first()
+            if exists is None:
+                return None
             q = sa.select(account_entries.c.seq).where(account_entries.c.account_id == account_id)
             if before is not None:
                 q = q.where(account_entries.c.seq < before)
@@ -82,15 +88,6 @@ class JournalReads:
                 return []
             found = _entries(conn, journal_entries.c.seq.in_(seqs))
         return sorted(found, key=lambda s: s.entry.sequence, reverse=True)
-
-    def account_exists(self, account_id: str) -> bool:
-        with self._engine.connect() as conn:
-            return (
-                conn.execute(
-                    sa.select(accounts.c.account_id).where(accounts.c.account_id == account_id)
-                ).first()
-                is not None
-            )
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

@@ -5,6 +5,7 @@ transaction; the caller owns commit and rollback."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -34,24 +35,50 @@ _SELECT_HEAD = (
 _SELECT_BALANCES = sa.select(accounts.c.account_id, accounts.c.balance).where(
     accounts.c.account_id.in_(sa.bindparam("ids", expanding=True))
 )
+# uses the primary key (channel_id, idempotency_key): one channel at a time
 _SELECT_IDEMPOTENCY = sa.select(idempotency_keys).where(
-    idempotency_keys.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
-)
-_UPDATE_BALANCE = (
-    sa.update(accounts)
-    .where(accounts.c.account_id == sa.bindparam("a"))
-    .values(balance=sa.bindparam("b"), last_seq=sa.bindparam("s"))
+    idempotency_keys.c.channel_id == sa.bindparam("channel"),
+    idempotency_keys.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)),
 )
 _UPDATE_HEAD = (
     sa.update(journal_head)
     .where(journal_head.c.id == 1)
     .values(seq=sa.bindparam("s"), hash=sa.bindparam("h"), time_us=sa.bindparam("t"))
 )
-_INSERT_ACCOUNTS = accounts.insert()
-_INSERT_ENTRIES = journal_entries.insert()
-_INSERT_POSTINGS = journal_postings.insert()
-_INSERT_HISTORY = account_entries.insert()
-_INSERT_KEYS = idempotency_keys.insert()
+_MAX_PARAMS = 30_000  # per statement; SQLite allows 32766
+_UPSERT_SET = "balance = excluded.balance, last_seq = excluded.last_seq"
+_UPSERT_BALANCES = f" ON CONFLICT (account_id) DO UPDATE SET {_UPSERT_SET}"
+
+
+@lru_cache(maxsize=4096)
+def _values_sql(table: str, columns: tuple[str, ...], rows: int, mark: str, suffix: str) -> str:
+    row = "(" + ", ".join([mark] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows) + suffix
+
+
+def _insert_rows(
+    conn: Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: list[tuple[object, ...]],
+    suffix: str = "",
+) -> None:
+    """One multi-row INSERT per chunk, as plain SQL on the driver.
+
+    On SQLite every execution is a trip into the library that gives up and
+    takes back the GIL, which costs far more than the row itself; and
+    SQLAlchemy does not cache compiled multi-row VALUES statements. The SQL
+    text is cached here per row count instead. Table and column names come
+    from this module, never from input.
+    """
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    step = max(1, _MAX_PARAMS // len(columns))
+    for i in range(0, len(rows), step):
+        chunk = rows[i : i + step]
+        sql = _values_sql(table.name, columns, len(chunk), mark, suffix)
+        conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
 
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
@@ -111,14 +138,15 @@ def load_originals(conn: Connection, seqs: set[int]) -> dict[int, Original]:
 
 
 def load_idempotency(conn: Connection, keys: set[IdemKey]) -> dict[IdemKey, IdempotencyRecord]:
+    by_channel: dict[str, list[str]] = {}
+    for channel, key in keys:
+        by_channel.setdefault(channel, []).append(key)
     found: dict[IdemKey, IdempotencyRecord] = {}
-    by_key = sorted({k for _, k in keys})
-    for part in _chunks(by_key):
-        rows = conn.execute(_SELECT_IDEMPOTENCY, {"keys": list(part)})
-        for r in rows:
-            key = (r.channel_id, r.idempotency_key)
-            if key in keys:
-                found[key] = IdempotencyRecord(
+    for channel, channel_keys in by_channel.items():
+        for part in _chunks(sorted(channel_keys)):
+            rows = conn.execute(_SELECT_IDEMPOTENCY, {"channel": channel, "keys": list(part)})
+            for r in rows:
+                found[(r.channel_id, r.idempotency_key)] = IdempotencyRecord(
                     r.channel_id, r.idempotency_key, bytes(r.fingerprint), bytes(r.response), r.seq
                 )
     return found
@@ -127,71 +155,59 @@ def load_idempotency(conn: Connection, keys: set[IdemKey]) -> dict[IdemKey, Idem
 def write_batch(conn: Connection, planner: BatchPlanner) -> None:
     """Persist everything the planner decided, in the caller's transaction."""
     now = planner.now_us
-    if planner.opened:
-        conn.execute(
-            _INSERT_ACCOUNTS,
-            [
-                {"account_id": a, "balance": 0, "last_seq": 0, "opened_us": now}
-                for a in planner.opened
-            ],
-        )
+    _insert_rows(
+        conn,
+        accounts,
+        ("account_id", "balance", "last_seq", "opened_us"),
+        [(a, 0, 0, now) for a in planner.opened],
+    )
     if planner.entries:
-        conn.execute(
-            _INSERT_ENTRIES,
+        _insert_rows(
+            conn,
+            journal_entries,
+            ("seq", "time_us", "kind", "channel_id", "reverses", "details", "prev_hash", "hash"),
             [
-                {
-                    "seq": e.sequence,
-                    "time_us": e.time_us,
-                    "kind": e.kind,
-                    "channel_id": e.channel_id,
-                    "reverses": e.reverses,
-                    "details": e.details,
-                    "prev_hash": e.prev_hash,
-                    "hash": h,
-                }
+                (e.sequence, e.time_us, e.kind, e.channel_id, e.reverses, e.details, e.prev_hash, h)
                 for e, h in planner.entries
             ],
         )
-        conn.execute(
-            _INSERT_POSTINGS,
+        _insert_rows(
+            conn,
+            journal_postings,
+            ("seq", "idx", "from_account", "to_account", "points"),
             [
-                {
-                    "seq": e.sequence,
-                    "idx": i,
-                    "from_account": p.from_account,
-                    "to_account": p.to_account,
-                    "points": p.points,
-                }
+                (e.sequence, i, p.from_account, p.to_account, p.points)
                 for e, _ in planner.entries
                 for i, p in enumerate(e.postings)
             ],
         )
-        history = {
-            (a, e.sequence)
-            for e, _ in planner.entries
-            for p in e.postings
-            for a in (p.from_account, p.to_account)
-            if is_member_account(a)
-        }
-        conn.execute(_INSERT_HISTORY, [{"account_id": a, "seq": s} for a, s in history])
-        conn.execute(
-            _UPDATE_BALANCE,
-            [{"a": a, "b": planner.balances[a], "s": seq} for a, seq in planner.touched.items()],
+        history = sorted(
+            {
+                (a, e.sequence)
+                for e, _ in planner.entries
+                for p in e.postings
+                for a in (p.from_account, p.to_account)
+                if is_member_account(a)
+            }
+        )
+        _insert_rows(conn, account_entries, ("account_id", "seq"), history)
+        # every touched account exists (the planner refuses unknown ones), so
+        # this upsert only ever updates; it is one statement for the batch
+        _insert_rows(
+            conn,
+            accounts,
+            ("account_id", "balance", "last_seq", "opened_us"),
+            [(a, planner.balances[a], seq, 0) for a, seq in planner.touched.items()],
+            suffix=_UPSERT_BALANCES,
         )
         head = planner.head
         conn.execute(_UPDATE_HEAD, {"s": head.sequence, "h": head.hash, "t": head.time_us})
-    if planner.new_records:
-        conn.execute(
-            _INSERT_KEYS,
-            [
-                {
-                    "channel_id": r.channel_id,
-                    "idempotency_key": r.idempotency_key,
-                    "fingerprint": r.fingerprint,
-                    "response": r.response,
-                    "seq": r.sequence,
-                    "created_us": now,
-                }
-                for r in planner.new_records
-            ],
-        )
+    _insert_rows(
+        conn,
+        idempotency_keys,
+        ("channel_id", "idempotency_key", "fingerprint", "response", "seq", "created_us"),
+        [
+            (r.channel_id, r.idempotency_key, r.fingerprint, r.response, r.sequence, now)
+            for r in planner.new_records
+        ],
+    )
