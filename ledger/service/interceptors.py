@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -77,7 +77,8 @@ class CallObserver(grpc.aio.ServerInterceptor):
     def _wrap(
         method: str, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        behavior = handler.unary_unary
+        # an aio server's handlers are coroutine functions
+        behavior = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             request_id = _request_id(context.invocation_metadata())

@@ -60,7 +60,7 @@ def _insert_rows(
     conn: Connection,
     table: sa.Table,
     columns: tuple[str, ...],
-    rows: list[tuple[object, ...]],
+    rows: Sequence[tuple[object, ...]],
     suffix: str = "",
 ) -> None:
     """One multi-row INSERT per chunk, as plain SQL on the driver.
