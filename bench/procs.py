@@ -69,7 +69,7 @@ def child_env() -> dict[str, str]:
 
 
 def ledger_overrides() -> dict[str, str]:
-    """LOYALTY_LEDGER_* settings the servers will see (e.g. WORKERS, LOG_LEVEL)."""
+    """LOYALTY_LEDGER_* settings the servers will see (e.g. LOG_LEVEL)."""
     return {k: v for k, v in child_env().items() if k.startswith(ENV_PREFIX)}
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import structlog
 
 from ledger import logging as ledger_logging
-from ledger.config import ServerConfig, env
-from ledger.service.servicer import Limits
+from ledger.config import Limits, ServerConfig, env
+from ledger.storage.database import Database, open_database
 
 log = structlog.get_logger(__name__)
 
@@ -84,8 +84,7 @@ def _serve(config: ServerConfig) -> int:
     return 0
 
 
-def _database(config: ServerConfig):  # type: ignore[no-untyped-def]
-    from ledger.storage.database import open_database
+def _database(config: ServerConfig) -> Database:
 
     if not config.database_url:
         config.data_dir.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.service.servicer import Limits
-
 ENV_PREFIX = "LOYALTY_LEDGER_"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_points_per_entry: int = 1_000_000  # points
+    wait_seconds: float = 30.0  # how long a handler waits for its commit
 
 
 @dataclass(frozen=True, slots=True)

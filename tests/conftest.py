@@ -15,9 +15,8 @@ import pytest
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
-from ledger.config import ServerConfig
+from ledger.config import Limits, ServerConfig
 from ledger.server import LedgerServer
-from ledger.service.servicer import Limits
 from ledger.storage.journal_reads import JournalReads, read_head
 from tests.support.postgres import PostgresCluster, find_pg_bin
 

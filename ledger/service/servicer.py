@@ -9,7 +9,6 @@ raise LedgerError; the interceptor turns it into a status.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -19,18 +18,13 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from ledger import validation as v
 from ledger.appender import Appender
 from ledger.commands import Command
+from ledger.config import Limits
 from ledger.errors import NotFoundError
 from ledger.service import messages as m
 from ledger.storage.journal_reads import JournalReads
 
 if TYPE_CHECKING:  # generic only in the type stubs
     Context = grpc.aio.ServicerContext[object, object]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_points_per_entry: int = 1_000_000  # points
-    wait_seconds: float = 30.0  # how long a handler waits for its commit
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
