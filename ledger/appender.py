@@ -88,13 +88,13 @@ class Appender:
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
 
-    async def append(self, command: Command, *, timeout: float) -> bytes:
+    async def append(self, command: Command) -> bytes:
         """Queue a command and wait for its committed, serialized response.
 
         Raises the command's LedgerError, or UnavailableError when the server
-        is shutting down or the commit takes longer than ``timeout`` seconds
-        (the command may still commit then: a retry with the same
-        idempotency key is safe).
+        is shutting down or storage failed. There is no timeout of its own:
+        the caller's gRPC deadline cancels the wait (the command may still
+        commit then, so a retry with the same idempotency key is safe).
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
@@ -102,13 +102,7 @@ class Appender:
             if self._closed:
                 raise UnavailableError("server is shutting down")
             self._queue.put(_Item(command, loop, future))
-        try:
-            async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
-                return await future
-        except TimeoutError:
-            raise UnavailableError(
-                "journal: commit did not finish in time; retry with the same idempotency_key"
-            ) from None
+        return await future
 
     def close(self) -> None:
         """Finish everything already submitted, then stop the thread."""

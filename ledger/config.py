@@ -12,7 +12,6 @@ ENV_PREFIX = "LOYALTY_LEDGER_"
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_points_per_entry: int = 1_000_000  # points
-    wait_seconds: float = 30.0  # how long a handler waits for its commit
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
-from ledger.service.interceptors import CallObserver
+from ledger.service.observe import observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.storage.database import Database, open_database
 from ledger.storage.journal_reads import JournalReads
@@ -91,7 +91,6 @@ class LedgerServer:
     async def _start(self, appender: Appender, db: Database) -> int:
         cfg = self.config
         server = grpc.aio.server(
-            interceptors=[CallObserver()],
             options=[
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -99,9 +98,10 @@ class LedgerServer:
             ],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
         )
-        ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
-            LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
+        observe_service(
             server,
+            ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
+            LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
         )
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -17,7 +17,6 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 
 from ledger import validation as v
 from ledger.appender import Appender
-from ledger.commands import Command
 from ledger.config import Limits
 from ledger.errors import NotFoundError
 from ledger.service import messages as m
@@ -33,27 +32,24 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self._reads = reads
         self._limits = limits
 
-    async def _append(self, command: Command) -> bytes:
-        return await self._appender.append(command, timeout=self._limits.wait_seconds)
+    # Mutating calls return the response already serialized: the bytes the
+    # appender stored with the idempotency key, sent as they are (see
+    # ledger/service/observe.py), so a replay is byte for byte the first answer.
 
-    async def OpenAccount(
-        self, request: pb.OpenAccountRequest, context: Context
-    ) -> pb.OpenAccountResponse:
-        return pb.OpenAccountResponse.FromString(
-            await self._append(m.open_account_command(request))
-        )
+    async def OpenAccount(self, request: pb.OpenAccountRequest, context: Context) -> bytes:
+        return await self._appender.append(m.open_account_command(request))
 
-    async def Earn(self, request: pb.EarnRequest, context: Context) -> pb.EarnResponse:
-        command = m.earn_command(request, limit=self._limits.max_points_per_entry)
-        return pb.EarnResponse.FromString(await self._append(command))
+    async def Earn(self, request: pb.EarnRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(m.earn_command(request, limit=limit))
 
-    async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
-        command = m.redeem_command(request, limit=self._limits.max_points_per_entry)
-        return pb.RedeemResponse.FromString(await self._append(command))
+    async def Redeem(self, request: pb.RedeemRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(m.redeem_command(request, limit=limit))
 
-    async def Reverse(self, request: pb.ReverseRequest, context: Context) -> pb.ReverseResponse:
-        command = m.reverse_command(request, limit=self._limits.max_points_per_entry)
-        return pb.ReverseResponse.FromString(await self._append(command))
+    async def Reverse(self, request: pb.ReverseRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(m.reverse_command(request, limit=limit))
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context
