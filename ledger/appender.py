@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from ledger.commands import PROGRAM_ACCOUNTS, Command, Earn, Redeem, Reverse
 from ledger.errors import LedgerError, UnavailableError
@@ -154,7 +153,7 @@ class Appender:
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 log.warning("results_undeliverable", size=len(settled))
 
-    def _balances(self, conn: Connection, head: Head, wanted: set[str]) -> dict[str, int]:
+    def _balances(self, tx: sql.WriteTx, head: Head, wanted: set[str]) -> dict[str, int]:
         """Balances of ``wanted`` accounts, from the cache where it is valid.
 
         The cache holds balances as of the head this appender last wrote.
@@ -167,40 +166,51 @@ class Appender:
         found = {a: self._cache[a] for a in wanted if a in self._cache}
         missing = wanted - found.keys()
         if missing:
-            found.update(sql.load_balances(conn, missing))
+            found.update(sql.load_balances(tx, missing))
         return found
 
     def _commit(self, batch: list[_Item]) -> list[Outcome]:
+        """One transaction on the driver connection (see journal_writes)."""
         commands = [item.command for item in batch]
+        raw = self._db.writer.raw_connection()
         try:
-            with self._db.writer.begin() as conn:
-                head = sql.lock_head(conn)
-                originals = sql.load_originals(
-                    conn, {c.original_sequence for c in commands if isinstance(c, Reverse)}
-                )
-                wanted = set(PROGRAM_ACCOUNTS)
-                wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem))
-                for o in originals.values():
-                    wanted.update((o.posting.from_account, o.posting.to_account))
-                planner = BatchPlanner(
-                    head=head,
-                    now_us=self._clock(),
-                    balances=self._balances(conn, head, wanted),
-                    originals=originals,
-                    idempotency=sql.load_idempotency(
-                        conn, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}
-                    ),
-                )
-                results: list[Outcome] = []
-                for command in commands:
-                    try:
-                        results.append(planner.apply(command))
-                    except LedgerError as err:
-                        results.append(err)
-                sql.write_batch(conn, planner)
+            tx = sql.WriteTx(raw.driver_connection, self._db.writer.dialect.name)
+            tx.begin()
+            planner, results = self._plan(tx, commands)
+            sql.write_batch(tx, planner)
+            raw.commit()
         except BaseException:
             self._cache_head = None  # rolled back: trust nothing cached
+            raw.rollback()
             raise
+        finally:
+            raw.close()  # back to the pool
         self._cache.update(planner.balances)
         self._cache_head = (planner.head.sequence, planner.head.hash)
         return results
+
+    def _plan(self, tx: sql.WriteTx, commands: list[Command]) -> tuple[BatchPlanner, list[Outcome]]:
+        head = sql.lock_head(tx)
+        originals = sql.load_originals(
+            tx, {c.original_sequence for c in commands if isinstance(c, Reverse)}
+        )
+        wanted = set(PROGRAM_ACCOUNTS)
+        wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem))
+        for o in originals.values():
+            wanted.update((o.posting.from_account, o.posting.to_account))
+        planner = BatchPlanner(
+            head=head,
+            now_us=self._clock(),
+            balances=self._balances(tx, head, wanted),
+            originals=originals,
+            idempotency=sql.load_idempotency(
+                tx, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}
+            ),
+        )
+        results: list[Outcome] = []
+        for command in commands:
+            try:
+                results.append(planner.apply(command))
+            except LedgerError as err:
+                results.append(err)
+        return planner, results
