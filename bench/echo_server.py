@@ -30,6 +30,7 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
 from ledger.config import ServerConfig
+from ledger.server import new_grpc_server
 
 LEDGER_SERVICE = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
@@ -64,14 +65,7 @@ class EchoLedger(ledger_pb2_grpc.LedgerServiceServicer):
 
 def build_server(config: ServerConfig) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """The grpc.aio server of ledger/server.py, minus interceptor and reflection."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-    )
+    server = new_grpc_server(config)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(EchoLedger(), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

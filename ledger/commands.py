@@ -126,7 +126,9 @@ class OpenAccount:
 
 
 @dataclass(frozen=True, slots=True)
-class Earn:
+class _MemberPoints:
+    """Moves ``points`` to or from one member account."""
+
     meta: RequestMeta
     account: str
     points: int
@@ -135,12 +137,13 @@ class Earn:
 
 
 @dataclass(frozen=True, slots=True)
-class Redeem:
-    meta: RequestMeta
-    account: str
-    points: int
-    details: EntryDetails
-    render: Renderer = field(repr=False, compare=False)
+class Earn(_MemberPoints):
+    """Credit the member: program:issued -> member."""
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem(_MemberPoints):
+    """Debit the member: member -> program:redeemed; never overdraws."""
 
 
 @dataclass(frozen=True, slots=True)
