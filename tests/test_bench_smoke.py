@@ -1,0 +1,33 @@
+"""The benchmark still runs end to end (``--quick``). It asserts that the
+run completes and the journal verifies, never a speed: speed is for
+bench/, on a quiet machine, compared with its in-run ceiling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_quick_runs_and_verifies(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_earn.py"),
+            "--quick",
+            "--tmp-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "RESULT: OK" in out.stdout
+    assert "journal verify: exit 0" in out.stdout
