@@ -1,5 +1,8 @@
-"""Several server processes on one PostgreSQL database keep one valid chain
-and never overdraw, even when their redeems race for the same member."""
+"""Several server processes on one database keep one valid chain and never
+overdraw, even when their redeems race for the same member: on PostgreSQL
+(head row lock) and on one SQLite file (BEGIN IMMEDIATE). Each appender
+caches balances only while the head is its own, so the other process's
+writes must invalidate that cache, or this test overdraws."""
 
 from __future__ import annotations
 
@@ -17,11 +20,20 @@ from tests.conftest import ctx, key
 from tests.support.postgres import PostgresCluster
 from tests.support.process import ServeProcess
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
-def test_two_processes_one_chain_no_overdraft(pg_cluster: PostgresCluster, tmp_path: Path) -> None:
-    url = pg_cluster.create_database()
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_two_processes_one_chain_no_overdraft(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database()
     servers = [
         ServeProcess(data_dir=tmp_path / f"d{i}", database_url=url, log_path=tmp_path / f"s{i}.log")
         for i in range(2)
