@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _add_database_args(migrate)
+
+    grant = sub.add_parser(
+        "grant-app-role",
+        help="PostgreSQL: give the server's role SELECT/INSERT only on the journal (run as owner)",
+    )
+    _add_database_args(grant)
+    grant.add_argument("role", help="the PostgreSQL role the server connects as")
     return parser
 
 
@@ -131,6 +138,22 @@ def _migrate(config: ServerConfig) -> int:
     return 0
 
 
+def _grant_app_role(config: ServerConfig, role: str) -> int:
+    from ledger.errors import ValidationError
+    from ledger.storage.roles import grant_app_role
+
+    db = _database(config)
+    try:
+        for statement in grant_app_role(db, role):
+            print(statement)
+    except ValidationError as err:
+        print(f"FAILED: {err}")
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ledger_logging.configure(args.log_level)
@@ -139,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(config)
     if args.command == "verify":
         return _verify(config)
+    if args.command == "grant-app-role":
+        return _grant_app_role(config, args.role)
     return _migrate(config)
 
 
