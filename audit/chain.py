@@ -63,6 +63,37 @@ class Head:
     hash: bytes
 
 
+# what a database with its head row deleted (or duplicated) reports as its head
+MISSING_HEAD = Head(-1, b"")
+
+
+def _type_errors(stored: StoredEntry) -> list[str]:
+    """Fields whose stored type is wrong (SQLite does not enforce types, so a
+    tampered row may hold text where a number belongs)."""
+    e = stored.entry
+    want: list[tuple[str, object, type | tuple[type, ...]]] = [
+        ("sequence", e.sequence, int),
+        ("time_us", e.time_us, int),
+        ("reverses", e.reverses, int),
+        ("kind", e.kind, str),
+        ("channel_id", e.channel_id, str),
+        ("prev_hash", e.prev_hash, bytes),
+        ("details", e.details, bytes),
+        ("hash", stored.stored_hash, bytes),
+    ]
+    for i, p in enumerate(e.postings):
+        want += [
+            (f"posting {i} from_account", p.from_account, str),
+            (f"posting {i} to_account", p.to_account, str),
+            (f"posting {i} points", p.points, int),
+        ]
+    return [
+        f"{name} is {type(value).__name__}, expected {kind.__name__}"  # type: ignore[union-attr]
+        for name, value, kind in want
+        if not isinstance(value, kind) or isinstance(value, bool)
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     sequence: int | None  # None for problems not tied to one entry
@@ -106,6 +137,16 @@ class _Replay:
         self.result.problems.append(Problem(seq, check, message))
 
     def feed(self, stored: StoredEntry) -> None:
+        wrong = _type_errors(stored)
+        if wrong:
+            # nothing else about this row can be checked; move past it
+            seq = stored.entry.sequence if isinstance(stored.entry.sequence, int) else None
+            self.problem(seq, "encoding", "; ".join(wrong))
+            self.result.entries += 1
+            self.prev_seq = seq if seq is not None else self.prev_seq + 1
+            if isinstance(stored.stored_hash, bytes):
+                self.prev_hash = stored.stored_hash
+            return
         entry = stored.entry
         seq = entry.sequence
         expected = self.prev_seq + 1
@@ -227,7 +268,9 @@ class _Replay:
 
     def finish(self, head: Head | None, materialized: Mapping[str, int] | None) -> None:
         self.result.head = Head(self.prev_seq, self.prev_hash) if self.result.entries else None
-        if head is not None and (head.sequence, head.hash) != (self.prev_seq, self.prev_hash):
+        if head is MISSING_HEAD:
+            self.problem(None, "head", "the recorded chain head is missing or not unique")
+        elif head is not None and (head.sequence, head.hash) != (self.prev_seq, self.prev_hash):
             self.problem(
                 None,
                 "head",

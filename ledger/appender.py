@@ -140,7 +140,12 @@ class Appender:
                     self._process([item])
                 return
             log.error("append_failed", exc_info=True)
-            results = [UnavailableError("journal: storage error, nothing was written; retry")]
+            results = [
+                UnavailableError(
+                    "journal: storage error; retry with the same idempotency_key "
+                    "(a replay returns the result if it was committed)"
+                )
+            ]
         else:
             self.batches += 1
             self.commands += len(batch)

@@ -49,7 +49,7 @@ class InsufficientPointsError(PreconditionError):
 
     def __init__(self, *, available: int, requested: int) -> None:
         super().__init__(
-            f"points: insufficient points: requested {requested}, available {available}",
+            "points: insufficient points (see the available balance in ErrorInfo)",
             metadata={"available": str(available), "requested": str(requested)},
         )
         self.available = available

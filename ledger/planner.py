@@ -160,8 +160,8 @@ class BatchPlanner:
         points = left if cmd.points is None else cmd.points
         if points > left:
             raise NotReversibleError(
-                f"points: exceeds what is left to reverse on the entry: requested {points}, "
-                f"left {left}",
+                "points: exceeds what is left to reverse on the entry "
+                "(see left_to_reverse in ErrorInfo)",
                 metadata={"left_to_reverse": str(left), "requested": str(points)},
             )
         mirror = Posting(original.posting.to_account, original.posting.from_account, points)
@@ -202,6 +202,8 @@ class BatchPlanner:
         )
         digest = entry.compute_hash()
         self.entries.append((entry, digest))
+        if kind in (KIND_EARN, KIND_REDEEM):  # reversible by later commands of the batch
+            self.originals[entry.sequence] = Original(entry.sequence, kind, posting, 0)
         self.head = Head(entry.sequence, digest, entry.time_us)
         self.balances[posting.from_account] = (
             self.balances.get(posting.from_account, 0) - posting.points

@@ -83,17 +83,16 @@ class LedgerServer:
 
     def start(self) -> int:
         cfg = self.config
-        import os
-        import sys
-
-        if os.environ.get("LL_SWITCH"):
-            sys.setswitchinterval(float(os.environ["LL_SWITCH"]))
         if not cfg.database_url:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = open_database(cfg.resolved_database_url())
-        upgrade(self.db)
-        self.appender = Appender(db=self.db, clock=self._clock, max_batch=cfg.max_batch)
-        self.port = _LoopThread.run(self._start(self.appender, self.db))
+        try:
+            upgrade(self.db)
+            self.appender = Appender(db=self.db, clock=self._clock, max_batch=cfg.max_batch)
+            self.port = _LoopThread.run(self._start(self.appender, self.db))
+        except BaseException:
+            self.stop(grace=0)  # e.g. the port is taken: release what was started
+            raise
         log.warning(
             "listening_plaintext",
             address=cfg.listen.rsplit(":", 1)[0] + f":{self.port}",

@@ -206,6 +206,13 @@ def test_invalid_other_rpcs(stub, server: LedgerServer) -> None:
             "page_token",
             "not a token",
         ),
+        (  # 2^63: past the int64 column the database would compare it with
+            lambda: stub.ListEntries(
+                pb.ListEntriesRequest(member_account_id=account, page_token="AYAAAAAAAAAA")
+            ),
+            "page_token",
+            "not a token",
+        ),
     ]
     for call, field, rule in cases:
         with pytest.raises(grpc.RpcError) as err:

@@ -44,6 +44,7 @@ def test_redeem_debits_and_refuses_overdraft_with_available_balance(
         redeem(stub, account, 41)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "insufficient points" in err.value.details()
+    assert "41" not in err.value.details()  # amounts travel in ErrorInfo only
     status = rpc_status.from_call(err.value)
     info = error_details_pb2.ErrorInfo()
     assert status is not None and status.details[0].Unpack(info)
@@ -104,7 +105,7 @@ def test_reverse_rules(stub) -> None:
         (
             pb.ReverseRequest(original_sequence=earned.sequence, points=51),
             grpc.StatusCode.FAILED_PRECONDITION,
-            "left 50",
+            "exceeds what is left to reverse",
         ),
         # the member spent the points: reversing the earn would overdraw
         (
@@ -125,6 +126,13 @@ def test_reverse_rules(stub) -> None:
             stub.Reverse(request)
         assert err.value.code() == code
         assert text in err.value.details()
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            status = rpc_status.from_call(err.value)
+            info = error_details_pb2.ErrorInfo()
+            assert status is not None and status.details[0].Unpack(info)
+            assert info.metadata["requested"] == str(request.points)
+            if info.reason == "NOT_REVERSIBLE":
+                assert info.metadata["left_to_reverse"] == "50"
 
     reversal = stub.Reverse(
         pb.ReverseRequest(

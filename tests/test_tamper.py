@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from ledger.cli import main as cli
 from ledger.server import LedgerServer
@@ -54,9 +55,33 @@ def _verify(server: LedgerServer, capsys: pytest.CaptureFixture[str]) -> tuple[i
         "DELETE FROM journal_postings",
         "UPDATE account_entries SET seq = 1",
         "DELETE FROM idempotency_keys",
+        "INSERT INTO journal_entries SELECT * FROM journal_entries WHERE seq = 1"
+        " ON CONFLICT (seq) DO UPDATE SET kind = 'earn'",
     ],
 )
 def test_database_refuses_update_and_delete(stub, server: LedgerServer, statement: str) -> None:
+    _seed(stub)
+    engine = _engine(server)
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "statement",
+    [  # REPLACE deletes the old row without firing DELETE triggers (SQLite only)
+        "INSERT OR REPLACE INTO journal_postings (seq, idx, from_account, to_account, points)"
+        " SELECT seq, idx, from_account, to_account, 1000 FROM journal_postings WHERE seq = 2",
+        "REPLACE INTO idempotency_keys SELECT channel_id, idempotency_key, fingerprint,"
+        " x'00', seq, created_us FROM idempotency_keys",
+        "INSERT OR REPLACE INTO journal_entries SELECT * FROM journal_entries",
+        "REPLACE INTO account_entries SELECT * FROM account_entries",
+    ],
+)
+def test_sqlite_refuses_replace(stub, server: LedgerServer, statement: str) -> None:
     _seed(stub)
     engine = _engine(server)
     try:
@@ -123,6 +148,11 @@ TAMPERING = {
         None,
         {"balance", "zero-sum"},
     ),
+    "head_deleted": (
+        ["DELETE FROM journal_head"],
+        None,
+        {"head"},
+    ),
     "journal_time_rewritten": (
         ["UPDATE journal_entries SET time_us = time_us - 86400000000 WHERE seq = 3"],
         3,
@@ -150,3 +180,51 @@ def test_verify_pinpoints_tampering(stub, server: LedgerServer, capsys, attack: 
         assert f"first bad sequence: {first_bad}\n" in out
     reported = {line.split(": ")[1] for line in out.splitlines() if line.startswith("  ")}
     assert checks <= reported, out
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "statement",
+    [  # SQLite stores any type in any column: verify must report, not crash
+        "UPDATE journal_postings SET points = 'abc' WHERE seq = 2",
+        "UPDATE journal_entries SET hash = 'abc' WHERE seq = 2",
+        "UPDATE journal_entries SET time_us = 'yesterday' WHERE seq = 2",
+    ],
+)
+def test_verify_reports_wrongly_typed_rows(
+    stub, server: LedgerServer, capsys, statement: str
+) -> None:
+    _seed(stub)
+    engine = _engine(server)
+    try:
+        with engine.begin() as conn:
+            _drop_triggers(conn)
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    code, out = _verify(server, capsys)
+    assert code == 1, out
+    assert "first bad sequence: 2\n" in out
+    assert "sequence 2: encoding:" in out
+
+
+def test_unreadable_details_are_omitted_not_internal(stub, server: LedgerServer, capsys) -> None:
+    """A details format this reader does not know (0x02 will be encrypted
+    details) is left out of the answer; it is not a server error."""
+    account = _seed(stub)
+    engine = _engine(server)
+    try:
+        with engine.begin() as conn:
+            _drop_triggers(conn)
+            conn.execute(
+                sa.text("UPDATE journal_entries SET details = :d WHERE seq = 2"),
+                {"d": b"\x02opaque"},
+            )
+    finally:
+        engine.dispose()
+    entry = stub.GetEntry(pb.GetEntryRequest(sequence=2)).entry
+    assert entry.sequence == 2 and entry.store_id == "" and not entry.HasField("purchase")
+    listed = stub.ListEntries(pb.ListEntriesRequest(member_account_id=account)).entries
+    assert [e.sequence for e in listed] == [4, 3, 2, 1]
+    code, out = _verify(server, capsys)  # and the chain still shows the change
+    assert code == 1 and "sequence 2: hash:" in out

@@ -116,7 +116,10 @@ def _render_entry(response_type: Callable[..., Message]) -> Renderer:
 
 def entry_message(stored: StoredEntry) -> pb.Entry:
     entry: JournalEntry = stored.entry
-    details = EntryDetails.decode(entry.details)
+    try:
+        details = EntryDetails.decode(entry.details)
+    except ValueError:  # a format this reader does not know (e.g. encrypted): omit
+        details = EntryDetails()
     message = pb.Entry(
         sequence=entry.sequence,
         time=Timestamp(
@@ -157,6 +160,6 @@ def decode_page_token(token: str) -> int | None:
         version, before = _PAGE_TOKEN.unpack(raw)
     except (ValueError, struct.error):
         raise ValidationError("page_token", "is not a token returned by ListEntries") from None
-    if version != _PAGE_TOKEN_VERSION or before <= 1:
+    if version != _PAGE_TOKEN_VERSION or not 1 < before < 2**63:
         raise ValidationError("page_token", "is not a token returned by ListEntries")
     return int(before)

@@ -3,7 +3,7 @@
 Each handler validates (ledger/service/messages.py), then either hands a
 command to the appender and awaits its committed response, or reads in a
 worker thread so the event loop never blocks on the database. Handlers
-raise LedgerError; the interceptor turns it into a status.
+raise LedgerError; ledger/service/observe.py turns it into a status.
 """
 
 from __future__ import annotations

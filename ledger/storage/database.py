@@ -7,7 +7,7 @@ writers across processes too), plain deferred transactions on the reader
 engine so reads never wait for a writer.
 
 PostgreSQL: one engine for both; writers serialize on ``SELECT ... FOR
-UPDATE`` of the chain head row (see ledger/storage/journal_store.py).
+UPDATE`` of the chain head row (see ledger/storage/journal_writes.py).
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from audit.chain import Head, StoredEntry
+from audit.chain import MISSING_HEAD, Head, StoredEntry
 from audit.entry_format import JournalEntry, Posting
 from ledger.storage.schema import (
     account_entries,
@@ -21,17 +22,27 @@ from ledger.storage.schema import (
 )
 
 
-def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> list[StoredEntry]:
+def _raw(value: Any) -> Any:
+    """Binary columns as bytes (PostgreSQL returns memoryview). Anything else
+    is passed on as stored, so that the verifier reports a tampered type
+    instead of this layer crashing on it."""
+    return bytes(value) if isinstance(value, memoryview | bytearray) else value
+
+
+def _entries(
+    conn: Connection, seqs: sa.ColumnElement[bool], postings_of: sa.ColumnElement[bool]
+) -> list[StoredEntry]:
+    """Entries matching ``seqs``, with the postings matching ``postings_of``
+    (the same set of sequence numbers, expressed on journal_postings)."""
     rows = conn.execute(
-        sa.select(journal_entries).where(where).order_by(journal_entries.c.seq)
+        sa.select(journal_entries).where(seqs).order_by(journal_entries.c.seq)
     ).all()
     if not rows:
         return []
-    seqs = [r.seq for r in rows]
     postings: defaultdict[int, list[Posting]] = defaultdict(list)
     for p in conn.execute(
         sa.select(journal_postings)
-        .where(journal_postings.c.seq.between(min(seqs), max(seqs)))
+        .where(postings_of)
         .order_by(journal_postings.c.seq, journal_postings.c.idx)
     ):
         postings[p.seq].append(Posting(p.from_account, p.to_account, p.points))
@@ -40,17 +51,29 @@ def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> list[StoredEntr
             JournalEntry(
                 sequence=r.seq,
                 time_us=r.time_us,
-                prev_hash=bytes(r.prev_hash),
+                prev_hash=_raw(r.prev_hash),
                 kind=r.kind,
                 channel_id=r.channel_id,
                 reverses=r.reverses,
                 postings=tuple(postings.get(r.seq, ())),
-                details=bytes(r.details),
+                details=_raw(r.details),
             ),
-            bytes(r.hash),
+            _raw(r.hash),
         )
         for r in rows
     ]
+
+
+def _entries_in(conn: Connection, seqs: list[int]) -> list[StoredEntry]:
+    return _entries(conn, journal_entries.c.seq.in_(seqs), journal_postings.c.seq.in_(seqs))
+
+
+def _entries_between(conn: Connection, first: int, last: int) -> list[StoredEntry]:
+    return _entries(
+        conn,
+        journal_entries.c.seq.between(first, last),
+        journal_postings.c.seq.between(first, last),
+    )
 
 
 class JournalReads:
@@ -68,7 +91,7 @@ class JournalReads:
 
     def entry(self, seq: int) -> StoredEntry | None:
         with self._engine.connect() as conn:
-            found = _entries(conn, journal_entries.c.seq == seq)
+            found = _entries_in(conn, [seq])
         return found[0] if found else None
 
     def history(self, account_id: str, before: int | None, limit: int) -> list[StoredEntry] | None:
@@ -86,7 +109,7 @@ class JournalReads:
             seqs = list(conn.scalars(q.order_by(account_entries.c.seq.desc()).limit(limit)))
             if not seqs:
                 return []
-            found = _entries(conn, journal_entries.c.seq.in_(seqs))
+            found = _entries_in(conn, seqs)
         return sorted(found, key=lambda s: s.entry.sequence, reverse=True)
 
     @contextmanager
@@ -102,8 +125,11 @@ class JournalReads:
 
 
 def read_head(conn: Connection) -> Head:
-    row = conn.execute(sa.select(journal_head.c.seq, journal_head.c.hash)).one()
-    return Head(row.seq, bytes(row.hash))
+    """The recorded chain head; ``MISSING_HEAD`` when the row is gone or doubled."""
+    rows = conn.execute(sa.select(journal_head.c.seq, journal_head.c.hash)).all()
+    if len(rows) != 1:
+        return MISSING_HEAD
+    return Head(rows[0].seq, _raw(rows[0].hash))
 
 
 def read_balances(conn: Connection) -> dict[str, int]:
@@ -120,5 +146,5 @@ def walk(conn: Connection, chunk: int = 5000) -> Iterator[StoredEntry]:
         seqs = list(conn.scalars(q))
         if not seqs:
             return
-        yield from _entries(conn, journal_entries.c.seq.between(seqs[0], seqs[-1]))
+        yield from _entries_between(conn, seqs[0], seqs[-1])
         after = seqs[-1]
