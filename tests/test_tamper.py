@@ -39,6 +39,15 @@ def _drop_triggers(conn: sa.Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
 
 
+def _assert_refused(server: LedgerServer, statement: str) -> None:
+    engine = _engine(server)
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
 def _verify(server: LedgerServer, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     code = cli(
         ["--log-level", "error", "verify", "--database-url", server.config.resolved_database_url()]
@@ -61,12 +70,7 @@ def _verify(server: LedgerServer, capsys: pytest.CaptureFixture[str]) -> tuple[i
 )
 def test_database_refuses_update_and_delete(stub, server: LedgerServer, statement: str) -> None:
     _seed(stub)
-    engine = _engine(server)
-    try:
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
+    _assert_refused(server, statement)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -83,24 +87,14 @@ def test_database_refuses_update_and_delete(stub, server: LedgerServer, statemen
 )
 def test_sqlite_refuses_replace(stub, server: LedgerServer, statement: str) -> None:
     _seed(stub)
-    engine = _engine(server)
-    try:
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
+    _assert_refused(server, statement)
 
 
 @pytest.mark.parametrize(
     "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
 def test_truncate_is_refused_on_postgresql(stub, server: LedgerServer) -> None:
-    engine = _engine(server)
-    try:
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.exec_driver_sql("TRUNCATE journal_entries CASCADE")
-    finally:
-        engine.dispose()
+    _assert_refused(server, "TRUNCATE journal_entries CASCADE")
 
 
 def test_verify_passes_on_untouched_journal(stub, server: LedgerServer, capsys) -> None:
