@@ -1,0 +1,25 @@
+"""Errors of the access layer: one root, grouped by what failed.
+
+Messages name the check or the rule that failed, never a credential or a
+personal value. The ledger maps them to gRPC statuses in its one mapping
+(UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT).
+"""
+
+from __future__ import annotations
+
+
+class AccessError(Exception):
+    """Root of every error the access layer raises on purpose."""
+
+
+class AuthenticationError(AccessError):
+    """The caller's credentials failed a check (UNAUTHENTICATED)."""
+
+    def __init__(self, check: str, rule: str) -> None:
+        super().__init__(f"{check}: {rule}")
+        self.check = check
+        self.rule = rule
+
+
+class PermissionDeniedError(AccessError):
+    """An authenticated principal may not do this (PERMISSION_DENIED)."""

@@ -1,0 +1,199 @@
+"""Signed bearer tokens: JWTs signed with Ed25519 (alg EdDSA).
+
+Claims: ``iss`` (always ``loyalty-ledger``), ``sub`` (principal id),
+``role``, ``chn`` (the channel a channel principal is bound to), ``iat``,
+``exp``, ``jti`` (token id, for revocation and the access log). The header
+carries ``kid``, the first 8 bytes of SHA-256 of the raw public key in hex,
+so several keys can be valid at once while keys rotate.
+
+Checks, in order, each failing with its own message (UNAUTHENTICATED):
+present, well formed, signed by a known key with EdDSA (no other algorithm
+is accepted, so ``none`` and HMAC-with-the-public-key are refused), issuer,
+required claims, not yet valid / expired (against an injected clock), known
+role, channel binding present for channel principals, not revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from access.errors import AuthenticationError
+from access.principal import Principal, Role
+
+ISSUER = "loyalty-ledger"
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ("iss", "sub", "role", "iat", "exp", "jti")
+MAX_TOKEN_BYTES = 4096  # a longer "token" is refused before parsing
+CLOCK_SKEW_S = 30  # tolerated difference between issuer's and verifier's clocks
+
+Clock = Callable[[], float]  # seconds since the Unix epoch
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).digest()[:8].hex()
+
+
+def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The server's token signing key, created on first use with mode 0600."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path.name}: not an Ed25519 private key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    token_id: str
+    expires_at: int  # seconds since the Unix epoch
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    key: Ed25519PrivateKey
+    clock: Clock = time.time
+
+    def issue(
+        self, *, subject: str, role: Role, ttl_seconds: int, channel: str | None = None
+    ) -> IssuedToken:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl: must be greater than 0 seconds")
+        if role is Role.CHANNEL and not channel:
+            raise ValueError("channel: a channel token must name its channel")
+        now = int(self.clock())
+        token_id = uuid.uuid4().hex
+        claims: dict[str, object] = {
+            "iss": ISSUER,
+            "sub": subject,
+            "role": role.value,
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "jti": token_id,
+        }
+        if channel:
+            claims["chn"] = channel
+        token = jwt.encode(
+            claims, self.key, algorithm=ALGORITHM, headers={"kid": key_id(self.key.public_key())}
+        )
+        return IssuedToken(token, token_id, now + ttl_seconds)
+
+
+@dataclass(slots=True)
+class TokenVerifier:
+    public_keys: Mapping[str, Ed25519PublicKey]  # by key id
+    revoked: set[str] = field(default_factory=set)  # token ids
+    clock: Clock = time.time
+
+    @classmethod
+    def for_keys(
+        cls,
+        keys: Iterable[Ed25519PublicKey],
+        *,
+        revoked: Iterable[str] = (),
+        clock: Clock = time.time,
+    ) -> TokenVerifier:
+        return cls({key_id(k): k for k in keys}, set(revoked), clock)
+
+    def verify(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthenticationError(
+                "credentials", "missing: send 'authorization: Bearer <token>'"
+            )
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthenticationError("token", "malformed: too long")
+        key = self._key_for(token)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_iss": False,
+                    "verify_aud": False,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise AuthenticationError(
+                "token", "signature does not verify (forged or altered)"
+            ) from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthenticationError(
+                "token", f"algorithm not accepted (only {ALGORITHM})"
+            ) from None
+        except jwt.PyJWTError:
+            raise AuthenticationError("token", "malformed") from None
+        return self._principal(claims)
+
+    def _key_for(self, token: str) -> Ed25519PublicKey:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthenticationError("token", "malformed") from None
+        if header.get("alg") != ALGORITHM:
+            raise AuthenticationError("token", f"algorithm not accepted (only {ALGORITHM})")
+        key = self.public_keys.get(str(header.get("kid", "")))
+        if key is None:
+            raise AuthenticationError("token", "signed by an unknown key")
+        return key
+
+    def _principal(self, claims: Mapping[str, object]) -> Principal:
+        missing = [c for c in REQUIRED_CLAIMS if c not in claims]
+        if missing:
+            raise AuthenticationError("token", f"malformed: missing claims {missing}")
+        if claims["iss"] != ISSUER:
+            raise AuthenticationError("token", "issued by someone else")
+        iat, exp, sub, jti = claims["iat"], claims["exp"], claims["sub"], claims["jti"]
+        if not (isinstance(iat, int) and isinstance(exp, int)):
+            raise AuthenticationError("token", "malformed: iat and exp must be integers")
+        if not (isinstance(sub, str) and sub and isinstance(jti, str) and jti):
+            raise AuthenticationError("token", "malformed: sub and jti must be strings")
+        now = self.clock()
+        if iat > now + CLOCK_SKEW_S:
+            raise AuthenticationError("token", "not yet valid")
+        if exp <= now - CLOCK_SKEW_S:
+            raise AuthenticationError("token", "expired")
+        role = Role.parse(claims["role"])
+        if role is None:
+            raise AuthenticationError("token", "unknown role")
+        channel = claims.get("chn")
+        if channel is not None and not isinstance(channel, str):
+            raise AuthenticationError("token", "malformed: chn must be a string")
+        if role is Role.CHANNEL and not channel:
+            raise AuthenticationError("token", "a channel token must name its channel")
+        if jti in self.revoked:
+            raise AuthenticationError("token", "revoked")
+        return Principal(id=sub, role=role, channel=channel or None, credential_id=jti)
+
+
+def load_revocations(path: Path) -> set[str]:
+    """Token ids, one per line; blank lines and '#' comments ignored."""
+    if not path.exists():
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {line for line in lines if line}
