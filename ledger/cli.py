@@ -10,6 +10,7 @@ from pathlib import Path
 
 import structlog
 
+from access.principal import Role
 from ledger import logging as ledger_logging
 from ledger.config import Limits, ServerConfig, env
 from ledger.storage.database import Database, open_database
@@ -46,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="host:port to listen on (env LOYALTY_LEDGER_LISTEN; default 127.0.0.1:50051)",
     )
     serve.add_argument(
+        "--auth",
+        choices=("none", "tokens"),
+        default=env("AUTH", "none"),
+        help="'tokens': every ledger call needs a bearer token from 'loyalty-ledger token issue'; "
+        "'none': no credentials, development only (env LOYALTY_LEDGER_AUTH; default none)",
+    )
+    serve.add_argument(
         "--max-points",
         type=int,
         default=int(env("MAX_POINTS", "1000000")),
@@ -57,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _add_database_args(migrate)
+
+    token = sub.add_parser(
+        "token", help="issue or revoke bearer tokens (signed with this server's key)"
+    )
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    issue = token_sub.add_parser("issue", help="print a new token")
+    _add_database_args(issue)
+    issue.add_argument(
+        "--subject", required=True, help="principal id, e.g. pos-0042 (never a person's name)"
+    )
+    issue.add_argument("--role", required=True, choices=[r.value for r in Role])
+    issue.add_argument("--channel", help="the channel a channel principal acts for")
+    issue.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    revoke = token_sub.add_parser("revoke", help="add a token id to the revocation list")
+    _add_database_args(revoke)
+    revoke.add_argument("token_id")
 
     grant = sub.add_parser(
         "grant-app-role",
@@ -73,6 +97,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         database_url=args.database_url,
         listen=getattr(args, "listen", "127.0.0.1:50051"),
         limits=Limits(max_points_per_entry=getattr(args, "max_points", 1_000_000)),
+        auth=getattr(args, "auth", "none"),
     )
 
 
@@ -154,6 +179,28 @@ def _grant_app_role(config: ServerConfig, role: str) -> int:
     return 0
 
 
+def _token(config: ServerConfig, args: argparse.Namespace) -> int:
+    from access.tokens import TokenIssuer, load_or_create_signing_key
+
+    if args.token_command == "revoke":
+        config.revocations_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with config.revocations_path.open("a") as out:
+            out.write(args.token_id + "\n")
+        print(f"revoked {args.token_id} (servers read the list when they start)")
+        return 0
+    key = load_or_create_signing_key(config.token_key_path)
+    try:
+        issued = TokenIssuer(key).issue(
+            subject=args.subject, role=Role(args.role), ttl_seconds=args.ttl, channel=args.channel
+        )
+    except ValueError as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    print(issued.token)
+    print(f"token id {issued.token_id}, expires at {issued.expires_at}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ledger_logging.configure(args.log_level)
@@ -162,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(config)
     if args.command == "verify":
         return _verify(config)
+    if args.command == "token":
+        return _token(config, args)
     if args.command == "grant-app-role":
         return _grant_app_role(config, args.role)
     return _migrate(config)

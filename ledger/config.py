@@ -24,6 +24,17 @@ class ServerConfig:
     max_batch: int = 512  # commands per group commit
     grace_seconds: float = 10.0  # in-flight calls get this long on SIGTERM
     limits: Limits = field(default_factory=Limits)
+    # "tokens": every ledger call needs a bearer token signed by this
+    # server's key; "none": development only, no credentials at all
+    auth: str = "none"
+
+    @property
+    def token_key_path(self) -> Path:
+        return self.data_dir / "keys" / "token-signing.pem"
+
+    @property
+    def revocations_path(self) -> Path:
+        return self.data_dir / "keys" / "revoked-tokens.txt"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

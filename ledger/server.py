@@ -26,6 +26,8 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
+from access.gate import Gate
+from access.tokens import TokenVerifier, load_or_create_signing_key, load_revocations
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
 from ledger.service.observe import observe_service
@@ -96,7 +98,9 @@ class LedgerServer:
         log.warning(
             "listening_plaintext",
             address=cfg.listen.rsplit(":", 1)[0] + f":{self.port}",
-            note="no TLS: development only",
+            auth=cfg.auth,
+            note="no TLS: development only"
+            + ("; NO AUTHENTICATION: anyone can call" if cfg.auth == "none" else ""),
         )
         return self.port
 
@@ -107,6 +111,7 @@ class LedgerServer:
             server,
             ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
             LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
+            gate=self._gate(),
         )
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -121,6 +126,18 @@ class LedgerServer:
         for service in ("", LEDGER_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         return port
+
+    def _gate(self) -> Gate | None:
+        cfg = self.config
+        if cfg.auth == "none":
+            return None
+        if cfg.auth != "tokens":
+            raise ValueError(f"auth: must be 'tokens' or 'none', got {cfg.auth!r}")
+        key = load_or_create_signing_key(cfg.token_key_path)
+        verifier = TokenVerifier.for_keys(
+            [key.public_key()], revoked=load_revocations(cfg.revocations_path)
+        )
+        return Gate(verifier)
 
     async def _stop(self, grace: float) -> None:
         if self._health is not None:

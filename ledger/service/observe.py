@@ -21,6 +21,9 @@ from typing import Any, cast
 import grpc
 import structlog
 
+from access.errors import AccessError
+from access.gate import Gate
+from access.principal import Principal
 from ledger.errors import LedgerError, ValidationError
 from ledger.service.status import internal_status, to_status
 
@@ -52,7 +55,11 @@ def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 
 def observe_service(
-    server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: Any
+    server: grpc.aio.Server,
+    add_to_server: Callable[[Any, Any], None],
+    servicer: Any,
+    *,
+    gate: Gate | None,
 ) -> None:
     """Register ``servicer`` with every unary method wrapped by ``observe``.
 
@@ -60,17 +67,19 @@ def observe_service(
     wrapping is done once, at registration, rather than by a
     ``grpc.aio.ServerInterceptor``, which runs an extra coroutine per call:
     on a GIL-bound server that was a measurable share of every call. This
-    is the one place calls pass through before their handler (issue #3 adds
-    authentication and authorization here).
+    is the one place calls pass through before their handler: with a
+    ``gate``, every call is authenticated and authorized there first
+    (``gate=None`` is the development mode without credentials).
     """
-    add_to_server(servicer, _WrappingRegistrar(server))
+    add_to_server(servicer, _WrappingRegistrar(server, gate))
 
 
 class _WrappingRegistrar:
     """Stands in for the server while generated code registers handlers."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, gate: Gate | None) -> None:
         self._server = server
+        self._gate = gate
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         pass  # registered, wrapped, by add_registered_method_handlers below
@@ -79,7 +88,9 @@ class _WrappingRegistrar:
         self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
         wrapped = {
-            name: observe(f"/{service}/{name}", handler) if handler.unary_unary else handler
+            name: observe(f"/{service}/{name}", handler, self._gate)
+            if handler.unary_unary
+            else handler
             for name, handler in handlers.items()
         }
         self._server.add_generic_rpc_handlers(
@@ -89,28 +100,32 @@ class _WrappingRegistrar:
 
 
 def observe(
-    method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    method: str, handler: grpc.RpcMethodHandler[Any, Any], gate: Gate | None = None
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """Wrap one unary handler: request id, log line, errors to statuses."""
+    """Wrap one unary handler: request id, gate, log line, errors to statuses."""
     # an aio server's handlers are coroutine functions
     behavior = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
 
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        request_id = _request_id(context.invocation_metadata())
+        metadata = context.invocation_metadata()
+        request_id = _request_id(metadata)
         started = time.perf_counter()
+        principal = None
         try:
+            if gate is not None:
+                principal = gate.admit(method, metadata, request)
             if request is _UNDECODABLE:
                 raise ValidationError("request", "is not a valid serialized message")
             response = await behavior(request, context)
-        except LedgerError as err:
+        except (LedgerError, AccessError) as err:
             status = to_status(err)
         except Exception:
             log.exception("handler_crashed", request_id=request_id, method=method)
             status = internal_status()
         else:
-            _log_call(request_id, method, started, grpc.StatusCode.OK)
+            _log_call(request_id, method, started, grpc.StatusCode.OK, principal)
             return response
-        _log_call(request_id, method, started, status.code)
+        _log_call(request_id, method, started, status.code, principal)
         trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
         await context.abort(status.code, status.details, trailing)
 
@@ -132,6 +147,25 @@ def _passthrough(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], by
     return serializer
 
 
-def _log_call(request_id: str, method: str, started: float, code: grpc.StatusCode) -> None:
+def _log_call(
+    request_id: str,
+    method: str,
+    started: float,
+    code: grpc.StatusCode,
+    principal: Principal | None,
+) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    log.info("rpc", request_id=request_id, method=method, status=code.name, duration_ms=duration_ms)
+    if principal is None:
+        log.info(
+            "rpc", request_id=request_id, method=method, status=code.name, duration_ms=duration_ms
+        )
+        return
+    log.info(
+        "rpc",
+        request_id=request_id,
+        method=method,
+        status=code.name,
+        duration_ms=duration_ms,
+        principal=principal.id,
+        role=principal.role.value,
+    )

@@ -13,6 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from access.errors import AccessError, AuthenticationError, PermissionDeniedError
 from ledger.errors import (
     ConflictError,
     LedgerError,
@@ -31,9 +32,13 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
-def to_status(err: LedgerError) -> grpc.Status:
+def to_status(err: LedgerError | AccessError) -> grpc.Status:
     details: list[any_pb2.Any] = []
-    if isinstance(err, ValidationError):
+    if isinstance(err, AuthenticationError):
+        code = code_pb2.UNAUTHENTICATED
+    elif isinstance(err, PermissionDeniedError):
+        code = code_pb2.PERMISSION_DENIED
+    elif isinstance(err, ValidationError):
         code = code_pb2.INVALID_ARGUMENT
         details.append(
             _pack(

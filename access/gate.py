@@ -1,0 +1,48 @@
+"""The gate every ledger call passes before its handler: authenticate the
+bearer token, authorize role x RPC, bind channel principals to their
+channel. One place, deny by default; handlers never see a call that
+failed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from access.errors import AuthenticationError
+from access.permissions import authorize, check_channel
+from access.principal import Principal
+from access.tokens import TokenVerifier
+
+AUTHORIZATION_HEADER = "authorization"
+_BEARER = "bearer "
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` header, if any."""
+    for key, value in metadata or ():
+        if key != AUTHORIZATION_HEADER:
+            continue
+        if not isinstance(value, str) or not value.lower().startswith(_BEARER):
+            raise AuthenticationError("credentials", "malformed: expected 'Bearer <token>'")
+        return value[len(_BEARER) :].strip()
+    return None
+
+
+class Gate:
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
+
+    def admit(
+        self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any
+    ) -> Principal:
+        """The principal making this call, or AuthenticationError /
+        PermissionDeniedError. ``request`` is the decoded message; when it
+        carries a ChannelContext, a channel principal must act for its own."""
+        principal = self._verifier.verify(bearer_token(metadata))
+        authorize(principal, method)
+        context = getattr(request, "context", None)
+        channel_id = getattr(context, "channel_id", "")
+        if channel_id:  # an empty one is the validator's to report
+            check_channel(principal, channel_id)
+        return principal

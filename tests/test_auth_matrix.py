@@ -1,0 +1,199 @@
+"""Every RPC as every role, and every kind of bad credential, over a real
+server started with ``auth="tokens"``. Expectations come from
+tests/test_permissions.py's EXPECTED table, written independently of
+access/permissions.py, so changing one without the other fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
+
+from access.principal import Role
+from access.tokens import TokenIssuer, load_or_create_signing_key
+from ledger.config import ServerConfig
+from ledger.server import LedgerServer
+from tests.conftest import ctx, head_sequence, key
+from tests.test_permissions import EXPECTED
+
+GATE_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+class Secured:
+    """A server with token auth, its signing key, and a revoked token."""
+
+    def __init__(self, db_url: str, tmp_path: Path) -> None:
+        self.config = ServerConfig(
+            data_dir=tmp_path, database_url=db_url, listen="127.0.0.1:0", auth="tokens"
+        )
+        self.issuer = TokenIssuer(load_or_create_signing_key(self.config.token_key_path))
+        revoked = self.token(Role.CHANNEL, channel="pos-test")
+        self.revoked = revoked
+        self.config.revocations_path.write_text(self._jti(revoked) + "\n")
+        self.server = LedgerServer(self.config)
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
+        self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
+
+    def _jti(self, token: str) -> str:
+        import jwt
+
+        return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+    def token(
+        self, role: Role, *, channel: str | None = None, issuer: TokenIssuer | None = None
+    ) -> str:
+        channel = channel or ("pos-test" if role is Role.CHANNEL else None)
+        return (
+            (issuer or self.issuer)
+            .issue(subject=f"{role.value}-1", role=role, ttl_seconds=600, channel=channel)
+            .token
+        )
+
+    def close(self) -> None:
+        self.channel.close()
+        self.server.stop(grace=1)
+
+
+@pytest.fixture
+def secured(db_url: str, tmp_path: Path) -> Iterator[Secured]:
+    s = Secured(db_url, tmp_path)
+    yield s
+    s.close()
+
+
+def _auth(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _calls(
+    stub: ledger_pb2_grpc.LedgerServiceStub, account: str
+) -> dict[str, Callable[..., object]]:
+    return {
+        "OpenAccount": lambda md: stub.OpenAccount(
+            pb.OpenAccountRequest(idempotency_key=key(), context=ctx()), metadata=md
+        ),
+        "Earn": lambda md: stub.Earn(
+            pb.EarnRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=account, points=1
+            ),
+            metadata=md,
+        ),
+        "Redeem": lambda md: stub.Redeem(
+            pb.RedeemRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=account, points=1
+            ),
+            metadata=md,
+        ),
+        "Reverse": lambda md: stub.Reverse(
+            pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=1, points=1),
+            metadata=md,
+        ),
+        "GetBalance": lambda md: stub.GetBalance(
+            pb.GetBalanceRequest(member_account_id=account), metadata=md
+        ),
+        "GetEntry": lambda md: stub.GetEntry(pb.GetEntryRequest(sequence=1), metadata=md),
+        "ListEntries": lambda md: stub.ListEntries(
+            pb.ListEntriesRequest(member_account_id=account), metadata=md
+        ),
+    }
+
+
+def _code(call: Callable[..., object], metadata: object) -> tuple[grpc.StatusCode, str]:
+    try:
+        call(metadata)
+    except grpc.RpcError as err:
+        return err.code(), err.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+def _seed(s: Secured) -> str:
+    pos = _auth(s.token(Role.CHANNEL))
+    account = s.stub.OpenAccount(
+        pb.OpenAccountRequest(idempotency_key=key(), context=ctx()), metadata=pos
+    ).member_account_id
+    s.stub.Earn(
+        pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=100),
+        metadata=pos,
+    )
+    return account
+
+
+def test_every_rpc_as_every_role(secured: Secured) -> None:
+    account = _seed(secured)
+    calls = _calls(secured.stub, account)
+    assert sorted(calls) == sorted(EXPECTED)
+    failures = []
+    for method, call in calls.items():
+        for role in Role:
+            code, details = _code(call, _auth(secured.token(role)))
+            if role in EXPECTED[method]:
+                ok = code not in GATE_CODES
+            else:
+                ok = (
+                    code == grpc.StatusCode.PERMISSION_DENIED
+                    and f"{role.value} may not call" in details
+                )
+            if not ok:
+                failures.append(f"{method} as {role.value}: {code.name} {details}")
+    assert failures == []
+
+
+def test_bad_credentials_on_every_rpc(secured: Secured) -> None:
+    account = _seed(secured)
+    seq = head_sequence(secured.server)
+    stranger = TokenIssuer(Ed25519PrivateKey.generate())
+    expired = TokenIssuer(secured.issuer.key, clock=lambda: 1_000_000_000.0)
+    cases = {
+        "none": ((), grpc.StatusCode.UNAUTHENTICATED, "credentials: missing"),
+        "not_bearer": (
+            (("authorization", "Basic cG9zOnNlY3JldA=="),),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "credentials: malformed",
+        ),
+        "garbage": (_auth("garbage"), grpc.StatusCode.UNAUTHENTICATED, "token: malformed"),
+        "expired": (
+            _auth(secured.token(Role.CHANNEL, issuer=expired)),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "token: expired",
+        ),
+        "forged": (
+            _auth(secured.token(Role.CHANNEL, issuer=stranger)),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "token: signed by an unknown key",
+        ),
+        "revoked": (_auth(secured.revoked), grpc.StatusCode.UNAUTHENTICATED, "token: revoked"),
+    }
+    failures = []
+    for method, call in _calls(secured.stub, account).items():
+        for name, (metadata, want, text) in cases.items():
+            code, details = _code(call, metadata)
+            if code != want or text not in details:
+                failures.append(f"{method} with {name}: {code.name} {details}")
+    assert failures == []
+    assert head_sequence(secured.server) == seq  # nothing refused left a trace
+
+
+def test_channel_principal_cannot_act_for_another_channel(secured: Secured) -> None:
+    account = _seed(secured)
+    seq = head_sequence(secured.server)
+    app = _auth(secured.token(Role.CHANNEL, channel="app-test"))
+    for method in ("OpenAccount", "Earn", "Redeem", "Reverse"):  # all send context pos-test
+        code, details = _code(_calls(secured.stub, account)[method], app)
+        assert code == grpc.StatusCode.PERMISSION_DENIED, (method, details)
+        assert "only for its own channel" in details
+    assert head_sequence(secured.server) == seq
+
+
+def test_health_needs_no_credentials(secured: Secured) -> None:
+    health = health_pb2_grpc.HealthStub(secured.channel)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest()).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
