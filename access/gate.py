@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from access.certs import principal_from_certificate
 from access.errors import AuthenticationError
 from access.permissions import authorize, check_channel
 from access.principal import Principal
@@ -30,16 +31,29 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
 
 
 class Gate:
-    def __init__(self, verifier: TokenVerifier) -> None:
+    """``verifier`` checks bearer tokens; with ``accept_certificates`` a call
+    that carries no token is made by the principal its verified client
+    certificate names (mTLS: the TLS layer already checked the chain)."""
+
+    def __init__(self, verifier: TokenVerifier, *, accept_certificates: bool = False) -> None:
         self._verifier = verifier
+        self._accept_certificates = accept_certificates
 
     def admit(
-        self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any
+        self,
+        method: str,
+        metadata: Iterable[tuple[str, Any]] | None,
+        request: Any,
+        peer_certificate: bytes | None = None,
     ) -> Principal:
         """The principal making this call, or AuthenticationError /
         PermissionDeniedError. ``request`` is the decoded message; when it
         carries a ChannelContext, a channel principal must act for its own."""
-        principal = self._verifier.verify(bearer_token(metadata))
+        token = bearer_token(metadata)
+        if token is None and peer_certificate and self._accept_certificates:
+            principal = principal_from_certificate(peer_certificate)
+        else:
+            principal = self._verifier.verify(token)
         authorize(principal, method)
         context = getattr(request, "context", None)
         channel_id = getattr(context, "channel_id", "")

@@ -48,11 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--auth",
-        choices=("none", "tokens"),
+        choices=("none", "tokens", "mtls"),
         default=env("AUTH", "none"),
         help="'tokens': every ledger call needs a bearer token from 'loyalty-ledger token issue'; "
+        "'mtls': client certificates from --client-ca required, tokens also accepted; "
         "'none': no credentials, development only (env LOYALTY_LEDGER_AUTH; default none)",
     )
+    for flag, name, text in (
+        ("--tls-cert", "TLS_CERT", "server certificate chain (PEM); without it: plaintext"),
+        ("--tls-key", "TLS_KEY", "server private key (PEM)"),
+        ("--client-ca", "CLIENT_CA", "CA certificate for client certificates (mTLS)"),
+    ):
+        serve.add_argument(
+            flag, type=Path, default=env(name) or None, help=f"{text} (env LOYALTY_LEDGER_{name})"
+        )
     serve.add_argument(
         "--max-points",
         type=int,
@@ -82,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_database_args(revoke)
     revoke.add_argument("token_id")
 
+    certs = sub.add_parser(
+        "dev-certs", help="write a development CA, server and client certificates (mTLS)"
+    )
+    certs.add_argument("--out", type=Path, default=Path("data/certs"))
+
     grant = sub.add_parser(
         "grant-app-role",
         help="PostgreSQL: give the server's role SELECT/INSERT only on the journal (run as owner)",
@@ -98,6 +112,9 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         listen=getattr(args, "listen", "127.0.0.1:50051"),
         limits=Limits(max_points_per_entry=getattr(args, "max_points", 1_000_000)),
         auth=getattr(args, "auth", "none"),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        client_ca=getattr(args, "client_ca", None),
     )
 
 
@@ -204,6 +221,12 @@ def _token(config: ServerConfig, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ledger_logging.configure(args.log_level)
+    if args.command == "dev-certs":
+        from access.certs import make_dev_certs
+
+        for path in make_dev_certs(args.out):
+            print(path)
+        return 0
     config = _config(args)
     if args.command == "serve":
         return _serve(config)

@@ -25,8 +25,13 @@ class ServerConfig:
     grace_seconds: float = 10.0  # in-flight calls get this long on SIGTERM
     limits: Limits = field(default_factory=Limits)
     # "tokens": every ledger call needs a bearer token signed by this
-    # server's key; "none": development only, no credentials at all
+    # server's key; "mtls": TLS with client certificates from client_ca
+    # required, a certificate names the principal unless a token is sent;
+    # "none": development only, no credentials at all
     auth: str = "none"
+    tls_cert: Path | None = None  # server certificate chain (PEM); None: plaintext
+    tls_key: Path | None = None  # its private key (PEM)
+    client_ca: Path | None = None  # CA that signs client certificates (mTLS)
 
     @property
     def token_key_path(self) -> Path:

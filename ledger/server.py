@@ -95,13 +95,25 @@ class LedgerServer:
         except BaseException:
             self.stop(grace=0)  # e.g. the port is taken: release what was started
             raise
-        log.warning(
-            "listening_plaintext",
-            address=cfg.listen.rsplit(":", 1)[0] + f":{self.port}",
-            auth=cfg.auth,
-            note="no TLS: development only"
-            + ("; NO AUTHENTICATION: anyone can call" if cfg.auth == "none" else ""),
-        )
+        address = cfg.listen.rsplit(":", 1)[0] + f":{self.port}"
+        if cfg.tls_cert is None or cfg.auth == "none":
+            log.warning(
+                "listening_insecure",
+                address=address,
+                tls=cfg.tls_cert is not None,
+                auth=cfg.auth,
+                note="development only: "
+                + ("no TLS; " if cfg.tls_cert is None else "")
+                + ("NO AUTHENTICATION, anyone can call" if cfg.auth == "none" else ""),
+            )
+        else:
+            log.info(
+                "listening",
+                address=address,
+                tls=True,
+                mtls=cfg.client_ca is not None,
+                auth=cfg.auth,
+            )
         return self.port
 
     async def _start(self, appender: Appender, db: Database) -> int:
@@ -118,7 +130,7 @@ class LedgerServer:
         reflection.enable_server_reflection(
             (LEDGER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
         )
-        port = server.add_insecure_port(cfg.listen)
+        port = self._listen(server)
         if port == 0:
             raise OSError(f"cannot listen on {cfg.listen}")
         await server.start()
@@ -131,13 +143,28 @@ class LedgerServer:
         cfg = self.config
         if cfg.auth == "none":
             return None
-        if cfg.auth != "tokens":
-            raise ValueError(f"auth: must be 'tokens' or 'none', got {cfg.auth!r}")
+        if cfg.auth not in ("tokens", "mtls"):
+            raise ValueError(f"auth: must be 'none', 'tokens' or 'mtls', got {cfg.auth!r}")
+        if cfg.auth == "mtls" and not (cfg.tls_cert and cfg.client_ca):
+            raise ValueError("auth: 'mtls' needs --tls-cert, --tls-key and --client-ca")
         key = load_or_create_signing_key(cfg.token_key_path)
         verifier = TokenVerifier.for_keys(
             [key.public_key()], revoked=load_revocations(cfg.revocations_path)
         )
-        return Gate(verifier)
+        return Gate(verifier, accept_certificates=cfg.auth == "mtls")
+
+    def _listen(self, server: grpc.aio.Server) -> int:
+        cfg = self.config
+        if cfg.tls_cert is None:
+            return server.add_insecure_port(cfg.listen)
+        if cfg.tls_key is None:
+            raise ValueError("tls: --tls-cert needs --tls-key")
+        credentials = grpc.ssl_server_credentials(
+            [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
+            root_certificates=cfg.client_ca.read_bytes() if cfg.client_ca else None,
+            require_client_auth=cfg.client_ca is not None,
+        )
+        return server.add_secure_port(cfg.listen, credentials)
 
     async def _stop(self, grace: float) -> None:
         if self._health is not None:

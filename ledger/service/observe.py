@@ -41,6 +41,12 @@ def _request_id(metadata: Any) -> str:
     return os.urandom(8).hex()
 
 
+def _peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
+    """The client certificate the TLS layer verified, if any (mTLS)."""
+    certs = list(context.auth_context().get("x509_pem_cert", ()))
+    return bytes(certs[0]) if certs else None
+
+
 def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
     """grpc answers INTERNAL when a deserializer raises; bad bytes are the
     caller's fault, so hand the handler a marker instead."""
@@ -113,7 +119,7 @@ def observe(
         principal = None
         try:
             if gate is not None:
-                principal = gate.admit(method, metadata, request)
+                principal = gate.admit(method, metadata, request, _peer_certificate(context))
             if request is _UNDECODABLE:
                 raise ValidationError("request", "is not a valid serialized message")
             response = await behavior(request, context)
