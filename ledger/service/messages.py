@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
+from access.detectors import check_free_text
 from audit.chain import StoredEntry
 from audit.entry_format import JournalEntry
 from ledger import validation as v
@@ -52,6 +53,9 @@ def _meta(method: str, request: Message, key: str, context: pb.ChannelContext) -
 def _details(context: pb.ChannelContext, purchase: pb.Money | None = None) -> EntryDetails:
     store = v.optional_store_id(context.store_id)
     external = v.optional_external_id(context.external_transaction_id)
+    # data minimization: these identify a store and an order, never a person
+    check_free_text("context.store_id", store)
+    check_free_text("context.external_transaction_id", external)
     minor, currency = 0, ""
     if purchase is not None:
         minor, currency = v.money(purchase.minor_units, purchase.currency_code, "purchase")

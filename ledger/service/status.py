@@ -13,6 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from access.detectors import PersonalDataFound, TooLongToScan
 from access.errors import AccessError, AuthenticationError, PermissionDeniedError
 from ledger.errors import (
     ConflictError,
@@ -32,25 +33,23 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
+def _bad_request(field: str, rule: str) -> any_pb2.Any:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=rule)
+    return _pack(error_details_pb2.BadRequest(field_violations=[violation]))
+
+
 def to_status(err: LedgerError | AccessError) -> grpc.Status:
     details: list[any_pb2.Any] = []
-    if isinstance(err, AuthenticationError):
+    if isinstance(err, PersonalDataFound | TooLongToScan):
+        code = code_pb2.INVALID_ARGUMENT
+        details.append(_bad_request(err.field, err.rule))
+    elif isinstance(err, AuthenticationError):
         code = code_pb2.UNAUTHENTICATED
     elif isinstance(err, PermissionDeniedError):
         code = code_pb2.PERMISSION_DENIED
     elif isinstance(err, ValidationError):
         code = code_pb2.INVALID_ARGUMENT
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=err.field, description=err.rule
-                        )
-                    ]
-                )
-            )
-        )
+        details.append(_bad_request(err.field, err.rule))
     elif isinstance(err, NotFoundError):
         code = code_pb2.NOT_FOUND
     elif isinstance(err, ConflictError):
