@@ -31,6 +31,9 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": frozenset(Role),
 }
 
+# calls that change the journal: what abuse limits count
+MUTATING_METHODS = frozenset(LEDGER + name for name in ("OpenAccount", "Earn", "Redeem", "Reverse"))
+
 # needs no credentials at all: load balancers and orchestrators probe it
 UNAUTHENTICATED_METHODS = frozenset(
     {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"}

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from access.principal import Role
+from access.ratelimit import Rate, parse_rate
 from ledger import logging as ledger_logging
 from ledger.config import Limits, ServerConfig, env
 from ledger.storage.database import Database, open_database
@@ -62,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(
             flag, type=Path, default=env(name) or None, help=f"{text} (env LOYALTY_LEDGER_{name})"
         )
+    serve.add_argument(
+        "--member-rate",
+        type=parse_rate,
+        default=parse_rate(env("MEMBER_RATE", "20:100")),
+        help="mutating calls per member: PER_SECOND[:BURST], 0 = off "
+        "(env LOYALTY_LEDGER_MEMBER_RATE; default 20:100)",
+    )
+    serve.add_argument(
+        "--principal-rate",
+        type=parse_rate,
+        default=parse_rate(env("PRINCIPAL_RATE", "0")),
+        help="mutating calls per principal (or channel): PER_SECOND[:BURST], 0 = off "
+        "(env LOYALTY_LEDGER_PRINCIPAL_RATE; default 0)",
+    )
     serve.add_argument(
         "--max-points",
         type=int,
@@ -115,6 +130,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         client_ca=getattr(args, "client_ca", None),
+        member_rate=getattr(args, "member_rate", Rate(20, 100)),
+        principal_rate=getattr(args, "principal_rate", Rate(0, 0)),
     )
 
 

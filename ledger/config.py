@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from access.ratelimit import Rate
+
 ENV_PREFIX = "LOYALTY_LEDGER_"
 
 
@@ -32,6 +34,9 @@ class ServerConfig:
     tls_cert: Path | None = None  # server certificate chain (PEM); None: plaintext
     tls_key: Path | None = None  # its private key (PEM)
     client_ca: Path | None = None  # CA that signs client certificates (mTLS)
+    # abuse limits on mutating calls (calls per second, burst); 0 turns off
+    principal_rate: Rate = field(default_factory=lambda: Rate(0, 0))
+    member_rate: Rate = field(default_factory=lambda: Rate(20, 100))
 
     @property
     def token_key_path(self) -> Path:

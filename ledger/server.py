@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from access.gate import Gate
+from access.ratelimit import CallLimits
 from access.tokens import TokenVerifier, load_or_create_signing_key, load_revocations
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
@@ -124,6 +125,7 @@ class LedgerServer:
             ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
             LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
             gate=self._gate(),
+            limits=CallLimits(per_principal=cfg.principal_rate, per_member=cfg.member_rate),
         )
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -69,7 +69,9 @@ def test_sigterm_finishes_in_flight_calls_and_loses_nothing(tmp_path: Path) -> N
     """Acknowledged earns are all in the journal; a call cut off by the
     shutdown is retried with its key after a restart and counts exactly once."""
     data = tmp_path / "data"
-    server = ServeProcess(data_dir=data, log_path=tmp_path / "serve.log")
+    # eight threads hammer one member on purpose: lift the per-member limit
+    unlimited = {"LOYALTY_LEDGER_MEMBER_RATE": "0"}
+    server = ServeProcess(data_dir=data, log_path=tmp_path / "serve.log", env=unlimited)
     acknowledged = 0
     cut_off: list[pb.EarnRequest] = []
     unexpected: list[str] = []
@@ -116,7 +118,7 @@ def test_sigterm_finishes_in_flight_calls_and_loses_nothing(tmp_path: Path) -> N
     assert acknowledged > 0
     assert unexpected == []
 
-    restarted = ServeProcess(data_dir=data, log_path=tmp_path / "serve2.log")
+    restarted = ServeProcess(data_dir=data, log_path=tmp_path / "serve2.log", env=unlimited)
     try:
         restarted.wait_serving()
         with grpc.insecure_channel(restarted.address) as channel:

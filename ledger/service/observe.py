@@ -24,6 +24,7 @@ import structlog
 from access.errors import AccessError
 from access.gate import Gate
 from access.principal import Principal
+from access.ratelimit import CallLimits
 from ledger.errors import LedgerError, ValidationError
 from ledger.service.status import internal_status, to_status
 
@@ -39,6 +40,18 @@ def _request_id(metadata: Any) -> str:
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
             return value
     return os.urandom(8).hex()
+
+
+def _caller_key(principal: Principal | None, request: Any) -> str:
+    """Who to count a call against: the principal, or without authentication
+    the channel the request says it comes from."""
+    if principal is not None:
+        return principal.id
+    return str(getattr(getattr(request, "context", None), "channel_id", ""))
+
+
+def _member(request: Any) -> str:
+    return str(getattr(request, "member_account_id", ""))
 
 
 def _peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
@@ -66,6 +79,7 @@ def observe_service(
     servicer: Any,
     *,
     gate: Gate | None,
+    limits: CallLimits | None = None,
 ) -> None:
     """Register ``servicer`` with every unary method wrapped by ``observe``.
 
@@ -77,15 +91,18 @@ def observe_service(
     ``gate``, every call is authenticated and authorized there first
     (``gate=None`` is the development mode without credentials).
     """
-    add_to_server(servicer, _WrappingRegistrar(server, gate))
+    add_to_server(servicer, _WrappingRegistrar(server, gate, limits))
 
 
 class _WrappingRegistrar:
     """Stands in for the server while generated code registers handlers."""
 
-    def __init__(self, server: grpc.aio.Server, gate: Gate | None) -> None:
+    def __init__(
+        self, server: grpc.aio.Server, gate: Gate | None, limits: CallLimits | None
+    ) -> None:
         self._server = server
         self._gate = gate
+        self._limits = limits
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         pass  # registered, wrapped, by add_registered_method_handlers below
@@ -94,7 +111,7 @@ class _WrappingRegistrar:
         self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
         wrapped = {
-            name: observe(f"/{service}/{name}", handler, self._gate)
+            name: observe(f"/{service}/{name}", handler, self._gate, self._limits)
             if handler.unary_unary
             else handler
             for name, handler in handlers.items()
@@ -106,7 +123,10 @@ class _WrappingRegistrar:
 
 
 def observe(
-    method: str, handler: grpc.RpcMethodHandler[Any, Any], gate: Gate | None = None
+    method: str,
+    handler: grpc.RpcMethodHandler[Any, Any],
+    gate: Gate | None = None,
+    limits: CallLimits | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """Wrap one unary handler: request id, gate, log line, errors to statuses."""
     # an aio server's handlers are coroutine functions
@@ -120,6 +140,8 @@ def observe(
         try:
             if gate is not None:
                 principal = gate.admit(method, metadata, request, _peer_certificate(context))
+            if limits is not None and request is not _UNDECODABLE:
+                limits.check(method, _caller_key(principal, request), _member(request))
             if request is _UNDECODABLE:
                 raise ValidationError("request", "is not a valid serialized message")
             response = await behavior(request, context)

@@ -8,13 +8,16 @@ message contains a value the caller sent.
 
 from __future__ import annotations
 
+import datetime
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from access.detectors import PersonalDataFound, TooLongToScan
 from access.errors import AccessError, AuthenticationError, PermissionDeniedError
+from access.ratelimit import RateLimitedError
 from ledger.errors import (
     ConflictError,
     LedgerError,
@@ -43,6 +46,11 @@ def to_status(err: LedgerError | AccessError) -> grpc.Status:
     if isinstance(err, PersonalDataFound | TooLongToScan):
         code = code_pb2.INVALID_ARGUMENT
         details.append(_bad_request(err.field, err.rule))
+    elif isinstance(err, RateLimitedError):
+        code = code_pb2.RESOURCE_EXHAUSTED
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(datetime.timedelta(seconds=err.retry_after))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     elif isinstance(err, AuthenticationError):
         code = code_pb2.UNAUTHENTICATED
     elif isinstance(err, PermissionDeniedError):

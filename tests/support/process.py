@@ -28,10 +28,17 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, *, data_dir: Path, database_url: str = "", log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        database_url: str = "",
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        env = dict(os.environ, LOYALTY_LEDGER_LISTEN=self.address)
+        env = dict(os.environ, LOYALTY_LEDGER_LISTEN=self.address, **(env or {}))
         args = [cli_path(), "serve", "--data-dir", str(data_dir)]
         if database_url:
             args += ["--database-url", database_url]

@@ -1,0 +1,97 @@
+"""Abuse limits: token buckets per principal and per member.
+
+Each key (a principal id, a member account id) has a bucket that holds up
+to ``burst`` calls and refills at ``per_second``. A call takes one token; a
+call that finds the bucket empty is refused with the time until a token is
+back (RESOURCE_EXHAUSTED with google.rpc.RetryInfo). Buckets live in memory,
+per server process, bounded to ``max_keys`` (the least recently used are
+dropped; a dropped bucket comes back full, which only ever errs towards
+allowing). Against scripted redemptions and fake orders, the per-member
+limit is the one that matters: it holds whichever channel the calls come
+from.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from access.errors import AccessError
+from access.permissions import MUTATING_METHODS
+
+Clock = Callable[[], float]  # seconds, monotonic
+
+
+class RateLimitedError(AccessError):
+    """Too many calls for one key (RESOURCE_EXHAUSTED)."""
+
+    def __init__(self, scope: str, retry_after: float) -> None:
+        super().__init__(f"{scope}: too many calls; retry after {retry_after:.3f} s")
+        self.scope = scope
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    per_second: float  # sustained calls per second; 0 disables the limit
+    burst: int  # calls allowed at once
+
+
+class RateLimiter:
+    def __init__(
+        self, rate: Rate, *, scope: str, clock: Clock = time.monotonic, max_keys: int = 200_000
+    ) -> None:
+        self._rate = rate
+        self._scope = scope
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+
+    @property
+    def enabled(self) -> bool:
+        return self._rate.per_second > 0
+
+    def take(self, key: str) -> None:
+        """Spend one call for ``key`` or raise RateLimitedError."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        tokens, at = self._buckets.pop(key, (float(self._rate.burst), now))
+        tokens = min(float(self._rate.burst), tokens + (now - at) * self._rate.per_second)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            raise RateLimitedError(self._scope, (1.0 - tokens) / self._rate.per_second)
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+
+
+class CallLimits:
+    """The limits the server applies to mutating calls, in one place."""
+
+    def __init__(
+        self, *, per_principal: Rate, per_member: Rate, clock: Clock = time.monotonic
+    ) -> None:
+        self._principals = RateLimiter(per_principal, scope="principal", clock=clock)
+        self._members = RateLimiter(per_member, scope="member_account_id", clock=clock)
+
+    def check(self, method: str, principal_key: str, member: str) -> None:
+        """Spend one call of ``principal_key`` and of ``member`` (when the
+        request names one) if ``method`` changes the journal."""
+        if method not in MUTATING_METHODS:
+            return
+        if principal_key:
+            self._principals.take(principal_key)
+        if member:
+            self._members.take(member)
+
+
+def parse_rate(text: str) -> Rate:
+    """'20:100' is 20 calls per second with bursts of 100; '0' turns it off."""
+    per_second, _, burst = text.partition(":")
+    rate = Rate(float(per_second), int(burst or max(1, round(float(per_second)))))
+    if rate.per_second < 0 or rate.burst < 0:
+        raise ValueError("rate: must be PER_SECOND[:BURST] with non-negative numbers")
+    return rate
