@@ -39,6 +39,26 @@ class Gate:
         self._verifier = verifier
         self._accept_certificates = accept_certificates
 
+    def authenticate(
+        self, metadata: Iterable[tuple[str, Any]] | None, peer_certificate: bytes | None = None
+    ) -> Principal:
+        """Who is calling, or AuthenticationError."""
+        token = bearer_token(metadata)
+        if token is None and peer_certificate and self._accept_certificates:
+            return principal_from_certificate(peer_certificate)
+        return self._verifier.verify(token)
+
+    @staticmethod
+    def authorize(principal: Principal, method: str, request: Any) -> None:
+        """PermissionDeniedError unless the role may call ``method``; when the
+        request carries a ChannelContext, a channel principal must act for
+        its own channel."""
+        authorize(principal, method)
+        context = getattr(request, "context", None)
+        channel_id = getattr(context, "channel_id", "")
+        if channel_id:  # an empty one is the validator's to report
+            check_channel(principal, channel_id)
+
     def admit(
         self,
         method: str,
@@ -46,17 +66,7 @@ class Gate:
         request: Any,
         peer_certificate: bytes | None = None,
     ) -> Principal:
-        """The principal making this call, or AuthenticationError /
-        PermissionDeniedError. ``request`` is the decoded message; when it
-        carries a ChannelContext, a channel principal must act for its own."""
-        token = bearer_token(metadata)
-        if token is None and peer_certificate and self._accept_certificates:
-            principal = principal_from_certificate(peer_certificate)
-        else:
-            principal = self._verifier.verify(token)
-        authorize(principal, method)
-        context = getattr(request, "context", None)
-        channel_id = getattr(context, "channel_id", "")
-        if channel_id:  # an empty one is the validator's to report
-            check_channel(principal, channel_id)
+        """Authenticate, then authorize: the principal, or the error."""
+        principal = self.authenticate(metadata, peer_certificate)
+        self.authorize(principal, method, request)
         return principal

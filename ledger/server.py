@@ -34,6 +34,7 @@ from ledger.config import ServerConfig
 from ledger.service.observe import observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.storage.database import Database, open_database
+from ledger.storage.decisions import DecisionRecorder
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.migrate import upgrade
 
@@ -81,6 +82,7 @@ class LedgerServer:
         self.port = 0
         self.db: Database | None = None
         self.appender: Appender | None = None
+        self.decisions: DecisionRecorder | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
 
@@ -92,6 +94,7 @@ class LedgerServer:
         try:
             upgrade(self.db)
             self.appender = Appender(db=self.db, clock=self._clock, max_batch=cfg.max_batch)
+            self.decisions = DecisionRecorder(self.db)
             self.port = _LoopThread.run(self._start(self.appender, self.db))
         except BaseException:
             self.stop(grace=0)  # e.g. the port is taken: release what was started
@@ -126,6 +129,7 @@ class LedgerServer:
             LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
             gate=self._gate(),
             limits=CallLimits(per_principal=cfg.principal_rate, per_member=cfg.member_rate),
+            decisions=self.decisions,
         )
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -182,6 +186,8 @@ class LedgerServer:
         _LoopThread.run(self._stop(grace))
         if self.appender is not None:
             self.appender.close()
+        if self.decisions is not None:
+            self.decisions.close()
         if self.db is not None:
             self.db.dispose()
         log.info("stopped")

@@ -16,6 +16,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
@@ -25,6 +26,7 @@ from access.errors import AccessError
 from access.gate import Gate
 from access.principal import Principal
 from access.ratelimit import CallLimits
+from audit.decisions import AccessDecision, DecisionSink
 from ledger.errors import LedgerError, ValidationError
 from ledger.service.status import internal_status, to_status
 
@@ -80,6 +82,7 @@ def observe_service(
     *,
     gate: Gate | None,
     limits: CallLimits | None = None,
+    decisions: DecisionSink | None = None,
 ) -> None:
     """Register ``servicer`` with every unary method wrapped by ``observe``.
 
@@ -91,18 +94,15 @@ def observe_service(
     ``gate``, every call is authenticated and authorized there first
     (``gate=None`` is the development mode without credentials).
     """
-    add_to_server(servicer, _WrappingRegistrar(server, gate, limits))
+    add_to_server(servicer, _WrappingRegistrar(server, Checks(gate, limits, decisions)))
 
 
 class _WrappingRegistrar:
     """Stands in for the server while generated code registers handlers."""
 
-    def __init__(
-        self, server: grpc.aio.Server, gate: Gate | None, limits: CallLimits | None
-    ) -> None:
+    def __init__(self, server: grpc.aio.Server, checks: Checks) -> None:
         self._server = server
-        self._gate = gate
-        self._limits = limits
+        self._checks = checks
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         pass  # registered, wrapped, by add_registered_method_handlers below
@@ -111,7 +111,7 @@ class _WrappingRegistrar:
         self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
         wrapped = {
-            name: observe(f"/{service}/{name}", handler, self._gate, self._limits)
+            name: observe(f"/{service}/{name}", handler, self._checks)
             if handler.unary_unary
             else handler
             for name, handler in handlers.items()
@@ -122,11 +122,58 @@ class _WrappingRegistrar:
         self._server.add_registered_method_handlers(service, wrapped)
 
 
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What runs before a handler: the gate (authentication, authorization,
+    channel binding), abuse limits, and where each decision is recorded."""
+
+    gate: Gate | None = None
+    limits: CallLimits | None = None
+    decisions: DecisionSink | None = None
+
+    def admit(
+        self, method: str, request_id: str, metadata: Any, request: Any, peer: bytes | None
+    ) -> Principal | None:
+        principal = None
+        try:
+            if self.gate is not None:
+                principal = self.gate.authenticate(metadata, peer)
+                self.gate.authorize(principal, method, request)
+            if self.limits is not None and request is not _UNDECODABLE:
+                self.limits.check(method, _caller_key(principal, request), _member(request))
+        except AccessError as err:
+            self._record(method, request_id, principal, request, "deny", str(err))
+            raise
+        self._record(method, request_id, principal, request, "allow", "")
+        return principal
+
+    def _record(
+        self,
+        method: str,
+        request_id: str,
+        principal: Principal | None,
+        request: Any,
+        decision: str,
+        reason: str,
+    ) -> None:
+        if self.decisions is None:
+            return
+        self.decisions.record(
+            AccessDecision(
+                time_us=time.time_ns() // 1000,
+                request_id=request_id,
+                principal=principal.id if principal else "",
+                role=principal.role.value if principal else "",
+                method=method,
+                decision=decision,
+                reason=reason[:256],
+                member_account_id=_member(request) if request is not _UNDECODABLE else "",
+            )
+        )
+
+
 def observe(
-    method: str,
-    handler: grpc.RpcMethodHandler[Any, Any],
-    gate: Gate | None = None,
-    limits: CallLimits | None = None,
+    method: str, handler: grpc.RpcMethodHandler[Any, Any], checks: Checks | None = None
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """Wrap one unary handler: request id, gate, log line, errors to statuses."""
     # an aio server's handlers are coroutine functions
@@ -138,10 +185,10 @@ def observe(
         started = time.perf_counter()
         principal = None
         try:
-            if gate is not None:
-                principal = gate.admit(method, metadata, request, _peer_certificate(context))
-            if limits is not None and request is not _UNDECODABLE:
-                limits.check(method, _caller_key(principal, request), _member(request))
+            if checks is not None:
+                principal = checks.admit(
+                    method, request_id, metadata, request, _peer_certificate(context)
+                )
             if request is _UNDECODABLE:
                 raise ValidationError("request", "is not a valid serialized message")
             response = await behavior(request, context)

@@ -66,7 +66,7 @@ def _values_sql(table: str, columns: tuple[str, ...], rows: int, suffix: str) ->
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows) + suffix
 
 
-def _insert_rows(
+def insert_rows(
     tx: WriteTx,
     table: str,
     columns: tuple[str, ...],
@@ -161,9 +161,9 @@ _ACCOUNT_COLUMNS = ("account_id", "balance", "last_seq", "opened_us")
 def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
     """Persist everything the planner decided, in the caller's transaction."""
     now = planner.now_us
-    _insert_rows(tx, "accounts", _ACCOUNT_COLUMNS, [(a, 0, 0, now) for a in planner.opened])
+    insert_rows(tx, "accounts", _ACCOUNT_COLUMNS, [(a, 0, 0, now) for a in planner.opened])
     if planner.entries:
-        _insert_rows(
+        insert_rows(
             tx,
             "journal_entries",
             ("seq", "time_us", "kind", "channel_id", "reverses", "details", "prev_hash", "hash"),
@@ -172,7 +172,7 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
                 for e, h in planner.entries
             ],
         )
-        _insert_rows(
+        insert_rows(
             tx,
             "journal_postings",
             ("seq", "idx", "from_account", "to_account", "points"),
@@ -191,10 +191,10 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
                 if is_member_account(a)
             }
         )
-        _insert_rows(tx, "account_entries", ("account_id", "seq"), history)
+        insert_rows(tx, "account_entries", ("account_id", "seq"), history)
         # every touched account exists (the planner refuses unknown ones), so
         # this upsert only ever updates; it is one statement for the batch
-        _insert_rows(
+        insert_rows(
             tx,
             "accounts",
             _ACCOUNT_COLUMNS,
@@ -206,7 +206,7 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             "UPDATE journal_head SET seq = ?, hash = ?, time_us = ? WHERE id = 1",
             (head.sequence, head.hash, head.time_us),
         )
-    _insert_rows(
+    insert_rows(
         tx,
         "idempotency_keys",
         ("channel_id", "idempotency_key", "fingerprint", "response", "seq", "created_us"),

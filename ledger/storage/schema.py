@@ -19,6 +19,7 @@ APPEND_ONLY_TABLES = (
     "journal_postings",
     "account_entries",
     "idempotency_keys",
+    "access_decisions",
 )
 
 accounts = sa.Table(
@@ -81,3 +82,22 @@ idempotency_keys = sa.Table(
 )
 
 sa.Index("ix_journal_entries_reverses", journal_entries.c.reverses)
+
+access_decisions = sa.Table(
+    "access_decisions",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.Identity(), primary_key=True
+    ),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("principal", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False),
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("member_account_id", sa.String(64), nullable=False),
+    sa.Column("fields", sa.String(512), nullable=False),
+)
+sa.Index("ix_access_decisions_time", access_decisions.c.time_us)
