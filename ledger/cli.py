@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_database_args(revoke)
     revoke.add_argument("token_id")
 
+    minimization = sub.add_parser("minimization", help="data minimization")
+    minimization.add_subparsers(dest="minimization_command", required=True).add_parser(
+        "report", help="print the data inventory (docs/data-inventory.md) from the live tables"
+    )
+
     certs = sub.add_parser(
         "dev-certs", help="write a development CA, server and client certificates (mTLS)"
     )
@@ -238,6 +243,11 @@ def _token(config: ServerConfig, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ledger_logging.configure(args.log_level)
+    if args.command == "minimization":
+        from access.inventory import report
+
+        sys.stdout.write(report())
+        return 0
     if args.command == "dev-certs":
         from access.certs import make_dev_certs
 
