@@ -63,20 +63,17 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(
             flag, type=Path, default=env(name) or None, help=f"{text} (env LOYALTY_LEDGER_{name})"
         )
-    serve.add_argument(
-        "--member-rate",
-        type=parse_rate,
-        default=parse_rate(env("MEMBER_RATE", "20:100")),
-        help="mutating calls per member: PER_SECOND[:BURST], 0 = off "
-        "(env LOYALTY_LEDGER_MEMBER_RATE; default 20:100)",
-    )
-    serve.add_argument(
-        "--principal-rate",
-        type=parse_rate,
-        default=parse_rate(env("PRINCIPAL_RATE", "0")),
-        help="mutating calls per principal (or channel): PER_SECOND[:BURST], 0 = off "
-        "(env LOYALTY_LEDGER_PRINCIPAL_RATE; default 0)",
-    )
+    for who, name, default in (
+        ("member", "MEMBER_RATE", "20:100"),
+        ("principal (or channel)", "PRINCIPAL_RATE", "0"),
+    ):
+        serve.add_argument(
+            "--" + name.lower().replace("_", "-"),
+            type=parse_rate,
+            default=parse_rate(env(name, default)),
+            help=f"mutating calls per {who}: PER_SECOND[:BURST], 0 = off "
+            f"(env LOYALTY_LEDGER_{name}; default {default})",
+        )
     serve.add_argument(
         "--max-points",
         type=int,
