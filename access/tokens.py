@@ -19,7 +19,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +104,7 @@ class TokenIssuer:
 @dataclass(slots=True)
 class TokenVerifier:
     public_keys: Mapping[str, Ed25519PublicKey]  # by key id
-    revoked: set[str] = field(default_factory=set)  # token ids
+    revoked: Container[str] = field(default_factory=set)  # token ids
     clock: Clock = time.time
 
     @classmethod
@@ -112,10 +112,10 @@ class TokenVerifier:
         cls,
         keys: Iterable[Ed25519PublicKey],
         *,
-        revoked: Iterable[str] = (),
+        revoked: Container[str] = frozenset(),
         clock: Clock = time.time,
     ) -> TokenVerifier:
-        return cls({key_id(k): k for k in keys}, set(revoked), clock)
+        return cls({key_id(k): k for k in keys}, revoked, clock)
 
     def verify(self, token: str | None) -> Principal:
         if not token:
@@ -197,3 +197,27 @@ def load_revocations(path: Path) -> set[str]:
         return set()
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return {line for line in lines if line}
+
+
+class RevocationFile:
+    """The revocation list as a container that follows its file: it is read
+    again when the file changes, looked at most every ``interval`` seconds,
+    so ``token revoke`` takes effect on a running server within seconds."""
+
+    def __init__(self, path: Path, *, interval: float = 1.0, clock: Clock = time.monotonic) -> None:
+        self._path = path
+        self._interval = interval
+        self._clock = clock
+        self._checked = float("-inf")
+        self._mtime: float | None = None
+        self._ids: set[str] = set()
+
+    def __contains__(self, token_id: object) -> bool:
+        now = self._clock()
+        if now - self._checked >= self._interval:
+            self._checked = now
+            mtime = self._path.stat().st_mtime if self._path.exists() else None
+            if mtime != self._mtime:
+                self._mtime = mtime
+                self._ids = load_revocations(self._path)
+        return token_id in self._ids

@@ -222,7 +222,7 @@ def _token(config: ServerConfig, args: argparse.Namespace) -> int:
         config.revocations_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with config.revocations_path.open("a") as out:
             out.write(args.token_id + "\n")
-        print(f"revoked {args.token_id} (servers read the list when they start)")
+        print(f"revoked {args.token_id} (running servers notice within seconds)")
         return 0
     key = load_or_create_signing_key(config.token_key_path)
     try:

@@ -28,7 +28,7 @@ from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from access.gate import Gate
 from access.ratelimit import CallLimits
-from access.tokens import TokenVerifier, load_or_create_signing_key, load_revocations
+from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
 from ledger.service.observe import observe_service
@@ -155,7 +155,7 @@ class LedgerServer:
             raise ValueError("auth: 'mtls' needs --tls-cert, --tls-key and --client-ca")
         key = load_or_create_signing_key(cfg.token_key_path)
         verifier = TokenVerifier.for_keys(
-            [key.public_key()], revoked=load_revocations(cfg.revocations_path)
+            [key.public_key()], revoked=RevocationFile(cfg.revocations_path)
         )
         return Gate(verifier, accept_certificates=cfg.auth == "mtls")
 

@@ -197,3 +197,20 @@ def test_revocation_file(tmp_path: Path) -> None:
     assert load_revocations(path) == set()
     path.write_text("# revoked after a lost POS terminal\nabc123\n\n def456  # stolen\n")
     assert load_revocations(path) == {"abc123", "def456"}
+
+
+def test_revocation_file_is_followed_while_running(tmp_path: Path) -> None:
+    from access.tokens import RevocationFile
+
+    path = tmp_path / "revoked.txt"
+    ticks = [0.0]
+    revoked = RevocationFile(path, interval=1.0, clock=lambda: ticks[0])
+    verifier = TokenVerifier.for_keys([KEY.public_key()], revoked=revoked, clock=lambda: NOW)
+    issued = _issuer().issue(subject="pos-1", role=Role.CHANNEL, ttl_seconds=60, channel="pos-test")
+    assert verifier.verify(issued.token).id == "pos-1"
+    path.write_text(issued.token_id + "\n")
+    ticks[0] = 0.5  # not looked at again yet
+    assert verifier.verify(issued.token).id == "pos-1"
+    ticks[0] = 1.5
+    with pytest.raises(AuthenticationError, match="token: revoked"):
+        verifier.verify(issued.token)
