@@ -58,15 +58,3 @@ class Gate:
         channel_id = getattr(context, "channel_id", "")
         if channel_id:  # an empty one is the validator's to report
             check_channel(principal, channel_id)
-
-    def admit(
-        self,
-        method: str,
-        metadata: Iterable[tuple[str, Any]] | None,
-        request: Any,
-        peer_certificate: bytes | None = None,
-    ) -> Principal:
-        """Authenticate, then authorize: the principal, or the error."""
-        principal = self.authenticate(metadata, peer_certificate)
-        self.authorize(principal, method, request)
-        return principal

@@ -66,6 +66,11 @@ def _code(call: object) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+def _balance_code(stub: ledger_pb2_grpc.LedgerServiceStub) -> grpc.StatusCode:
+    request = pb.GetBalanceRequest(member_account_id="mbr_" + "a" * 26)
+    return _code(lambda: stub.GetBalance(request, timeout=5))
+
+
 def test_channel_certificate_earns_for_its_own_channel_only(
     mtls_server: LedgerServer, certs: Path
 ) -> None:
@@ -134,14 +139,7 @@ def test_handshake_refuses_missing_or_foreign_client_certificates(
 ) -> None:
     no_cert, stub = _stub(mtls_server, certs, None)
     with no_cert:
-        assert (
-            _code(
-                lambda: stub.GetBalance(
-                    pb.GetBalanceRequest(member_account_id="mbr_" + "a" * 26), timeout=5
-                )
-            )
-            == grpc.StatusCode.UNAVAILABLE
-        )
+        assert _balance_code(stub) == grpc.StatusCode.UNAVAILABLE
     foreign = tmp_path / "foreign"
     make_dev_certs(foreign)
     creds = grpc.ssl_channel_credentials(
@@ -151,24 +149,10 @@ def test_handshake_refuses_missing_or_foreign_client_certificates(
     )
     with grpc.secure_channel(f"127.0.0.1:{mtls_server.port}", creds) as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-        assert (
-            _code(
-                lambda: stub.GetBalance(
-                    pb.GetBalanceRequest(member_account_id="mbr_" + "a" * 26), timeout=5
-                )
-            )
-            == grpc.StatusCode.UNAVAILABLE
-        )
+        assert _balance_code(stub) == grpc.StatusCode.UNAVAILABLE
     with grpc.insecure_channel(f"127.0.0.1:{mtls_server.port}") as plain:
         stub = ledger_pb2_grpc.LedgerServiceStub(plain)
-        assert (
-            _code(
-                lambda: stub.GetBalance(
-                    pb.GetBalanceRequest(member_account_id="mbr_" + "a" * 26), timeout=5
-                )
-            )
-            == grpc.StatusCode.UNAVAILABLE
-        )
+        assert _balance_code(stub) == grpc.StatusCode.UNAVAILABLE
 
 
 def test_certificate_identities(certs: Path) -> None:
