@@ -23,3 +23,13 @@ class AuthenticationError(AccessError):
 
 class PermissionDeniedError(AccessError):
     """An authenticated principal may not do this (PERMISSION_DENIED)."""
+
+
+class AccessRequestError(AccessError):
+    """A request names something the access layer does not know, e.g. an
+    unknown purpose (INVALID_ARGUMENT, with the field and the rule)."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule

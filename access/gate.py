@@ -1,7 +1,9 @@
-"""The gate every ledger call passes before its handler: authenticate the
-bearer token, authorize role x RPC, bind channel principals to their
-channel. One place, deny by default; handlers never see a call that
-failed here.
+"""The gate every call passes before its handler: authenticate the bearer
+token (or client certificate), authorize role x RPC, bind channel
+principals to their channel, resolve the declared purpose of reads of
+personal data, and apply break-glass grants. One place, deny by default;
+handlers never see a call that failed here, and get what was decided as a
+``CallScope`` (access/scope.py).
 """
 
 from __future__ import annotations
@@ -9,10 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from access.break_glass import BreakGlass, Grant
 from access.certs import principal_from_certificate
-from access.errors import AuthenticationError
-from access.permissions import authorize, check_channel
+from access.errors import AccessRequestError, AuthenticationError, PermissionDeniedError
+from access.permissions import (
+    BREAK_GLASS_METHODS,
+    PURPOSE_BOUND_METHODS,
+    authorize,
+    check_channel,
+)
 from access.principal import Principal
+from access.purposes import BREAK_GLASS, PURPOSES, resolve
+from access.scope import CallScope
 from access.tokens import TokenVerifier
 
 AUTHORIZATION_HEADER = "authorization"
@@ -30,14 +40,25 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     return None
 
 
+def declared_purpose(request: Any) -> str:
+    return str(getattr(request, "purpose", ""))
+
+
 class Gate:
     """``verifier`` checks bearer tokens; with ``accept_certificates`` a call
     that carries no token is made by the principal its verified client
     certificate names (mTLS: the TLS layer already checked the chain)."""
 
-    def __init__(self, verifier: TokenVerifier, *, accept_certificates: bool = False) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        accept_certificates: bool = False,
+        break_glass: BreakGlass | None = None,
+    ) -> None:
         self._verifier = verifier
         self._accept_certificates = accept_certificates
+        self._break_glass = break_glass
 
     def authenticate(
         self, metadata: Iterable[tuple[str, Any]] | None, peer_certificate: bytes | None = None
@@ -48,13 +69,54 @@ class Gate:
             return principal_from_certificate(peer_certificate)
         return self._verifier.verify(token)
 
-    @staticmethod
-    def authorize(principal: Principal, method: str, request: Any) -> None:
-        """PermissionDeniedError unless the role may call ``method``; when the
-        request carries a ChannelContext, a channel principal must act for
-        its own channel."""
-        authorize(principal, method)
+    def authorize(self, principal: Principal, method: str, request: Any) -> CallScope:
+        """PermissionDeniedError unless the principal may make this call.
+
+        The role must be allowed ``method`` by the permission table, or hold
+        an active break-glass grant for a method grants open. A channel
+        principal must act for its own channel. A purpose-bound read must
+        declare a purpose the role (or the grant) allows.
+        """
+        grant: Grant | None = None
+        try:
+            authorize(principal, method)
+        except PermissionDeniedError:
+            grant = self._grant(principal) if method in BREAK_GLASS_METHODS else None
+            if grant is None:
+                raise
+            if declared_purpose(request) != BREAK_GLASS:
+                raise PermissionDeniedError(
+                    "purpose: under a break-glass grant the purpose must be break_glass"
+                ) from None
         context = getattr(request, "context", None)
         channel_id = getattr(context, "channel_id", "")
         if channel_id:  # an empty one is the validator's to report
             check_channel(principal, channel_id)
+        scope = CallScope(principal)
+        if method in PURPOSE_BOUND_METHODS:
+            name = declared_purpose(request)
+            if grant is None and name == BREAK_GLASS:
+                grant = self._grant(principal)
+            scope.purpose = resolve(principal, name, break_glass=grant is not None)
+            scope.grant_id = grant.grant_id if grant is not None else ""
+        return scope
+
+    def _grant(self, principal: Principal) -> Grant | None:
+        return self._break_glass.active_grant(principal) if self._break_glass else None
+
+
+def unauthenticated_scope(method: str, request: Any) -> CallScope:
+    """Development mode (no credentials): no roles to check, but a read of
+    personal data still declares a known purpose, and break-glass (which
+    needs a grantee) is unavailable."""
+    scope = CallScope(None)
+    if method in PURPOSE_BOUND_METHODS:
+        name = declared_purpose(request)
+        if not name:
+            raise PermissionDeniedError("purpose: a read of personal data needs a declared purpose")
+        if name not in PURPOSES:
+            raise AccessRequestError("purpose", "unknown purpose (see AccessService.ListPurposes)")
+        if name == BREAK_GLASS:
+            raise PermissionDeniedError("purpose: break_glass needs an authenticated grantee")
+        scope.purpose = PURPOSES[name]
+    return scope

@@ -6,12 +6,20 @@ output, and a test keeps the two equal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from access.permissions import PERMISSIONS
+from access.purposes import PURPOSES, Show
 
-LEDGER = "/loyalty.ledger.v1.LedgerService/"
-FOREVER = "kept forever (append-only; erasure by key destruction arrives with #4)"
+SERVICES = {
+    "LedgerService": "/loyalty.ledger.v1.LedgerService/",
+    "MemberService": "/loyalty.members.v1.MemberService/",
+    "AccessService": "/loyalty.access.v1.AccessService/",
+}
+FOREVER = "kept forever (append-only)"
+UNTIL_ERASED = "until the member is erased (deleted; the data key is destroyed)"
+STANDARD_MEMBER_FIELDS = ("name", "phone", "email", "birth_date", "postal_address")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +38,7 @@ INVENTORY: tuple[StoredField, ...] = (
         "account_id",
         "pseudonym: random, links a member's entries",
         "address the member's points",
-        ("GetBalance", "ListEntries"),
+        ("LedgerService/GetBalance", "LedgerService/ListEntries"),
         FOREVER,
     ),
     StoredField(
@@ -38,7 +46,7 @@ INVENTORY: tuple[StoredField, ...] = (
         "balance",
         "no (points)",
         "materialized balance",
-        ("GetBalance",),
+        ("LedgerService/GetBalance",),
         "rewritten on every entry",
     ),
     StoredField(
@@ -46,7 +54,7 @@ INVENTORY: tuple[StoredField, ...] = (
         "seq, time_us, kind, prev_hash, hash",
         "no",
         "the hash chain",
-        ("GetEntry", "ListEntries"),
+        ("LedgerService/GetEntry", "LedgerService/ListEntries"),
         FOREVER,
     ),
     StoredField(
@@ -54,7 +62,7 @@ INVENTORY: tuple[StoredField, ...] = (
         "channel_id",
         "no (a system)",
         "omni-channel audit: which system made the entry",
-        ("GetEntry", "ListEntries"),
+        ("LedgerService/GetEntry", "LedgerService/ListEntries"),
         FOREVER,
     ),
     StoredField(
@@ -62,31 +70,31 @@ INVENTORY: tuple[StoredField, ...] = (
         "details.store_id",
         "behavioural: where a member shops",
         "reconcile with the store",
-        ("GetEntry", "ListEntries"),
-        FOREVER + "; encrypted per member with #4",
+        ("LedgerService/GetEntry", "LedgerService/ListEntries"),
+        FOREVER + "; unreadable once the member is erased (crypto-shredding)",
     ),
     StoredField(
         "journal_entries",
         "details.external_transaction_id",
         "behavioural: links to the order system",
         "reconcile with the order",
-        ("GetEntry", "ListEntries"),
-        FOREVER + "; encrypted per member with #4",
+        ("LedgerService/GetEntry", "LedgerService/ListEntries"),
+        FOREVER + "; unreadable once the member is erased (crypto-shredding)",
     ),
     StoredField(
         "journal_entries",
         "details.purchase",
         "behavioural: what a member spends",
         "explain points earned on a purchase",
-        ("GetEntry", "ListEntries"),
-        FOREVER + "; encrypted per member with #4",
+        ("LedgerService/GetEntry", "LedgerService/ListEntries"),
+        FOREVER + "; unreadable once the member is erased (crypto-shredding)",
     ),
     StoredField(
         "journal_postings",
         "from_account, to_account, points",
         "pseudonymous (account ids)",
         "double-entry postings",
-        ("GetEntry", "ListEntries"),
+        ("LedgerService/GetEntry", "LedgerService/ListEntries"),
         FOREVER,
     ),
     StoredField(
@@ -94,49 +102,126 @@ INVENTORY: tuple[StoredField, ...] = (
         "account_id, seq",
         "pseudonymous",
         "a member's history index",
-        ("ListEntries",),
+        ("LedgerService/ListEntries",),
         FOREVER,
     ),
     StoredField(
         "idempotency_keys",
         "channel_id, idempotency_key, fingerprint, response",
-        "no (opaque keys, SHA-256, the response)",
+        "no (opaque keys; SHA-256 of the request, personal values left out; the response)",
         "exactly-once retries",
         (),
         "kept forever for now; expiry is open",
     ),
     StoredField(
         "access_decisions",
-        "principal, role, method, decision, reason, member_account_id",
-        "pseudonymous (ids)",
-        "who did what, for security and compliance",
+        "principal, role, method, decision, reason, purpose, member_account_id, fields",
+        "pseudonymous (ids; field names, never values)",
+        "who did what, for which purpose, for security and compliance",
         (),
+        FOREVER,
+    ),
+    StoredField(
+        "accounts",
+        "closed_us",
+        "no",
+        "an erased member's account takes no more entries",
+        (),
+        FOREVER,
+    ),
+    StoredField(
+        "member_keys",
+        "account_id, dek_version, kek_version, wrapped",
+        "no (a data key, wrapped by a key-encryption key kept outside the database)",
+        "decrypt the member's fields and journal details",
+        (),
+        UNTIL_ERASED + "; rewrapped on KEK rotation",
+    ),
+    StoredField(
+        "member_lookup",
+        "kind, token, account_id",
+        "pseudonymous: 32-bit keyed HMAC of the phone / e-mail, shared by several people",
+        "find a member by phone or e-mail at a till",
+        ("MemberService/FindMember",),
+        UNTIL_ERASED,
+    ),
+    StoredField(
+        "member_erasures",
+        "account_id, erased_us, reason, forfeit_seq",
+        "no (the record that an erasure happened, without what was erased)",
+        "prove erasures to compliance",
+        (),
+        FOREVER,
+    ),
+    StoredField(
+        "break_glass_grants",
+        "grant_id, grantee, granted_by, reason, starts_us, expires_us",
+        "no (principal ids; the reason is scanned for personal data)",
+        "emergency elevation, reviewed by security",
+        ("AccessService/ListBreakGlass",),
+        FOREVER,
+    ),
+    StoredField(
+        "break_glass_ends",
+        "grant_id, ended_us, ended_by",
+        "no (principal ids)",
+        "when and by whom an elevation ended",
+        ("AccessService/ListBreakGlass",),
         FOREVER,
     ),
 )
 
 
+def member_fields(custom: Iterable[str] = ()) -> tuple[StoredField, ...]:
+    """One row per personal field (member_fields.ciphertext), with the
+    purposes that show it: the live configuration's custom fields too."""
+    rows = []
+    for name in (*STANDARD_MEMBER_FIELDS, *sorted(custom)):
+        shown = []
+        for purpose in PURPOSES.values():
+            show = purpose.show(name)
+            if show is not None:
+                how = " masked" if show is Show.MASKED else ""
+                shown.append(f"{purpose.name}{how}")
+        rows.append(
+            StoredField(
+                "member_fields",
+                f"{name} (AES-256-GCM under the member's key)",
+                "yes" if name in STANDARD_MEMBER_FIELDS else "yes (configured by the program)",
+                "purposes: " + ", ".join(shown),
+                ("MemberService/GetMember",),
+                UNTIL_ERASED,
+            )
+        )
+    return tuple(rows)
+
+
 def _roles(rpc: str) -> list[str]:
-    return sorted(r.value for r in PERMISSIONS.get(LEDGER + rpc, frozenset()))
+    service, _, method = rpc.partition("/")
+    return sorted(r.value for r in PERMISSIONS.get(SERVICES[service] + method, frozenset()))
 
 
-def report() -> str:
-    """The inventory as Markdown, roles read from the live permission table."""
+def report(custom_fields: Iterable[str] = ()) -> str:
+    """The inventory as Markdown, roles read from the live permission table
+    and the purpose registry, custom member fields from the configuration."""
     lines = [
         "# Data inventory",
         "",
         "Generated by `loyalty-ledger minimization report` from `access/inventory.py`",
         "and the permission table in `access/permissions.py`. Do not edit by hand.",
         "",
-        "No field holds a name, phone, e-mail, address or birth date: members are",
-        "known to the ledger only by a random account id. Store and order ids that",
-        "look like personal data (card, PRC resident ID, IBAN, e-mail, phone) are",
-        "refused at ingest (`access/detectors.py`).",
+        "Personal data lives in one place, `member_fields`, one AES-256-GCM",
+        "ciphertext per field under the member's own data key; it is read only",
+        "for a declared purpose (`access/purposes.py`), which shows some fields",
+        "in full, some masked, and withholds the rest. Everything else knows a",
+        "member only by a random account id. Store and order ids that look like",
+        "personal data (card, PRC resident ID, IBAN, e-mail, phone) are refused",
+        "at ingest (`access/detectors.py`).",
         "",
         "| table | field | personal? | purpose | returned by (roles) | retention |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for f in INVENTORY:
+    for f in (*INVENTORY, *member_fields(custom_fields)):
         readers = "; ".join(f"{rpc} ({', '.join(_roles(rpc)) or 'nobody'})" for rpc in f.read_by)
         cells = (f.table, f.field, f.personal, f.purpose, readers or "no RPC", f.retention)
         lines.append("| " + " | ".join(cells) + " |")

@@ -14,6 +14,9 @@ from access.errors import PermissionDeniedError
 from access.principal import Principal, Role
 
 LEDGER = "/loyalty.ledger.v1.LedgerService/"
+MEMBERS = "/loyalty.members.v1.MemberService/"
+ACCESS = "/loyalty.access.v1.AccessService/"
+STAFF = frozenset(Role) - {Role.CHANNEL}
 
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
     # mutating calls: only channels, each for its own channel
@@ -26,13 +29,34 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     LEDGER + "GetBalance": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
     LEDGER + "GetEntry": frozenset({Role.MEMBER_SERVICE, Role.COMPLIANCE}),
     LEDGER + "ListEntries": frozenset({Role.MEMBER_SERVICE}),
+    # members: channels enroll and look up by phone at a till but never read
+    # personal data; reads declare a purpose (access/purposes.py)
+    MEMBERS + "Enroll": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
+    MEMBERS + "UpdateMember": frozenset({Role.MEMBER_SERVICE}),
+    MEMBERS + "GetMember": frozenset({Role.MEMBER_SERVICE, Role.SECURITY}),
+    MEMBERS + "FindMember": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
+    MEMBERS + "EraseMember": frozenset({Role.KEY_CUSTODIAN}),
+    # access administration
+    ACCESS + "ListPurposes": frozenset(Role),
+    ACCESS + "GrantBreakGlass": frozenset({Role.ADMIN}),
+    ACCESS + "EndBreakGlass": STAFF,  # access/break_glass.py: an admin or the grantee
+    ACCESS + "ListBreakGlass": frozenset({Role.ADMIN, Role.SECURITY}),
     # reflection: any authenticated principal may list the contract
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": frozenset(Role),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": frozenset(Role),
 }
 
 # calls that change the journal: what abuse limits count
-MUTATING_METHODS = frozenset(LEDGER + name for name in ("OpenAccount", "Earn", "Redeem", "Reverse"))
+MUTATING_METHODS = frozenset(
+    [LEDGER + name for name in ("OpenAccount", "Earn", "Redeem", "Reverse")]
+    + [MEMBERS + name for name in ("Enroll", "UpdateMember", "EraseMember")]
+)
+
+# reads of personal data: the request declares a purpose (access/purposes.py)
+PURPOSE_BOUND_METHODS = frozenset({MEMBERS + "GetMember"})
+
+# what an active break-glass grant opens beyond the role's own permissions
+BREAK_GLASS_METHODS = frozenset({MEMBERS + "GetMember"})
 
 # needs no credentials at all: load balancers and orchestrators probe it
 UNAUTHENTICATED_METHODS = frozenset(

@@ -11,7 +11,9 @@ every append, see ledger/appender.py):
 6. time never goes backwards;
 7. each kind has its shape: earn = program:issued -> member, redeem =
    member -> program:redeemed, reverse = the mirror of an earlier earn or
-   redeem, never reversing more than that entry moved;
+   redeem, never reversing more than that entry moved; erase = member ->
+   program:forfeited of the member's whole balance, after which no entry
+   touches that member's account (it is closed);
 8. at the end: the chain head recorded by the database is the last entry,
    the materialized balances equal the balances replayed from the journal,
    and they sum to zero.
@@ -31,8 +33,10 @@ from dataclasses import dataclass, field
 from audit.entry_format import (
     GENESIS_PREV_HASH,
     KIND_EARN,
+    KIND_ERASE,
     KIND_REDEEM,
     KIND_REVERSE,
+    PROGRAM_FORFEITED,
     PROGRAM_ISSUED,
     PROGRAM_REDEEMED,
     EncodingError,
@@ -132,6 +136,7 @@ class _Replay:
         # earn/redeem entries by sequence, with the points reversed so far;
         # one small record per reversible entry
         self.reversible: dict[int, tuple[Posting, int]] = {}
+        self.closed: dict[str, int] = {}  # erased member account -> erase sequence
 
     def problem(self, seq: int | None, check: str, message: str) -> None:
         self.result.problems.append(Problem(seq, check, message))
@@ -196,6 +201,14 @@ class _Replay:
         if not entry.postings:
             self.problem(seq, "postings", "entry has no postings")
         for i, posting in enumerate(entry.postings):
+            for account in (posting.from_account, posting.to_account):
+                if account in self.closed:
+                    self.problem(
+                        seq,
+                        "closed",
+                        f"posting {i}: touches an account closed by the erasure at "
+                        f"sequence {self.closed[account]}",
+                    )
             if posting.points <= 0:
                 self.problem(
                     seq, "postings", f"posting {i}: points must be > 0, got {posting.points}"
@@ -237,6 +250,20 @@ class _Replay:
             self.reversible[seq] = (posting, 0)
         elif kind == KIND_REVERSE:
             self._reversal(seq, entry.reverses, posting)
+        elif kind == KIND_ERASE:
+            member = posting.from_account
+            if posting.to_account != PROGRAM_FORFEITED or not is_member_account(member):
+                self.problem(seq, "kind", "an erase entry moves points the wrong way")
+            elif self.balances[member] != 0:
+                self.problem(
+                    seq,
+                    "kind",
+                    "an erase entry forfeits the whole balance: expected 0 left, "
+                    f"got {self.balances[member]}",
+                )
+            if entry.reverses != 0:
+                self.problem(seq, "kind", "an erase entry cannot reference an entry to reverse")
+            self.closed.setdefault(member, seq)
         else:
             self.problem(seq, "kind", f"unknown entry kind {kind!r}")
 

@@ -28,9 +28,11 @@ GENESIS_PREV_HASH = bytes(HASH_SIZE)
 MEMBER_ACCOUNT_PREFIX = "mbr_"
 PROGRAM_ISSUED = "program:issued"
 PROGRAM_REDEEMED = "program:redeemed"
+PROGRAM_FORFEITED = "program:forfeited"  # balances of erased members
 KIND_EARN = "earn"
 KIND_REDEEM = "redeem"
 KIND_REVERSE = "reverse"
+KIND_ERASE = "erase"  # an erased member's balance, forfeited
 
 _U16_MAX = 0xFFFF
 _U32_MAX = 0xFFFFFFFF

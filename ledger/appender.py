@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ledger.commands import PROGRAM_ACCOUNTS, Command, Earn, Redeem, Reverse
+from ledger.commands import PROGRAM_ACCOUNTS, Command, Earn, Enroll, Erase, Redeem, Reverse
 from ledger.errors import LedgerError, UnavailableError
 from ledger.planner import BatchPlanner, Head
 from ledger.storage import journal_writes as sql
@@ -81,8 +81,10 @@ class Appender:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal-appender", daemon=True)
         self._thread.start()
-        # balances as of _cache_head, see _balances(); only the appender thread uses them
+        # balances (and closed accounts) as of _cache_head, see _balances();
+        # only the appender thread uses them
         self._cache: dict[str, int] = {}
+        self._closed_accounts: set[str] = set()
         self._cache_head: tuple[int, bytes] | None = None
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
@@ -158,7 +160,9 @@ class Appender:
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 log.warning("results_undeliverable", size=len(settled))
 
-    def _balances(self, tx: sql.WriteTx, head: Head, wanted: set[str]) -> dict[str, int]:
+    def _balances(
+        self, tx: sql.WriteTx, head: Head, wanted: set[str]
+    ) -> tuple[dict[str, int], set[str]]:
         """Balances of ``wanted`` accounts, from the cache where it is valid.
 
         The cache holds balances as of the head this appender last wrote.
@@ -168,11 +172,15 @@ class Appender:
         """
         if self._cache_head != (head.sequence, head.hash) or len(self._cache) > _CACHE_LIMIT:
             self._cache.clear()
+            self._closed_accounts.clear()
         found = {a: self._cache[a] for a in wanted if a in self._cache}
-        missing = wanted - found.keys()
+        closed = wanted & self._closed_accounts
+        missing = wanted - found.keys() - closed
         if missing:
-            found.update(sql.load_balances(tx, missing))
-        return found
+            loaded, loaded_closed = sql.load_balances(tx, missing)
+            found.update(loaded)
+            closed |= loaded_closed
+        return found, closed
 
     def _commit(self, batch: list[_Item]) -> list[Outcome]:
         """One transaction on the driver connection (see journal_writes)."""
@@ -191,6 +199,9 @@ class Appender:
         finally:
             raw.close()  # back to the pool
         self._cache.update(planner.balances)
+        for account in planner.closed:
+            self._cache.pop(account, None)
+            self._closed_accounts.add(account)
         self._cache_head = (planner.head.sequence, planner.head.hash)
         return results
 
@@ -200,13 +211,15 @@ class Appender:
             tx, {c.original_sequence for c in commands if isinstance(c, Reverse)}
         )
         wanted = set(PROGRAM_ACCOUNTS)
-        wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem))
+        wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem | Enroll | Erase))
         for o in originals.values():
             wanted.update((o.posting.from_account, o.posting.to_account))
+        balances, closed = self._balances(tx, head, wanted)
         planner = BatchPlanner(
             head=head,
             now_us=self._clock(),
-            balances=self._balances(tx, head, wanted),
+            balances=balances,
+            closed=closed,
             originals=originals,
             idempotency=sql.load_idempotency(
                 tx, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}

@@ -35,6 +35,17 @@ def _add_database_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_keyring_arg(p: argparse.ArgumentParser) -> None:
+    keyring = env("KEYRING")
+    p.add_argument(
+        "--keyring",
+        type=Path,
+        default=Path(keyring) if keyring else None,
+        help="key-encryption keyring file, kept outside the database with mode 0600 "
+        "(env LOYALTY_LEDGER_KEYRING; default: keys/keyring.json in the data directory)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loyalty-ledger", description=__doc__)
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
@@ -81,6 +92,37 @@ def _parser() -> argparse.ArgumentParser:
         help="largest amount one entry may move (env LOYALTY_LEDGER_MAX_POINTS)",
     )
 
+    serve.add_argument(
+        "--member-field",
+        action="append",
+        default=[f for f in env("MEMBER_FIELDS").split(",") if f],
+        help="a personal field the program collects beyond name, phone, email, birth_date and "
+        "postal_address; repeatable (env LOYALTY_LEDGER_MEMBER_FIELDS, comma-separated)",
+    )
+    serve.add_argument(
+        "--phone-region",
+        default=env("PHONE_REGION", "CN"),
+        help="ISO region for phone numbers given without +country (default CN)",
+    )
+    _add_keyring_arg(serve)
+
+    keys = sub.add_parser("keys", help="key-encryption keys: rotate, rewrap, retire, status")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (
+        ("status", "KEK versions and how many data keys each wraps"),
+        ("rotate", "create a new KEK version and rewrap every data key under it"),
+        ("rewrap", "resume rewrapping data keys under the current KEK version"),
+        ("retire", "destroy an old KEK version that no data key uses any more"),
+        ("rotate-member", "re-encrypt one member's fields under a new data key"),
+    ):
+        command = keys_sub.add_parser(name, help=text)
+        _add_database_args(command)
+        _add_keyring_arg(command)
+        if name == "retire":
+            command.add_argument("version", type=int)
+        if name == "rotate-member":
+            command.add_argument("member_account_id")
+
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
     _add_database_args(verify)
 
@@ -106,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     minimization = sub.add_parser("minimization", help="data minimization")
     minimization.add_subparsers(dest="minimization_command", required=True).add_parser(
         "report", help="print the data inventory (docs/data-inventory.md) from the live tables"
+    ).add_argument(
+        "--member-field",
+        action="append",
+        default=[f for f in env("MEMBER_FIELDS").split(",") if f],
+        help="custom member fields of the live configuration (as for serve)",
     )
 
     certs = sub.add_parser(
@@ -134,6 +181,9 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         client_ca=getattr(args, "client_ca", None),
         member_rate=getattr(args, "member_rate", Rate(20, 100)),
         principal_rate=getattr(args, "principal_rate", Rate(0, 0)),
+        member_fields=tuple(getattr(args, "member_field", ())),
+        phone_region=getattr(args, "phone_region", "CN"),
+        keyring=getattr(args, "keyring", None),
     )
 
 
@@ -243,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "minimization":
         from access.inventory import report
 
-        sys.stdout.write(report())
+        sys.stdout.write(report(args.member_field))
         return 0
     if args.command == "dev-certs":
         from access.certs import make_dev_certs
@@ -258,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(config)
     if args.command == "token":
         return _token(config, args)
+    if args.command == "keys":
+        from ledger.keys_cli import run_keys
+
+        return run_keys(config, args)
     if args.command == "grant-app-role":
         return _grant_app_role(config, args.role)
     return _migrate(config)

@@ -16,15 +16,25 @@ from dataclasses import dataclass, field
 
 from audit.entry_format import (
     KIND_EARN,
+    KIND_ERASE,
     KIND_REDEEM,
     KIND_REVERSE,
+    PROGRAM_FORFEITED,
     PROGRAM_ISSUED,
     PROGRAM_REDEEMED,
     JournalEntry,
 )
 
-PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED)
-__all__ = ["KIND_EARN", "KIND_REDEEM", "KIND_REVERSE", "PROGRAM_ISSUED", "PROGRAM_REDEEMED"]
+PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED, PROGRAM_FORFEITED)
+__all__ = [
+    "KIND_EARN",
+    "KIND_ERASE",
+    "KIND_REDEEM",
+    "KIND_REVERSE",
+    "PROGRAM_FORFEITED",
+    "PROGRAM_ISSUED",
+    "PROGRAM_REDEEMED",
+]
 
 DETAILS_CLEAR_V1 = 0x01
 
@@ -115,7 +125,14 @@ class Appended:
     balance_after: int
 
 
-Outcome = AccountOpened | Appended
+@dataclass(frozen=True, slots=True)
+class MemberErased:
+    account_id: str
+    forfeited: int  # points moved to program:forfeited
+    sequence: int  # the erase entry, 0 when the balance was already zero
+
+
+Outcome = AccountOpened | Appended | MemberErased
 Renderer = Callable[[Outcome], bytes]
 
 
@@ -155,4 +172,39 @@ class Reverse:
     render: Renderer = field(repr=False, compare=False)
 
 
-Command = OpenAccount | Earn | Redeem | Reverse
+@dataclass(frozen=True, slots=True)
+class SealedMember:
+    """A new member's personal data, encrypted before it reaches the
+    appender (ledger/members/vault.py): the wrapped data key, one
+    ciphertext per field, and the blind-index tokens for lookups."""
+
+    dek_version: int
+    kek_version: int
+    wrapped_dek: bytes
+    fields: tuple[tuple[str, bytes], ...]
+    lookups: tuple[tuple[str, bytes], ...]  # (kind, token)
+
+
+@dataclass(frozen=True, slots=True)
+class Enroll:
+    """Open ``account`` (chosen by the caller, since the ciphertexts are
+    bound to it) and store the member's sealed profile with it."""
+
+    meta: RequestMeta
+    account: str
+    sealed: SealedMember
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """Crypto-shred a member: forfeit the balance, destroy the data key,
+    drop lookups and fields, close the account."""
+
+    meta: RequestMeta
+    account: str
+    reason: str  # member_request | retention_expired | legal_order
+    render: Renderer = field(repr=False, compare=False)
+
+
+Command = OpenAccount | Earn | Redeem | Reverse | Enroll | Erase

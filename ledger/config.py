@@ -37,6 +37,10 @@ class ServerConfig:
     # abuse limits on mutating calls (calls per second, burst); 0 turns off
     principal_rate: Rate = field(default_factory=lambda: Rate(0, 0))
     member_rate: Rate = field(default_factory=lambda: Rate(20, 100))
+    # personal fields beyond the standard five that the program collects
+    member_fields: tuple[str, ...] = ()
+    phone_region: str = "CN"  # how to read phone numbers without +country
+    keyring: Path | None = None  # KEK keyring file; None: data_dir/keys/keyring.json
 
     @property
     def token_key_path(self) -> Path:
@@ -45,6 +49,10 @@ class ServerConfig:
     @property
     def revocations_path(self) -> Path:
         return self.data_dir / "keys" / "revoked-tokens.txt"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.keyring or self.data_dir / "keys" / "keyring.json"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

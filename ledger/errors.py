@@ -25,6 +25,18 @@ class NotFoundError(LedgerError):
     """An account or entry does not exist (NOT_FOUND)."""
 
 
+class MemberErasedError(NotFoundError):
+    """The member was erased: their personal data no longer exists (NOT_FOUND)."""
+
+    def __init__(self) -> None:
+        super().__init__("member_account_id: the member was erased")
+
+
+class IntegrityError(LedgerError):
+    """Stored data failed an integrity check, e.g. a ciphertext that does not
+    decrypt (DATA_LOSS). Names what failed, never the data."""
+
+
 class ConflictError(LedgerError):
     """The request conflicts with one already recorded (ALREADY_EXISTS)."""
 
@@ -58,6 +70,13 @@ class InsufficientPointsError(PreconditionError):
 
 class NotReversibleError(PreconditionError):
     reason = "NOT_REVERSIBLE"
+
+
+class AccountClosedError(PreconditionError):
+    reason = "ACCOUNT_CLOSED"
+
+    def __init__(self, field: str = "member_account_id") -> None:
+        super().__init__(f"{field}: the member was erased; the account is closed")
 
 
 class UnavailableError(LedgerError):

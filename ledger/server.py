@@ -24,23 +24,37 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from loyalty.access.v1 import access_pb2, access_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from loyalty.members.v1 import members_pb2, members_pb2_grpc
 
+from access.break_glass import BreakGlass
 from access.gate import Gate
 from access.ratelimit import CallLimits
 from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
-from ledger.service.observe import observe_service
+from ledger.keys.keyring import FileKeyring
+from ledger.members.profile import ProfileRules
+from ledger.members.vault import MemberVault
+from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
+from ledger.service.member_servicer import MemberServicer
+from ledger.service.observe import Checks, observe_service
 from ledger.service.servicer import LedgerServicer
+from ledger.storage.break_glass import GrantTable
 from ledger.storage.database import Database, open_database
 from ledger.storage.decisions import DecisionRecorder
 from ledger.storage.journal_reads import JournalReads
+from ledger.storage.members import MemberStore
 from ledger.storage.migrate import upgrade
 
 log = structlog.get_logger(__name__)
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+MEMBER_SERVICE = members_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
+ACCESS_SERVICE = access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
+SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE)
+SWEEP_INTERVAL = 1.0  # seconds between checks for expired break-glass grants
 T = TypeVar("T")
 
 
@@ -83,6 +97,8 @@ class LedgerServer:
         self.db: Database | None = None
         self.appender: Appender | None = None
         self.decisions: DecisionRecorder | None = None
+        self.break_glass: BreakGlass | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
 
@@ -95,6 +111,12 @@ class LedgerServer:
             upgrade(self.db)
             self.appender = Appender(db=self.db, clock=self._clock, max_batch=cfg.max_batch)
             self.decisions = DecisionRecorder(self.db)
+            self.break_glass = BreakGlass(
+                store=GrantTable(self.db),
+                events=GrantEventRecorder(self.decisions),
+                clock=self._clock,
+            )
+            self.break_glass.sweep()  # grants that expired while the server was down
             self.port = _LoopThread.run(self._start(self.appender, self.db))
         except BaseException:
             self.stop(grace=0)  # e.g. the port is taken: release what was started
@@ -123,29 +145,57 @@ class LedgerServer:
     async def _start(self, appender: Appender, db: Database) -> int:
         cfg = self.config
         server = new_grpc_server(cfg)
-        observe_service(
-            server,
-            ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
-            LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
-            gate=self._gate(),
+        assert self.break_glass is not None
+        checks = Checks(
+            gate=self._gate(self.break_glass),
             limits=CallLimits(per_principal=cfg.principal_rate, per_member=cfg.member_rate),
             decisions=self.decisions,
         )
+        keyring = FileKeyring.open(cfg.keyring_path)
+        members = MemberServicer(
+            appender=appender,
+            store=MemberStore(db),
+            vault=MemberVault.for_keyring(keyring),
+            rules=ProfileRules(frozenset(cfg.member_fields), cfg.phone_region),
+        )
+        for add, servicer in (
+            (
+                ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
+                LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
+            ),
+            (members_pb2_grpc.add_MemberServiceServicer_to_server, members),
+            (
+                access_pb2_grpc.add_AccessServiceServicer_to_server,
+                AccessServicer(break_glass=self.break_glass),
+            ),
+        ):
+            observe_service(server, add, servicer, checks=checks)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (LEDGER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+            (*SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME), server
         )
         port = self._listen(server)
         if port == 0:
             raise OSError(f"cannot listen on {cfg.listen}")
         await server.start()
         self._server = server
-        for service in ("", LEDGER_SERVICE):
+        for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._sweeper = asyncio.create_task(self._sweep(self.break_glass))
         return port
 
-    def _gate(self) -> Gate | None:
+    @staticmethod
+    async def _sweep(break_glass: BreakGlass) -> None:
+        """Record the end of break-glass grants as they expire."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await asyncio.to_thread(break_glass.sweep)
+            except Exception:
+                log.exception("break_glass_sweep_failed")
+
+    def _gate(self, break_glass: BreakGlass) -> Gate | None:
         cfg = self.config
         if cfg.auth == "none":
             return None
@@ -157,7 +207,7 @@ class LedgerServer:
         verifier = TokenVerifier.for_keys(
             [key.public_key()], revoked=RevocationFile(cfg.revocations_path)
         )
-        return Gate(verifier, accept_certificates=cfg.auth == "mtls")
+        return Gate(verifier, accept_certificates=cfg.auth == "mtls", break_glass=break_glass)
 
     def _listen(self, server: grpc.aio.Server) -> int:
         cfg = self.config
@@ -173,6 +223,8 @@ class LedgerServer:
         return server.add_secure_port(cfg.listen, credentials)
 
     async def _stop(self, grace: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:

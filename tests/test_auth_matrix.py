@@ -12,11 +12,16 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from loyalty.access.v1 import access_pb2 as apb
+from loyalty.access.v1 import access_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.members.v1 import members_pb2 as mpb
+from loyalty.members.v1 import members_pb2_grpc
 
 from access.principal import Role
 from access.tokens import TokenIssuer, load_or_create_signing_key
+from ledger.commands import new_member_account_id
 from ledger.config import ServerConfig
 from ledger.server import LedgerServer
 from tests.conftest import ctx, head_sequence, key
@@ -28,7 +33,7 @@ GATE_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
 class Secured:
     """A server with token auth, its signing key, and a revoked token."""
 
-    def __init__(self, db_url: str, tmp_path: Path) -> None:
+    def __init__(self, db_url: str, tmp_path: Path, clock: Callable[[], int] | None = None) -> None:
         self.config = ServerConfig(
             data_dir=tmp_path, database_url=db_url, listen="127.0.0.1:0", auth="tokens"
         )
@@ -36,10 +41,12 @@ class Secured:
         revoked = self.token(Role.CHANNEL, channel="pos-test")
         self.revoked = revoked
         self.config.revocations_path.write_text(self._jti(revoked) + "\n")
-        self.server = LedgerServer(self.config)
+        self.server = LedgerServer(self.config, clock=clock) if clock else LedgerServer(self.config)
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
         self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
+        self.members = members_pb2_grpc.MemberServiceStub(self.channel)
+        self.access = access_pb2_grpc.AccessServiceStub(self.channel)
 
     def _jti(self, token: str) -> str:
         import jwt
@@ -72,10 +79,10 @@ def _auth(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 
 
-def _calls(
-    stub: ledger_pb2_grpc.LedgerServiceStub, account: str
-) -> dict[str, Callable[..., object]]:
-    return {
+def _calls(s: Secured, account: str) -> dict[str, Callable[..., object]]:
+    stub, members, access = s.stub, s.members, s.access
+    profile = mpb.Profile(name="Test Person", email="test-person@example.invalid")
+    ledger = {
         "OpenAccount": lambda md: stub.OpenAccount(
             pb.OpenAccountRequest(idempotency_key=key(), context=ctx()), metadata=md
         ),
@@ -103,6 +110,52 @@ def _calls(
             pb.ListEntriesRequest(member_account_id=account), metadata=md
         ),
     }
+    member_calls: dict[str, Callable[..., object]] = {
+        "Enroll": lambda md: members.Enroll(
+            mpb.EnrollRequest(idempotency_key=key(), context=ctx(), profile=profile), metadata=md
+        ),
+        "UpdateMember": lambda md: members.UpdateMember(
+            mpb.UpdateMemberRequest(
+                member_account_id=account, profile=mpb.Profile(name="Test Renamed"), fields=["name"]
+            ),
+            metadata=md,
+        ),
+        "GetMember": lambda md: members.GetMember(
+            mpb.GetMemberRequest(member_account_id=account, purpose="fraud_investigation"),
+            metadata=md,
+        ),
+        "FindMember": lambda md: members.FindMember(
+            mpb.FindMemberRequest(email="test-person@example.invalid"), metadata=md
+        ),
+        "EraseMember": lambda md: members.EraseMember(
+            mpb.EraseMemberRequest(
+                idempotency_key=key(),
+                member_account_id=new_member_account_id(),
+                reason=mpb.ERASURE_REASON_MEMBER_REQUEST,
+            ),
+            metadata=md,
+        ),
+    }
+    access_calls: dict[str, Callable[..., object]] = {
+        "ListPurposes": lambda md: access.ListPurposes(apb.ListPurposesRequest(), metadata=md),
+        "GrantBreakGlass": lambda md: access.GrantBreakGlass(
+            apb.GrantBreakGlassRequest(
+                grantee=f"staff-{key()}", reason="test outage ticket T-1", duration_seconds=600
+            ),
+            metadata=md,
+        ),
+        "EndBreakGlass": lambda md: access.EndBreakGlass(
+            apb.EndBreakGlassRequest(grant_id="bg_0000000000000000"), metadata=md
+        ),
+        "ListBreakGlass": lambda md: access.ListBreakGlass(
+            apb.ListBreakGlassRequest(), metadata=md
+        ),
+    }
+    return {
+        **{f"LedgerService/{n}": c for n, c in ledger.items()},
+        **{f"MemberService/{n}": c for n, c in member_calls.items()},
+        **{f"AccessService/{n}": c for n, c in access_calls.items()},
+    }
 
 
 def _code(call: Callable[..., object], metadata: object) -> tuple[grpc.StatusCode, str]:
@@ -127,7 +180,7 @@ def _seed(s: Secured) -> str:
 
 def test_every_rpc_as_every_role(secured: Secured) -> None:
     account = _seed(secured)
-    calls = _calls(secured.stub, account)
+    calls = _calls(secured, account)
     assert sorted(calls) == sorted(EXPECTED)
     failures = []
     for method, call in calls.items():
@@ -171,7 +224,7 @@ def test_bad_credentials_on_every_rpc(secured: Secured) -> None:
         "revoked": (_auth(secured.revoked), grpc.StatusCode.UNAUTHENTICATED, "token: revoked"),
     }
     failures = []
-    for method, call in _calls(secured.stub, account).items():
+    for method, call in _calls(secured, account).items():
         for name, (metadata, want, text) in cases.items():
             code, details = _code(call, metadata)
             if code != want or text not in details:
@@ -184,8 +237,9 @@ def test_channel_principal_cannot_act_for_another_channel(secured: Secured) -> N
     account = _seed(secured)
     seq = head_sequence(secured.server)
     app = _auth(secured.token(Role.CHANNEL, channel="app-test"))
-    for method in ("OpenAccount", "Earn", "Redeem", "Reverse"):  # all send context pos-test
-        code, details = _code(_calls(secured.stub, account)[method], app)
+    for method in ("OpenAccount", "Earn", "Redeem", "Reverse", "Enroll"):  # context pos-test
+        service = "MemberService" if method == "Enroll" else "LedgerService"
+        code, details = _code(_calls(secured, account)[f"{service}/{method}"], app)
         assert code == grpc.StatusCode.PERMISSION_DENIED, (method, details)
         assert "only for its own channel" in details
     assert head_sequence(secured.server) == seq

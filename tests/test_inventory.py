@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from access.inventory import INVENTORY
+from access.inventory import INVENTORY, member_fields
 from ledger.cli import main as cli
 from ledger.storage.schema import metadata
 
@@ -23,4 +23,12 @@ def test_doc_matches_the_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_every_table_is_inventoried() -> None:
     stored = set(metadata.tables) - {"journal_head"}  # head: derived, no data of its own
-    assert {f.table for f in INVENTORY} == stored
+    assert {f.table for f in (*INVENTORY, *member_fields())} == stored
+
+
+def test_configured_fields_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--log-level", "error", "minimization", "report", "--member-field", "shoe_size"]
+    assert cli(args) == 0
+    out = capsys.readouterr().out
+    assert "| member_fields | shoe_size (AES-256-GCM" in out
+    assert "legal_request" in out.split("shoe_size", 1)[1].splitlines()[0]

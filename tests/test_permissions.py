@@ -5,7 +5,9 @@ file (or the reverse) fails."""
 from __future__ import annotations
 
 import pytest
+from loyalty.access.v1 import access_pb2
 from loyalty.ledger.v1 import ledger_pb2
+from loyalty.members.v1 import members_pb2
 
 from access.errors import PermissionDeniedError
 from access.permissions import (
@@ -18,31 +20,54 @@ from access.permissions import (
 from access.principal import Principal, Role
 
 R = Role
-# method name -> roles that may call it (everything else: denied)
+STAFF = set(Role) - {R.CHANNEL}
+# "Service/Method" -> roles that may call it (everything else: denied)
 EXPECTED = {
-    "OpenAccount": {R.CHANNEL},
-    "Earn": {R.CHANNEL},
-    "Redeem": {R.CHANNEL},
-    "Reverse": {R.CHANNEL},
-    "GetBalance": {R.CHANNEL, R.MEMBER_SERVICE},
-    "GetEntry": {R.MEMBER_SERVICE, R.COMPLIANCE},
-    "ListEntries": {R.MEMBER_SERVICE},
+    "LedgerService/OpenAccount": {R.CHANNEL},
+    "LedgerService/Earn": {R.CHANNEL},
+    "LedgerService/Redeem": {R.CHANNEL},
+    "LedgerService/Reverse": {R.CHANNEL},
+    "LedgerService/GetBalance": {R.CHANNEL, R.MEMBER_SERVICE},
+    "LedgerService/GetEntry": {R.MEMBER_SERVICE, R.COMPLIANCE},
+    "LedgerService/ListEntries": {R.MEMBER_SERVICE},
+    "MemberService/Enroll": {R.CHANNEL, R.MEMBER_SERVICE},
+    "MemberService/UpdateMember": {R.MEMBER_SERVICE},
+    "MemberService/GetMember": {R.MEMBER_SERVICE, R.SECURITY},
+    "MemberService/FindMember": {R.CHANNEL, R.MEMBER_SERVICE},
+    "MemberService/EraseMember": {R.KEY_CUSTODIAN},
+    "AccessService/ListPurposes": set(Role),
+    "AccessService/GrantBreakGlass": {R.ADMIN},
+    "AccessService/EndBreakGlass": STAFF,
+    "AccessService/ListBreakGlass": {R.ADMIN, R.SECURITY},
+}
+PACKAGES = {
+    "LedgerService": (ledger_pb2, "loyalty.ledger.v1"),
+    "MemberService": (members_pb2, "loyalty.members.v1"),
+    "AccessService": (access_pb2, "loyalty.access.v1"),
 }
 
 
-def _ledger_methods() -> list[str]:
-    service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
-    return [m.name for m in service.methods]
+def full_name(method: str) -> str:
+    service, name = method.split("/")
+    return f"/{PACKAGES[service][1]}.{service}/{name}"
+
+
+def _methods() -> list[str]:
+    return [
+        f"{service}/{m.name}"
+        for service, (module, _) in PACKAGES.items()
+        for m in module.DESCRIPTOR.services_by_name[service].methods
+    ]
 
 
 def test_expectation_covers_every_rpc_of_the_contract() -> None:
-    assert sorted(EXPECTED) == sorted(_ledger_methods())
+    assert sorted(EXPECTED) == sorted(_methods())
 
 
-@pytest.mark.parametrize("method", _ledger_methods())
+@pytest.mark.parametrize("method", _methods())
 @pytest.mark.parametrize("role", list(Role))
 def test_every_role_on_every_rpc(role: Role, method: str) -> None:
-    full = f"/loyalty.ledger.v1.LedgerService/{method}"
+    full = full_name(method)
     principal = Principal("someone-1", role, "pos-test" if role is Role.CHANNEL else None)
     expected = role in EXPECTED[method]
     assert allowed(role, full) is expected
@@ -54,9 +79,9 @@ def test_every_role_on_every_rpc(role: Role, method: str) -> None:
 
 
 def test_table_has_no_method_outside_the_contract() -> None:
-    ledger = {f"/loyalty.ledger.v1.LedgerService/{m}" for m in _ledger_methods()}
+    contract = {full_name(m) for m in _methods()}
     reflection = {m for m in PERMISSIONS if "ServerReflection" in m}
-    assert set(PERMISSIONS) == ledger | reflection
+    assert set(PERMISSIONS) == contract | reflection
     assert not UNAUTHENTICATED_METHODS & set(PERMISSIONS)
 
 

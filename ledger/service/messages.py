@@ -43,14 +43,16 @@ _PAGE_TOKEN = struct.Struct(">BQ")
 _PAGE_TOKEN_VERSION = 1
 
 
-def _meta(method: str, request: Message, key: str, context: pb.ChannelContext) -> RequestMeta:
+def request_meta(
+    method: str, request: Message, key: str, context: pb.ChannelContext
+) -> RequestMeta:
     digest = hashlib.sha256(
         method.encode() + b"\x00" + request.SerializeToString(deterministic=True)
     )
     return RequestMeta(v.channel_id(context.channel_id), v.idempotency_key(key), digest.digest())
 
 
-def _details(context: pb.ChannelContext, purchase: pb.Money | None = None) -> EntryDetails:
+def entry_details(context: pb.ChannelContext, purchase: pb.Money | None = None) -> EntryDetails:
     store = v.optional_store_id(context.store_id)
     external = v.optional_external_id(context.external_transaction_id)
     # data minimization: these identify a store and an order, never a person
@@ -63,35 +65,43 @@ def _details(context: pb.ChannelContext, purchase: pb.Money | None = None) -> En
 
 
 def open_account_command(request: pb.OpenAccountRequest) -> OpenAccount:
-    meta = _meta("OpenAccount", request, request.idempotency_key, request.context)
-    _details(request.context)
+    meta = request_meta("OpenAccount", request, request.idempotency_key, request.context)
+    entry_details(request.context)
     return OpenAccount(meta, render=render_open_account)
 
 
 def earn_command(request: pb.EarnRequest, *, limit: int) -> Earn:
-    meta = _meta("Earn", request, request.idempotency_key, request.context)
+    meta = request_meta("Earn", request, request.idempotency_key, request.context)
     account = v.member_account_id(request.member_account_id)
     points = v.points(request.points, limit=limit)
     purchase = request.purchase if request.HasField("purchase") else None
-    details = _details(request.context, purchase)
+    details = entry_details(request.context, purchase)
     return Earn(meta, account, points, details, render=_render_entry(pb.EarnResponse))
 
 
 def redeem_command(request: pb.RedeemRequest, *, limit: int) -> Redeem:
-    meta = _meta("Redeem", request, request.idempotency_key, request.context)
+    meta = request_meta("Redeem", request, request.idempotency_key, request.context)
     account = v.member_account_id(request.member_account_id)
     points = v.points(request.points, limit=limit)
     return Redeem(
-        meta, account, points, _details(request.context), render=_render_entry(pb.RedeemResponse)
+        meta,
+        account,
+        points,
+        entry_details(request.context),
+        render=_render_entry(pb.RedeemResponse),
     )
 
 
 def reverse_command(request: pb.ReverseRequest, *, limit: int) -> Reverse:
-    meta = _meta("Reverse", request, request.idempotency_key, request.context)
+    meta = request_meta("Reverse", request, request.idempotency_key, request.context)
     original = v.sequence(request.original_sequence, "original_sequence")
     points = v.points(request.points, limit=limit) if request.HasField("points") else None
     return Reverse(
-        meta, original, points, _details(request.context), render=_render_entry(pb.ReverseResponse)
+        meta,
+        original,
+        points,
+        entry_details(request.context),
+        render=_render_entry(pb.ReverseResponse),
     )
 
 

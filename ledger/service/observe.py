@@ -23,9 +23,11 @@ import grpc
 import structlog
 
 from access.errors import AccessError
-from access.gate import Gate
+from access.gate import Gate, unauthenticated_scope
 from access.principal import Principal
 from access.ratelimit import CallLimits
+from access.scope import CallScope
+from access.scope import enter as enter_scope
 from audit.decisions import AccessDecision, DecisionSink
 from ledger.errors import LedgerError, ValidationError
 from ledger.service.status import internal_status, to_status
@@ -80,9 +82,7 @@ def observe_service(
     add_to_server: Callable[[Any, Any], None],
     servicer: Any,
     *,
-    gate: Gate | None,
-    limits: CallLimits | None = None,
-    decisions: DecisionSink | None = None,
+    checks: Checks,
 ) -> None:
     """Register ``servicer`` with every unary method wrapped by ``observe``.
 
@@ -91,10 +91,10 @@ def observe_service(
     ``grpc.aio.ServerInterceptor``, which runs an extra coroutine per call:
     on a GIL-bound server that was a measurable share of every call. This
     is the one place calls pass through before their handler: with a
-    ``gate``, every call is authenticated and authorized there first
-    (``gate=None`` is the development mode without credentials).
+    ``checks.gate``, every call is authenticated and authorized there first
+    (no gate is the development mode without credentials).
     """
-    add_to_server(servicer, _WrappingRegistrar(server, Checks(gate, limits, decisions)))
+    add_to_server(servicer, _WrappingRegistrar(server, checks))
 
 
 class _WrappingRegistrar:
@@ -125,7 +125,10 @@ class _WrappingRegistrar:
 @dataclass(frozen=True, slots=True)
 class Checks:
     """What runs before a handler: the gate (authentication, authorization,
-    channel binding), abuse limits, and where each decision is recorded."""
+    channel binding, purpose), abuse limits, and where each decision is
+    recorded: one record per call, a denial as soon as it is decided, an
+    admission once the handler is done, naming the purpose and the personal
+    fields that left (so a read is recorded before its response is sent)."""
 
     gate: Gate | None = None
     limits: CallLimits | None = None
@@ -133,31 +136,36 @@ class Checks:
 
     def admit(
         self, method: str, request_id: str, metadata: Any, request: Any, peer: bytes | None
-    ) -> Principal | None:
-        principal = None
+    ) -> CallScope:
+        scope = CallScope(None)
         try:
             if self.gate is not None:
                 principal = self.gate.authenticate(metadata, peer)
-                self.gate.authorize(principal, method, request)
+                scope = CallScope(principal)
+                scope = self.gate.authorize(principal, method, request)
+            elif request is not _UNDECODABLE:
+                scope = unauthenticated_scope(method, request)
             if self.limits is not None and request is not _UNDECODABLE:
-                self.limits.check(method, _caller_key(principal, request), _member(request))
+                self.limits.check(method, _caller_key(scope.principal, request), _member(request))
         except AccessError as err:
-            self._record(method, request_id, principal, request, "deny", str(err))
+            self.record(method, request_id, scope, request, "deny", str(err))
             raise
-        self._record(method, request_id, principal, request, "allow", "")
-        return principal
+        return scope
 
-    def _record(
+    def record(
         self,
         method: str,
         request_id: str,
-        principal: Principal | None,
+        scope: CallScope,
         request: Any,
         decision: str,
         reason: str,
     ) -> None:
         if self.decisions is None:
             return
+        principal = scope.principal
+        if scope.grant_id and not reason:
+            reason = f"break_glass:{scope.grant_id}"
         self.decisions.record(
             AccessDecision(
                 time_us=time.time_ns() // 1000,
@@ -167,7 +175,9 @@ class Checks:
                 method=method,
                 decision=decision,
                 reason=reason[:256],
+                purpose=scope.purpose.name if scope.purpose else "",
                 member_account_id=_member(request) if request is not _UNDECODABLE else "",
+                fields=",".join(scope.fields),
             )
         )
 
@@ -183,24 +193,41 @@ def observe(
         metadata = context.invocation_metadata()
         request_id = _request_id(metadata)
         started = time.perf_counter()
-        principal = None
+        scope: CallScope | None = None
         try:
             if checks is not None:
-                principal = checks.admit(
+                scope = checks.admit(
                     method, request_id, metadata, request, _peer_certificate(context)
                 )
+                enter_scope(scope)
             if request is _UNDECODABLE:
                 raise ValidationError("request", "is not a valid serialized message")
             response = await behavior(request, context)
         except (LedgerError, AccessError) as err:
             status = to_status(err)
+            if scope is not None and checks is not None:
+                # admitted, then refused by the handler: a minimization rule
+                # (an access decision) or a ledger rule (access was allowed)
+                denied = isinstance(err, AccessError)
+                checks.record(
+                    method,
+                    request_id,
+                    scope,
+                    request,
+                    "deny" if denied else "allow",
+                    str(err) if denied else "",
+                )
         except Exception:
             log.exception("handler_crashed", request_id=request_id, method=method)
             status = internal_status()
+            if scope is not None and checks is not None:
+                checks.record(method, request_id, scope, request, "allow", "")
         else:
-            _log_call(request_id, method, started, grpc.StatusCode.OK, principal)
+            if scope is not None and checks is not None:
+                checks.record(method, request_id, scope, request, "allow", "")
+            _log_call(request_id, method, started, grpc.StatusCode.OK, scope)
             return response
-        _log_call(request_id, method, started, status.code, principal)
+        _log_call(request_id, method, started, status.code, scope)
         trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
         await context.abort(status.code, status.details, trailing)
 
@@ -227,9 +254,10 @@ def _log_call(
     method: str,
     started: float,
     code: grpc.StatusCode,
-    principal: Principal | None,
+    scope: CallScope | None,
 ) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    principal = scope.principal if scope is not None else None
     if principal is None:
         log.info(
             "rpc", request_id=request_id, method=method, status=code.name, duration_ms=duration_ms

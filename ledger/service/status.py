@@ -16,10 +16,16 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from access.detectors import PersonalDataFound, TooLongToScan
-from access.errors import AccessError, AuthenticationError, PermissionDeniedError
+from access.errors import (
+    AccessError,
+    AccessRequestError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
 from access.ratelimit import RateLimitedError
 from ledger.errors import (
     ConflictError,
+    IntegrityError,
     LedgerError,
     NotFoundError,
     PreconditionError,
@@ -43,7 +49,7 @@ def _bad_request(field: str, rule: str) -> any_pb2.Any:
 
 def to_status(err: LedgerError | AccessError) -> grpc.Status:
     details: list[any_pb2.Any] = []
-    if isinstance(err, PersonalDataFound | TooLongToScan):
+    if isinstance(err, PersonalDataFound | TooLongToScan | AccessRequestError):
         code = code_pb2.INVALID_ARGUMENT
         details.append(_bad_request(err.field, err.rule))
     elif isinstance(err, RateLimitedError):
@@ -69,6 +75,8 @@ def to_status(err: LedgerError | AccessError) -> grpc.Status:
                 error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)
             )
         )
+    elif isinstance(err, IntegrityError):
+        code = code_pb2.DATA_LOSS
     elif isinstance(err, UnavailableError):
         code = code_pb2.UNAVAILABLE
     else:

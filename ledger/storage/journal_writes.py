@@ -97,15 +97,23 @@ def lock_head(tx: WriteTx) -> Head:
     return Head(seq, bytes(digest), time_us)
 
 
-def load_balances(tx: WriteTx, account_ids: set[str]) -> dict[str, int]:
+def load_balances(tx: WriteTx, account_ids: set[str]) -> tuple[dict[str, int], set[str]]:
+    """Balances of the open accounts among ``account_ids``, and which of
+    them are closed (erased members)."""
     found: dict[str, int] = {}
+    closed: set[str] = set()
     for part in _chunks(sorted(account_ids)):
         rows = tx.execute(
-            f"SELECT account_id, balance FROM accounts WHERE account_id IN ({_marks(len(part))})",
+            "SELECT account_id, balance, closed_us FROM accounts"
+            f" WHERE account_id IN ({_marks(len(part))})",
             part,
         )
-        found.update(dict(rows))
-    return found
+        for account, balance, closed_us in rows:
+            if closed_us:
+                closed.add(account)
+            else:
+                found[account] = balance
+    return found, closed
 
 
 def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
@@ -206,6 +214,7 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             "UPDATE journal_head SET seq = ?, hash = ?, time_us = ? WHERE id = 1",
             (head.sequence, head.hash, head.time_us),
         )
+    _write_members(tx, planner)
     insert_rows(
         tx,
         "idempotency_keys",
@@ -215,3 +224,46 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             for r in planner.new_records
         ],
     )
+
+
+def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
+    """Sealed profiles of enrolled members; erasures (crypto-shredding)."""
+    now = planner.now_us
+    enrolled = planner.enrolled
+    if enrolled:
+        insert_rows(
+            tx,
+            "member_keys",
+            ("account_id", "dek_version", "kek_version", "wrapped", "created_us"),
+            [
+                (e.account, e.sealed.dek_version, e.sealed.kek_version, e.sealed.wrapped_dek, now)
+                for e in enrolled
+            ],
+        )
+        insert_rows(
+            tx,
+            "member_fields",
+            ("account_id", "field", "ciphertext", "updated_us"),
+            [(e.account, name, blob, now) for e in enrolled for name, blob in e.sealed.fields],
+        )
+        insert_rows(
+            tx,
+            "member_lookup",
+            ("kind", "token", "account_id"),
+            sorted({(k, t, e.account) for e in enrolled for k, t in e.sealed.lookups}),
+        )
+    if planner.erased:
+        accounts = [cmd.account for cmd, _ in planner.erased]
+        for part in _chunks(accounts):
+            marks = _marks(len(part))
+            for table in ("member_keys", "member_fields", "member_lookup"):
+                tx.execute(f"DELETE FROM {table} WHERE account_id IN ({marks})", part)
+            tx.execute(
+                f"UPDATE accounts SET closed_us = ? WHERE account_id IN ({marks})", [now, *part]
+            )
+        insert_rows(
+            tx,
+            "member_erasures",
+            ("account_id", "erased_us", "reason", "forfeit_seq"),
+            [(cmd.account, now, cmd.reason, seq) for cmd, seq in planner.erased],
+        )

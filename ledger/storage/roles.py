@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from ledger.errors import ValidationError
 from ledger.storage.database import Database
-from ledger.storage.schema import APPEND_ONLY_TABLES
+from ledger.storage.schema import APPEND_ONLY_TABLES, MEMBER_TABLES
 
 ROLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # derived from the journal, rewritten on every append
@@ -31,6 +31,8 @@ def app_role_grants(role: str) -> list[str]:
     statements = [f"GRANT USAGE ON SCHEMA public TO {role}"]
     statements += [f"GRANT SELECT, INSERT ON {t} TO {role}" for t in APPEND_ONLY_TABLES]
     statements += [f"GRANT SELECT, INSERT, UPDATE ON {t} TO {role}" for t in MUTABLE_TABLES]
+    # personal data: erasure deletes it
+    statements += [f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {role}" for t in MEMBER_TABLES]
     statements.append(f"GRANT SELECT ON alembic_version TO {role}")
     return statements
 

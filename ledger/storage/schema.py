@@ -20,7 +20,12 @@ APPEND_ONLY_TABLES = (
     "account_entries",
     "idempotency_keys",
     "access_decisions",
+    "member_erasures",
+    "break_glass_grants",
+    "break_glass_ends",
 )
+# personal data must be erasable: these change and lose rows (0004)
+MEMBER_TABLES = ("member_keys", "member_fields", "member_lookup")
 
 accounts = sa.Table(
     "accounts",
@@ -29,6 +34,7 @@ accounts = sa.Table(
     sa.Column("balance", sa.BigInteger, nullable=False),
     sa.Column("last_seq", sa.BigInteger, nullable=False),  # last entry touching it
     sa.Column("opened_us", sa.BigInteger, nullable=False),  # microseconds since epoch
+    sa.Column("closed_us", sa.BigInteger, nullable=False, server_default="0"),  # 0: open
 )
 
 journal_head = sa.Table(
@@ -101,3 +107,60 @@ access_decisions = sa.Table(
     sa.Column("fields", sa.String(512), nullable=False),
 )
 sa.Index("ix_access_decisions_time", access_decisions.c.time_us)
+
+member_keys = sa.Table(
+    "member_keys",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("dek_version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kek_version", sa.Integer, nullable=False),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_member_keys_kek_version", member_keys.c.kek_version)
+
+member_fields = sa.Table(
+    "member_fields",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("field", sa.String(32), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+)
+
+member_lookup = sa.Table(
+    "member_lookup",
+    metadata,
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("token", sa.LargeBinary(16), primary_key=True),
+    sa.Column("account_id", sa.String(64), primary_key=True),
+)
+sa.Index("ix_member_lookup_account", member_lookup.c.account_id)
+
+member_erasures = sa.Table(
+    "member_erasures",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("erased_us", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("forfeit_seq", sa.BigInteger, nullable=True),
+)
+
+break_glass_grants = sa.Table(
+    "break_glass_grants",
+    metadata,
+    sa.Column("grant_id", sa.String(32), primary_key=True),
+    sa.Column("grantee", sa.String(128), nullable=False),
+    sa.Column("granted_by", sa.String(128), nullable=False),
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Column("starts_us", sa.BigInteger, nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+)
+
+break_glass_ends = sa.Table(
+    "break_glass_ends",
+    metadata,
+    sa.Column("grant_id", sa.String(32), primary_key=True),
+    sa.Column("ended_us", sa.BigInteger, nullable=False),
+    sa.Column("ended_by", sa.String(128), nullable=False),
+)

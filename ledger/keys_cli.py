@@ -1,0 +1,84 @@
+"""``loyalty-ledger keys ...``: KEK rotation, rewrap, retirement, status,
+and one member's DEK rotation. Safe to run while servers are serving: the
+keyring file is shared (servers notice a new KEK version), rewrapping is
+compare-and-set per data key, and retiring refuses a version still in use."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ledger.config import ServerConfig
+from ledger.errors import LedgerError
+from ledger.keys.errors import KeysError
+from ledger.keys.keyring import FileKeyring
+from ledger.members import rotation
+from ledger.members.vault import MemberVault
+from ledger.storage.database import open_database
+from ledger.storage.members import MemberStore
+from ledger.storage.migrate import upgrade
+
+
+def run_keys(config: ServerConfig, args: argparse.Namespace) -> int:
+    if not config.database_url:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(config.resolved_database_url())
+    try:
+        upgrade(db)
+        keyring = FileKeyring.open(config.keyring_path)
+        store = MemberStore(db)
+        vault = MemberVault.for_keyring(keyring)
+        return _run(args.keys_command, args, keyring, store, vault)
+    except (KeysError, LedgerError) as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+
+
+def _run(
+    command: str,
+    args: argparse.Namespace,
+    keyring: FileKeyring,
+    store: MemberStore,
+    vault: MemberVault,
+) -> int:
+    if command == "status":
+        in_use = store.kek_versions_in_use()
+        print(f"current KEK version: {keyring.current_version()}")
+        for version in keyring.versions():
+            print(f"  KEK v{version}: wraps {in_use.get(version, 0)} data key(s)")
+        orphans = sorted(set(in_use) - set(keyring.versions()))
+        for version in orphans:
+            print(
+                f"  KEK v{version}: MISSING from the keyring, wraps {in_use[version]} data key(s)"
+            )
+        return 1 if orphans else 0
+    if command == "retire":
+        if store.kek_versions_in_use().get(args.version):
+            print(
+                f"FAILED: KEK v{args.version} still wraps data keys; run 'keys rewrap' first",
+                file=sys.stderr,
+            )
+            return 2
+        keyring.retire(args.version)
+        print(f"retired KEK v{args.version}")
+        return 0
+    if command == "rotate-member":
+        now = time.time_ns() // 1000
+        version = rotation.rotate_member_key(store, vault, args.member_account_id, now)
+        print(f"member data key is now version {version}")
+        return 0
+    if command == "rotate":
+        print(f"new KEK version {keyring.rotate()}")
+
+    def progress(done: int) -> None:
+        print(f"\rrewrapped {done} data key(s)", end="", file=sys.stderr, flush=True)
+
+    result = rotation.rewrap(store, vault, progress=progress if sys.stderr.isatty() else None)
+    print(
+        f"rewrapped {result.rewrapped} data key(s) under KEK v{result.kek_version}"
+        f" ({result.skipped} changed meanwhile and were left alone)"
+    )
+    return 0

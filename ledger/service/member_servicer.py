@@ -1,0 +1,152 @@
+"""gRPC handlers for loyalty.members.v1.MemberService (grpc.aio).
+
+Enroll and EraseMember go through the appender (they open and close a
+journal account in the same transaction as the member rows); the others
+run in a worker thread. Personal values are decrypted only for the fields
+the declared purpose shows, and leave only through the call's scope
+(``access.scope.current().project``), which the gate set up; handlers never
+decide who may see what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import grpc
+import structlog
+from loyalty.members.v1 import members_pb2 as mpb
+from loyalty.members.v1 import members_pb2_grpc
+
+from access import scope as call_scope
+from access.purposes import fields_needed
+from ledger import validation as v
+from ledger.appender import Appender
+from ledger.commands import Enroll, Erase, new_member_account_id
+from ledger.errors import IntegrityError, ValidationError
+from ledger.keys.blind_index import EMAIL, PHONE
+from ledger.keys.errors import DecryptionError
+from ledger.keys.field_cipher import FieldCipher
+from ledger.members.profile import ProfileRules
+from ledger.members.vault import LOOKUP_KINDS, MemberVault
+from ledger.service import member_messages as mm
+from ledger.service.messages import entry_details
+from ledger.storage.members import MemberRecord, MemberStore
+
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[object, object]
+
+log = structlog.get_logger(__name__)
+
+
+def _opened(
+    vault: MemberVault, record: MemberRecord, wanted: frozenset[str] | None
+) -> dict[str, str | None]:
+    try:
+        return vault.open(record.account_id, record.keys, record.fields, wanted)
+    except DecryptionError:
+        log.error("member_data_undecryptable", member_account_id=record.account_id)
+        raise IntegrityError("member data: a stored ciphertext failed to decrypt") from None
+
+
+class MemberServicer(members_pb2_grpc.MemberServiceServicer):
+    def __init__(
+        self,
+        *,
+        appender: Appender,
+        store: MemberStore,
+        vault: MemberVault,
+        rules: ProfileRules,
+    ) -> None:
+        self._appender = appender
+        self._store = store
+        self._vault = vault
+        self._rules = rules
+
+    async def Enroll(self, request: mpb.EnrollRequest, context: Context) -> bytes:
+        meta = mm.enroll_meta(request)
+        entry_details(request.context)  # store and order ids: scanned for personal data
+        values = mm.enroll_values(request, self._rules)
+        account = new_member_account_id()
+        sealed = self._vault.seal_new(account, values)
+        return await self._appender.append(Enroll(meta, account, sealed, render=mm.render_enroll))
+
+    async def EraseMember(self, request: mpb.EraseMemberRequest, context: Context) -> bytes:
+        meta = mm.erase_meta(request)
+        account = v.member_account_id(request.member_account_id)
+        reason = mm.erasure_reason(request)
+        return await self._appender.append(Erase(meta, account, reason, render=mm.render_erase))
+
+    async def GetMember(
+        self, request: mpb.GetMemberRequest, context: Context
+    ) -> mpb.GetMemberResponse:
+        account = v.member_account_id(request.member_account_id)
+        scope = call_scope.current()
+        purpose = scope.purpose
+        if purpose is None:  # the gate sets it for every GetMember
+            raise ValidationError("purpose", "a read of personal data needs a declared purpose")
+        record = await asyncio.to_thread(self._store.load, account)
+        values = _opened(self._vault, record, fields_needed(purpose))
+        shown = scope.project(values)
+        return mpb.GetMemberResponse(
+            member_account_id=account,
+            purpose=purpose.name,
+            profile=mm.to_profile(shown.values),
+            masked_fields=shown.masked,
+            withheld_fields=shown.withheld,
+        )
+
+    async def FindMember(
+        self, request: mpb.FindMemberRequest, context: Context
+    ) -> mpb.FindMemberResponse:
+        kind = request.WhichOneof("key")
+        if kind not in (PHONE, EMAIL):
+            raise ValidationError("key", "set exactly one of phone or email")
+        normalized = self._rules.clean_value(kind, getattr(request, kind), kind)
+        token = self._vault.token(kind, normalized)
+        records = await asyncio.to_thread(self._store.candidates, kind, token)
+        matches = []
+        for record in records:  # tokens are 32 bits: drop the false positives
+            found = _opened(self._vault, record, frozenset({kind})) if kind in record.fields else {}
+            if found.get(kind) == normalized:
+                matches.append(record.account_id)
+        return mpb.FindMemberResponse(member_account_ids=matches)
+
+    async def UpdateMember(
+        self, request: mpb.UpdateMemberRequest, context: Context
+    ) -> mpb.UpdateMemberResponse:
+        account = v.member_account_id(request.member_account_id)
+        if not request.fields:
+            raise ValidationError("fields", "name at least one field to update")
+        names = self._rules.check_names(request.fields, where="fields")
+        sent = mm.profile_values(request.profile)
+        unnamed = sorted(n for n, value in sent.items() if value and n not in names)
+        if unnamed:  # minimization: nothing beyond what the update names
+            raise ValidationError(f"profile.{unnamed[0]}", "is set but not named in fields")
+        values = self._rules.clean({n: sent.get(n, "") for n in names})
+        cleared = [n for n in names if n not in values]
+
+        def seal(record: MemberRecord) -> tuple[Mapping[str, bytes], Iterable[tuple[str, bytes]]]:
+            cipher = _cipher(self._vault, record)
+            blobs = {n: cipher.encrypt(n, value) for n, value in values.items()}
+            return blobs, self._vault.lookups(values)
+
+        await asyncio.to_thread(
+            self._store.update,
+            account,
+            cleared=cleared,
+            lookup_kinds=[k for k in LOOKUP_KINDS if k in names],
+            seal=seal,
+            now_us=time.time_ns() // 1000,
+        )
+        return mpb.UpdateMemberResponse(updated_fields=names)
+
+
+def _cipher(vault: MemberVault, record: MemberRecord) -> FieldCipher:
+    try:
+        return vault.cipher(record.account_id, record.keys)
+    except DecryptionError:
+        log.error("member_key_unwrap_failed", member_account_id=record.account_id)
+        raise IntegrityError("member data: a wrapped data key failed to open") from None

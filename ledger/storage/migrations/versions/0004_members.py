@@ -1,0 +1,102 @@
+"""Members (encrypted personal data), erasures and break-glass grants.
+
+Mutable (personal data must be erasable): member_keys (wrapped data keys,
+rewrapped on KEK rotation, deleted on erasure), member_fields (one AEAD
+ciphertext per field), member_lookup (blind-index tokens). Append-only:
+member_erasures, break_glass_grants, break_glass_ends. accounts gains
+closed_us: non-zero once the member is erased.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+APPEND_ONLY = {
+    "member_erasures": ("account_id",),
+    "break_glass_grants": ("grant_id",),
+    "break_glass_ends": ("grant_id",),
+}
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("accounts") as batch:
+        batch.add_column(sa.Column("closed_us", sa.BigInteger, nullable=False, server_default="0"))
+    op.create_table(
+        "member_keys",
+        sa.Column("account_id", sa.String(64), primary_key=True),
+        sa.Column("dek_version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("kek_version", sa.Integer, nullable=False),
+        sa.Column("wrapped", sa.LargeBinary, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_member_keys_kek_version", "member_keys", ["kek_version"])
+    op.create_table(
+        "member_fields",
+        sa.Column("account_id", sa.String(64), primary_key=True),
+        sa.Column("field", sa.String(32), primary_key=True),
+        sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+        sa.Column("updated_us", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "member_lookup",
+        sa.Column("kind", sa.String(8), primary_key=True),
+        sa.Column("token", sa.LargeBinary(16), primary_key=True),
+        sa.Column("account_id", sa.String(64), primary_key=True),
+    )
+    op.create_index("ix_member_lookup_account", "member_lookup", ["account_id"])
+    op.create_table(
+        "member_erasures",
+        sa.Column("account_id", sa.String(64), primary_key=True),
+        sa.Column("erased_us", sa.BigInteger, nullable=False),
+        sa.Column("reason", sa.String(32), nullable=False),
+        sa.Column("forfeit_seq", sa.BigInteger, nullable=True),
+    )
+    op.create_table(
+        "break_glass_grants",
+        sa.Column("grant_id", sa.String(32), primary_key=True),
+        sa.Column("grantee", sa.String(128), nullable=False),
+        sa.Column("granted_by", sa.String(128), nullable=False),
+        sa.Column("reason", sa.String(256), nullable=False),
+        sa.Column("starts_us", sa.BigInteger, nullable=False),
+        sa.Column("expires_us", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "break_glass_ends",
+        sa.Column("grant_id", sa.String(32), primary_key=True),
+        sa.Column("ended_us", sa.BigInteger, nullable=False),
+        sa.Column("ended_by", sa.String(128), nullable=False),
+    )
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table, key in APPEND_ONLY.items():
+        if sqlite:
+            for action in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+            same = " AND ".join(f"{c} = NEW.{c}" for c in key)
+            op.execute(
+                f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {same}) "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            )
+        else:
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
+            )
+
+
+def downgrade() -> None:
+    raise NotImplementedError("erasures and break-glass records are append-only")
