@@ -17,6 +17,7 @@ from access.errors import AccessRequestError, AuthenticationError, PermissionDen
 from access.permissions import (
     BREAK_GLASS_METHODS,
     PURPOSE_BOUND_METHODS,
+    PURPOSE_OPTIONAL_METHODS,
     authorize,
     check_channel,
 )
@@ -93,7 +94,9 @@ class Gate:
         if channel_id:  # an empty one is the validator's to report
             check_channel(principal, channel_id)
         scope = CallScope(principal)
-        if method in PURPOSE_BOUND_METHODS:
+        if method in PURPOSE_BOUND_METHODS or (
+            method in PURPOSE_OPTIONAL_METHODS and declared_purpose(request)
+        ):
             name = declared_purpose(request)
             if grant is None and name == BREAK_GLASS:
                 grant = self._grant(principal)
@@ -110,7 +113,9 @@ def unauthenticated_scope(method: str, request: Any) -> CallScope:
     personal data still declares a known purpose, and break-glass (which
     needs a grantee) is unavailable."""
     scope = CallScope(None)
-    if method in PURPOSE_BOUND_METHODS:
+    if method in PURPOSE_BOUND_METHODS or (
+        method in PURPOSE_OPTIONAL_METHODS and declared_purpose(request)
+    ):
         name = declared_purpose(request)
         if not name:
             raise PermissionDeniedError("purpose: a read of personal data needs a declared purpose")

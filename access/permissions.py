@@ -54,6 +54,8 @@ MUTATING_METHODS = frozenset(
 
 # reads of personal data: the request declares a purpose (access/purposes.py)
 PURPOSE_BOUND_METHODS = frozenset({MEMBERS + "GetMember"})
+# reads that may declare one: without it, personal parts are withheld
+PURPOSE_OPTIONAL_METHODS = frozenset({LEDGER + "GetEntry", LEDGER + "ListEntries"})
 
 # what an active break-glass grant opens beyond the role's own permissions
 BREAK_GLASS_METHODS = frozenset({MEMBERS + "GetMember"})

@@ -27,6 +27,9 @@ from access.masking import mask
 from access.principal import Principal, Role
 
 BREAK_GLASS = "break_glass"
+# the store, order reference and purchase of journal entries (encrypted
+# under the member's key): behavioural data, shown like a personal field
+ORDER_DETAILS = "order_details"
 
 
 class Show(enum.Enum):
@@ -56,7 +59,7 @@ PURPOSES: Mapping[str, Purpose] = {
             "customer_support",
             "answer a member's question: recognize them, never read contact details in full",
             frozenset({Role.MEMBER_SERVICE}),
-            {"name": F, "phone": M, "email": M},
+            {"name": F, "phone": M, "email": M, ORDER_DETAILS: F},
         ),
         Purpose(
             "redemption_delivery",
@@ -68,7 +71,7 @@ PURPOSES: Mapping[str, Purpose] = {
             "fraud_investigation",
             "investigate suspected fraud (fake orders, self-referral, account takeover)",
             frozenset({Role.MEMBER_SERVICE, Role.SECURITY}),
-            {"name": F, "phone": F, "email": F, "birth_date": M},
+            {"name": F, "phone": F, "email": F, "birth_date": M, ORDER_DETAILS: F},
         ),
         Purpose(
             "legal_request",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from access.errors import PermissionDeniedError
 from access.principal import Principal
-from access.purposes import Projection, Purpose, project
+from access.purposes import Projection, Purpose, Show, project
 
 
 @dataclass(slots=True)
@@ -33,6 +33,15 @@ class CallScope:
         projection = project(self.purpose, record)
         self.fields = projection.fields
         return projection
+
+    def shows(self, field: str) -> bool:
+        """Whether the declared purpose shows ``field`` in full."""
+        return self.purpose is not None and self.purpose.show(field) is Show.FULL
+
+    def returned(self, field: str) -> None:
+        """Note that ``field`` leaves with the response (for the access log)."""
+        if field not in self.fields:
+            self.fields = (*self.fields, field)
 
     def require_principal(self) -> Principal:
         if self.principal is None:

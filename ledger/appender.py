@@ -29,9 +29,22 @@ from dataclasses import dataclass
 
 import structlog
 
-from ledger.commands import PROGRAM_ACCOUNTS, Command, Earn, Enroll, Erase, Redeem, Reverse
-from ledger.errors import LedgerError, UnavailableError
-from ledger.planner import BatchPlanner, Head
+from ledger.commands import (
+    PROGRAM_ACCOUNTS,
+    Command,
+    Earn,
+    Enroll,
+    EntryDetails,
+    Erase,
+    Redeem,
+    Reverse,
+    seal_details,
+)
+from ledger.errors import IntegrityError, LedgerError, UnavailableError
+from ledger.keys.errors import DecryptionError
+from ledger.keys.field_cipher import FieldCipher
+from ledger.members.vault import MemberVault, StoredKey
+from ledger.planner import BatchPlanner, DetailsSealer, Head, clear_details
 from ledger.storage import journal_writes as sql
 from ledger.storage.database import Database
 
@@ -67,13 +80,22 @@ def _settle(results: list[tuple[asyncio.Future[bytes], Outcome]]) -> None:
 
 _STOP = object()
 _CACHE_LIMIT = 1_000_000  # accounts whose balance the appender remembers
+_CIPHER_LIMIT = 100_000  # accounts whose unwrapped data key the appender remembers
 
 
 class Appender:
     def __init__(
-        self, *, db: Database, clock: Clock = system_clock_us, max_batch: int = 512
+        self,
+        *,
+        db: Database,
+        clock: Clock = system_clock_us,
+        max_batch: int = 512,
+        vault: MemberVault | None = None,
     ) -> None:
         self._db = db
+        self._vault = vault  # None: entry details stay clear (format 0x01)
+        # unwrapped data keys, to seal entry details; an erasure drops its own
+        self._ciphers: dict[str, FieldCipher] = {}
         self._clock = clock
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
@@ -201,9 +223,51 @@ class Appender:
         self._cache.update(planner.balances)
         for account in planner.closed:
             self._cache.pop(account, None)
+            self._ciphers.pop(account, None)
             self._closed_accounts.add(account)
         self._cache_head = (planner.head.sequence, planner.head.hash)
         return results
+
+    def _sealer(
+        self, tx: sql.WriteTx, commands: list[Command], accounts: set[str]
+    ) -> DetailsSealer:
+        """Seals entry details under each member's data key: keys of the
+        batch's accounts are loaded in one query (or taken from the cache,
+        or from the batch's own enrollments) and unwrapped on first use."""
+        vault = self._vault
+        if vault is None:
+            return clear_details
+        if len(self._ciphers) > _CIPHER_LIMIT:
+            self._ciphers.clear()
+        wrapped: dict[str, list[StoredKey]] = {
+            c.account: [StoredKey(c.sealed.dek_version, c.sealed.kek_version, c.sealed.wrapped_dek)]
+            for c in commands
+            if isinstance(c, Enroll)
+        }
+        missing = (
+            {a for a in accounts if a.startswith("mbr_")} - self._ciphers.keys() - wrapped.keys()
+        )
+        if missing:
+            wrapped.update(sql.load_member_keys(tx, missing))
+        ciphers = self._ciphers
+
+        def seal(member: str, details: EntryDetails) -> bytes:
+            cipher = ciphers.get(member)
+            if cipher is None:
+                keys = wrapped.get(member)
+                if not keys:  # an account from before member keys existed
+                    return details.encode()
+                try:
+                    cipher = vault.cipher(member, keys)
+                except DecryptionError:
+                    log.error("member_key_unwrap_failed", member_account_id=member)
+                    raise IntegrityError(
+                        "member_account_id: the member's data key failed to open"
+                    ) from None
+                ciphers[member] = cipher
+            return seal_details(cipher, details)
+
+        return seal
 
     def _plan(self, tx: sql.WriteTx, commands: list[Command]) -> tuple[BatchPlanner, list[Outcome]]:
         head = sql.lock_head(tx)
@@ -220,6 +284,7 @@ class Appender:
             now_us=self._clock(),
             balances=balances,
             closed=closed,
+            seal=self._sealer(tx, commands, wanted),
             originals=originals,
             idempotency=sql.load_idempotency(
                 tx, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}

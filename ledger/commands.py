@@ -24,6 +24,7 @@ from audit.entry_format import (
     PROGRAM_REDEEMED,
     JournalEntry,
 )
+from ledger.keys.field_cipher import FieldCipher
 
 PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED, PROGRAM_FORFEITED)
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 DETAILS_CLEAR_V1 = 0x01
+DETAILS_SEALED_V1 = 0x02  # 0x02 | FieldCipher blob of the 0x01 encoding
+DETAILS_FIELD = "entry_details"  # the field name bound into the ciphertext
 
 
 def new_member_account_id() -> str:
@@ -50,7 +53,8 @@ class EntryDetails:
     """Business details of an entry, carried in the entry's ``details`` bytes.
 
     Encoded as described in docs/journal-format.md ("details"). Format 0x01
-    is clear text; issue #4 adds an encrypted format under the member's key.
+    is clear text; the journal stores format 0x02, the 0x01 bytes encrypted
+    under the member's data key (``seal``/``open_sealed``).
     """
 
     store_id: str = ""
@@ -77,7 +81,7 @@ class EntryDetails:
         if not data:
             return cls()
         if data[0] != DETAILS_CLEAR_V1:
-            raise ValueError(f"details: unknown format byte {data[0]:#04x}")
+            raise ValueError(f"details: format byte {data[0]:#04x} is not clear text")
         try:
             pos = 1
             texts = []
@@ -96,6 +100,25 @@ class EntryDetails:
         if details.is_empty():
             raise ValueError("details: empty details must be encoded as no bytes")
         return details
+
+
+def seal_details(cipher: FieldCipher, details: EntryDetails) -> bytes:
+    """Format 0x02: the clear encoding, encrypted under the member's key and
+    bound to the member and the field name ``entry_details``."""
+    if details.is_empty():
+        return b""
+    return bytes([DETAILS_SEALED_V1]) + cipher.encrypt_bytes(DETAILS_FIELD, details.encode())
+
+
+def is_sealed(data: bytes) -> bool:
+    return bool(data) and data[0] == DETAILS_SEALED_V1
+
+
+def open_details(cipher: FieldCipher, data: bytes) -> EntryDetails:
+    """Details of either format; DecryptionError if sealed ones do not open."""
+    if not is_sealed(data):
+        return EntryDetails.decode(data)
+    return EntryDetails.decode(cipher.decrypt_bytes(DETAILS_FIELD, data[1:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +157,6 @@ class MemberErased:
 
 Outcome = AccountOpened | Appended | MemberErased
 Renderer = Callable[[Outcome], bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAccount:
-    meta: RequestMeta
-    render: Renderer = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +205,9 @@ class SealedMember:
 @dataclass(frozen=True, slots=True)
 class Enroll:
     """Open ``account`` (chosen by the caller, since the ciphertexts are
-    bound to it) and store the member's sealed profile with it."""
+    bound to it) and store the member's sealed profile with it. OpenAccount
+    is an Enroll without fields: every account gets a data key, under which
+    its entries' details are encrypted."""
 
     meta: RequestMeta
     account: str
@@ -207,4 +226,4 @@ class Erase:
     render: Renderer = field(repr=False, compare=False)
 
 
-Command = OpenAccount | Earn | Redeem | Reverse | Enroll | Erase
+Command = Earn | Redeem | Reverse | Enroll | Erase

@@ -22,6 +22,7 @@ ones offline):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from audit.entry_format import JournalEntry, Posting, is_member_account
@@ -41,12 +42,10 @@ from ledger.commands import (
     EntryDetails,
     Erase,
     MemberErased,
-    OpenAccount,
     Outcome,
     Redeem,
     RequestMeta,
     Reverse,
-    new_member_account_id,
 )
 from ledger.errors import (
     AccountClosedError,
@@ -58,6 +57,13 @@ from ledger.errors import (
 )
 
 IdemKey = tuple[str, str]
+# details -> the bytes the entry carries (sealed under the member's key);
+# raises LedgerError if the member's key cannot be used
+DetailsSealer = Callable[[str, EntryDetails], bytes]
+
+
+def clear_details(member: str, details: EntryDetails) -> bytes:
+    return details.encode()
 
 
 @dataclass(slots=True)
@@ -94,6 +100,7 @@ class BatchPlanner:
     originals: dict[int, Original]
     idempotency: dict[IdemKey, IdempotencyRecord]
     closed: set[str] = field(default_factory=set)  # erased members' accounts
+    seal: DetailsSealer = clear_details
     # produced
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
@@ -112,9 +119,7 @@ class BatchPlanner:
                 raise IdempotencyConflictError()
             return previous.response
         outcome: Outcome
-        if isinstance(command, OpenAccount):
-            outcome = self._open_account()
-        elif isinstance(command, Earn):
+        if isinstance(command, Earn):
             outcome = self._earn(command)
         elif isinstance(command, Redeem):
             outcome = self._redeem(command)
@@ -138,17 +143,10 @@ class BatchPlanner:
         self.idempotency[(meta.channel_id, meta.idempotency_key)] = record
         self.new_records.append(record)
 
-    def _open_account(self) -> AccountOpened:
-        account = new_member_account_id()
-        while account in self.balances:  # 128 random bits: never, but cheap to be sure
-            account = new_member_account_id()
-        self.balances[account] = 0
-        self.opened.append(account)
-        return AccountOpened(account)
-
     def _enroll(self, cmd: Enroll) -> AccountOpened:
         if cmd.account in self.balances or cmd.account in self.closed:
             # 128 random bits collided: never in practice; nothing was written
+            # (the account id is chosen before the batch: ciphertexts bind it)
             raise UnavailableError("member_account_id: generated id is taken; retry")
         self.balances[cmd.account] = 0
         self.opened.append(cmd.account)
@@ -242,7 +240,7 @@ class BatchPlanner:
             channel_id=meta.channel_id,
             reverses=reverses,
             postings=(posting,),
-            details=details.encode(),
+            details=self.seal(member, details) if not details.is_empty() else b"",
         )
         digest = entry.compute_hash()
         self.entries.append((entry, digest))

@@ -98,6 +98,7 @@ class LedgerServer:
         self.appender: Appender | None = None
         self.decisions: DecisionRecorder | None = None
         self.break_glass: BreakGlass | None = None
+        self.vault: MemberVault | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
@@ -109,7 +110,10 @@ class LedgerServer:
         self.db = open_database(cfg.resolved_database_url())
         try:
             upgrade(self.db)
-            self.appender = Appender(db=self.db, clock=self._clock, max_batch=cfg.max_batch)
+            self.vault = MemberVault.for_keyring(FileKeyring.open(cfg.keyring_path))
+            self.appender = Appender(
+                db=self.db, clock=self._clock, max_batch=cfg.max_batch, vault=self.vault
+            )
             self.decisions = DecisionRecorder(self.db)
             self.break_glass = BreakGlass(
                 store=GrantTable(self.db),
@@ -145,23 +149,29 @@ class LedgerServer:
     async def _start(self, appender: Appender, db: Database) -> int:
         cfg = self.config
         server = new_grpc_server(cfg)
-        assert self.break_glass is not None
+        assert self.break_glass is not None and self.vault is not None
         checks = Checks(
             gate=self._gate(self.break_glass),
             limits=CallLimits(per_principal=cfg.principal_rate, per_member=cfg.member_rate),
             decisions=self.decisions,
         )
-        keyring = FileKeyring.open(cfg.keyring_path)
+        store = MemberStore(db)
         members = MemberServicer(
             appender=appender,
-            store=MemberStore(db),
-            vault=MemberVault.for_keyring(keyring),
+            store=store,
+            vault=self.vault,
             rules=ProfileRules(frozenset(cfg.member_fields), cfg.phone_region),
         )
         for add, servicer in (
             (
                 ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
-                LedgerServicer(appender=appender, reads=JournalReads(db.reader), limits=cfg.limits),
+                LedgerServicer(
+                    appender=appender,
+                    reads=JournalReads(db.reader),
+                    limits=cfg.limits,
+                    vault=self.vault,
+                    members=store,
+                ),
             ),
             (members_pb2_grpc.add_MemberServiceServicer_to_server, members),
             (

@@ -303,9 +303,24 @@ def test_entry_details_round_trip(details: EntryDetails) -> None:
     assert (raw == b"") == details.is_empty()
 
 
-def test_entry_details_rejects_reserved_encrypted_format() -> None:
-    with pytest.raises(ValueError, match="unknown format byte 0x02"):
-        EntryDetails.decode(b"\x02" + b"\x00" * 16)
+def test_sealed_details_format_0x02() -> None:
+    from ledger.commands import open_details, seal_details
+    from ledger.keys.errors import DecryptionError
+    from ledger.keys.field_cipher import FieldCipher
+
+    details = EntryDetails("store-0001", "txn-0001", 1999, "EUR")
+    cipher = FieldCipher(member_id=MEMBER, keys={1: bytes(range(32))}, current=1)
+    sealed = seal_details(cipher, details)
+    assert sealed[0] == 0x02 and b"store-0001" not in sealed
+    # 0x02 | the field-cipher blob of the 0x01 encoding, field "entry_details"
+    assert cipher.decrypt_bytes("entry_details", sealed[1:]) == details.encode()
+    assert open_details(cipher, sealed) == details
+    assert seal_details(cipher, EntryDetails()) == b""
+    with pytest.raises(ValueError, match="format byte 0x02 is not clear text"):
+        EntryDetails.decode(sealed)
+    other = FieldCipher(member_id=MEMBER + "x", keys={1: bytes(range(32))}, current=1)
+    with pytest.raises(DecryptionError):  # moved to another member's entry
+        open_details(other, sealed)
 
 
 # -- (d) audit.chain: the clean chain and the attacks -------------------------

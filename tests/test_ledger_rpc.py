@@ -24,7 +24,17 @@ def test_earn_credits_member_and_chains_entries(stub, server: LedgerServer) -> N
     assert first.entry.postings[0] == pb.Posting(
         from_account="program:issued", to_account=account, points=120
     )
-    assert first.entry.purchase == pb.Money(minor_units=1999, currency_code="EUR")
+    # the response withholds the order details (stored encrypted under the
+    # member's key); a read for a purpose that shows them opens them
+    assert first.entry.details_withheld and not first.entry.HasField("purchase")
+    assert first.entry.details[0] == 0x02 and b"EUR" not in first.entry.details
+    read = stub.GetEntry(
+        pb.GetEntryRequest(sequence=first.entry.sequence, purpose="customer_support")
+    ).entry
+    assert read.purchase == pb.Money(minor_units=1999, currency_code="EUR")
+    assert not read.details_withheld and read.details == first.entry.details
+    plain = stub.GetEntry(pb.GetEntryRequest(sequence=first.entry.sequence)).entry
+    assert plain.details_withheld and not plain.HasField("purchase")
     assert first.entry.prev_hash == bytes(32)
     assert second.entry.sequence == first.entry.sequence + 1
     assert second.entry.prev_hash == first.entry.hash
@@ -213,6 +223,8 @@ def test_history_is_one_balance_everywhere_across_channels(stub) -> None:
         )
     )
     assert resp.balance.points == 50
-    entries = stub.ListEntries(pb.ListEntriesRequest(member_account_id=account)).entries
+    entries = stub.ListEntries(
+        pb.ListEntriesRequest(member_account_id=account, purpose="customer_support")
+    ).entries
     assert [e.channel_id for e in entries] == ["pos-test", "app-test"]
     assert entries[0].store_id == "store-0042"

@@ -250,9 +250,20 @@ def test_erasure_keeps_every_hash_valid(secured: Secured) -> None:
     other = enroll(secured, mpb.Profile(email="other@example.invalid"))
     pos = md(secured, Role.CHANNEL)
     earned = secured.stub.Earn(
-        pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=account, points=70),
+        pb.EarnRequest(
+            idempotency_key=key(),
+            context=ctx(store_id="store-0042", external="ORD-TEST-0001"),
+            member_account_id=account,
+            points=70,
+        ),
         metadata=pos,
     )
+    staff = md(secured, Role.MEMBER_SERVICE)
+    readable = secured.stub.GetEntry(
+        pb.GetEntryRequest(sequence=earned.entry.sequence, purpose="customer_support"),
+        metadata=staff,
+    ).entry
+    assert readable.external_transaction_id == "ORD-TEST-0001"
     custodian = md(secured, Role.KEY_CUSTODIAN)
     request = mpb.EraseMemberRequest(
         idempotency_key=key("erase"),
@@ -295,6 +306,13 @@ def test_erasure_keeps_every_hash_valid(secured: Secured) -> None:
     assert _count(secured, "member_erasures") == 1
     result = verify_database(secured.server.db)
     assert result, [str(p) for p in result.problems]
+    # the old entry's details are unreadable now; its hash is unchanged
+    after = secured.stub.GetEntry(
+        pb.GetEntryRequest(sequence=earned.entry.sequence, purpose="customer_support"),
+        metadata=staff,
+    ).entry
+    assert after.details_withheld and after.external_transaction_id == ""
+    assert after.hash == readable.hash and after.details == readable.details
     assert get(secured, other, "legal_request").profile.email == "other@example.invalid"
 
 

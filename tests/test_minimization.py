@@ -69,4 +69,7 @@ def test_near_misses_pass(stub, value: str) -> None:
             idempotency_key=key(), context=ctx(external=value), member_account_id=account, points=5
         )
     )
-    assert earned.entry.external_transaction_id == value
+    read = stub.GetEntry(
+        pb.GetEntryRequest(sequence=earned.entry.sequence, purpose="customer_support")
+    )
+    assert read.entry.external_transaction_id == value

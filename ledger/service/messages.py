@@ -19,22 +19,26 @@ from audit.entry_format import JournalEntry
 from ledger import validation as v
 from ledger.commands import (
     KIND_EARN,
+    KIND_ERASE,
     KIND_REDEEM,
     KIND_REVERSE,
     AccountOpened,
     Appended,
     Earn,
+    Enroll,
     EntryDetails,
-    OpenAccount,
     Outcome,
     Redeem,
     Renderer,
     RequestMeta,
     Reverse,
+    new_member_account_id,
 )
 from ledger.errors import ValidationError
+from ledger.members.vault import MemberVault
 
 _KINDS = {
+    KIND_ERASE: pb.ENTRY_KIND_ERASE,
     KIND_EARN: pb.ENTRY_KIND_EARN,
     KIND_REDEEM: pb.ENTRY_KIND_REDEEM,
     KIND_REVERSE: pb.ENTRY_KIND_REVERSE,
@@ -64,10 +68,13 @@ def entry_details(context: pb.ChannelContext, purchase: pb.Money | None = None) 
     return EntryDetails(store, external, minor, currency)
 
 
-def open_account_command(request: pb.OpenAccountRequest) -> OpenAccount:
+def open_account_command(request: pb.OpenAccountRequest, vault: MemberVault) -> Enroll:
+    """An account without personal data: an Enroll with no fields, so the
+    account still gets the data key its entries' details are sealed under."""
     meta = request_meta("OpenAccount", request, request.idempotency_key, request.context)
     entry_details(request.context)
-    return OpenAccount(meta, render=render_open_account)
+    account = new_member_account_id()
+    return Enroll(meta, account, vault.seal_new(account, {}), render=render_open_account)
 
 
 def earn_command(request: pb.EarnRequest, *, limit: int) -> Earn:
@@ -128,12 +135,13 @@ def _render_entry(response_type: Callable[..., Message]) -> Renderer:
     return render
 
 
-def entry_message(stored: StoredEntry) -> pb.Entry:
+def entry_message(stored: StoredEntry, details: EntryDetails | None = None) -> pb.Entry:
+    """The entry as sent: the raw details bytes always (so the hash can be
+    recomputed), their content only when the caller passes it opened (a
+    read for a purpose that shows order details)."""
     entry: JournalEntry = stored.entry
-    try:
-        details = EntryDetails.decode(entry.details)
-    except ValueError:  # a format this reader does not know (e.g. encrypted): omit
-        details = EntryDetails()
+    withheld = details is None and bool(entry.details)
+    details = details or EntryDetails()
     message = pb.Entry(
         sequence=entry.sequence,
         time=Timestamp(
@@ -150,6 +158,8 @@ def entry_message(stored: StoredEntry) -> pb.Entry:
         reverses_sequence=entry.reverses,
         prev_hash=entry.prev_hash,
         hash=stored.stored_hash,
+        details=entry.details,
+        details_withheld=withheld,
     )
     if details.purchase_currency:
         message.purchase.CopyFrom(

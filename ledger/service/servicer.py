@@ -15,29 +15,93 @@ import grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
+from access import scope as call_scope
+from access.purposes import ORDER_DETAILS
+from audit.chain import StoredEntry
+from audit.entry_format import is_member_account
 from ledger import validation as v
 from ledger.appender import Appender
+from ledger.commands import EntryDetails, is_sealed, open_details
 from ledger.config import Limits
 from ledger.errors import NotFoundError
+from ledger.keys.errors import DecryptionError
+from ledger.keys.field_cipher import FieldCipher
+from ledger.members.vault import MemberVault
 from ledger.service import messages as m
 from ledger.storage.journal_reads import JournalReads
+from ledger.storage.members import MemberStore
 
 if TYPE_CHECKING:  # generic only in the type stubs
     Context = grpc.aio.ServicerContext[object, object]
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
-    def __init__(self, *, appender: Appender, reads: JournalReads, limits: Limits) -> None:
+    def __init__(
+        self,
+        *,
+        appender: Appender,
+        reads: JournalReads,
+        limits: Limits,
+        vault: MemberVault,
+        members: MemberStore,
+    ) -> None:
         self._appender = appender
         self._reads = reads
         self._limits = limits
+        self._vault = vault
+        self._members = members
+
+    def _messages(self, entries: list[StoredEntry]) -> list[pb.Entry]:
+        """Entries as sent; order details opened only when the call's purpose
+        shows them, and only while the member's key exists (an erased
+        member's details stay withheld: they can no longer be read)."""
+        scope = call_scope.current()
+        if not scope.shows(ORDER_DETAILS):
+            return [m.entry_message(s) for s in entries]
+        ciphers: dict[str, FieldCipher | None] = {}
+        out = []
+        for stored in entries:
+            details = self._open(stored, ciphers)
+            if details is not None and not details.is_empty():
+                scope.returned(ORDER_DETAILS)
+            out.append(m.entry_message(stored, details))
+        return out
+
+    def _open(
+        self, stored: StoredEntry, ciphers: dict[str, FieldCipher | None]
+    ) -> EntryDetails | None:
+        data = stored.entry.details
+        if not is_sealed(data):
+            return EntryDetails.decode(data) if data else EntryDetails()
+        member = next(
+            (
+                a
+                for p in stored.entry.postings
+                for a in (p.from_account, p.to_account)
+                if is_member_account(a)
+            ),
+            "",
+        )
+        if member not in ciphers:
+            keys = self._members.keys(member)
+            try:
+                ciphers[member] = self._vault.cipher(member, keys) if keys else None
+            except DecryptionError:
+                ciphers[member] = None
+        cipher = ciphers[member]
+        if cipher is None:
+            return None
+        try:
+            return open_details(cipher, data)
+        except (DecryptionError, ValueError):
+            return None
 
     # Mutating calls return the response already serialized: the bytes the
     # appender stored with the idempotency key, sent as they are (see
     # ledger/service/observe.py), so a replay is byte for byte the first answer.
 
     async def OpenAccount(self, request: pb.OpenAccountRequest, context: Context) -> bytes:
-        return await self._appender.append(m.open_account_command(request))
+        return await self._appender.append(m.open_account_command(request, self._vault))
 
     async def Earn(self, request: pb.EarnRequest, context: Context) -> bytes:
         limit = self._limits.max_points_per_entry
@@ -68,7 +132,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         stored = await asyncio.to_thread(self._reads.entry, seq)
         if stored is None:
             raise NotFoundError("sequence: no such entry")
-        return pb.GetEntryResponse(entry=m.entry_message(stored))
+        (entry,) = await asyncio.to_thread(self._messages, [stored])
+        return pb.GetEntryResponse(entry=entry)
 
     async def ListEntries(
         self, request: pb.ListEntriesRequest, context: Context
@@ -81,6 +146,5 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             raise NotFoundError("member_account_id: no such account")
         page = found[:size]
         token = m.encode_page_token(page[-1].entry.sequence) if len(found) > size else ""
-        return pb.ListEntriesResponse(
-            entries=[m.entry_message(s) for s in page], next_page_token=token
-        )
+        entries = await asyncio.to_thread(self._messages, page)
+        return pb.ListEntriesResponse(entries=entries, next_page_token=token)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from audit.entry_format import Posting, is_member_account
+from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
 
 _CHUNK = 500  # bound on IN-list sizes
@@ -114,6 +115,21 @@ def load_balances(tx: WriteTx, account_ids: set[str]) -> tuple[dict[str, int], s
             else:
                 found[account] = balance
     return found, closed
+
+
+def load_member_keys(tx: WriteTx, account_ids: set[str]) -> dict[str, list[StoredKey]]:
+    """Wrapped data keys of ``account_ids`` (accounts without keys: absent)."""
+    found: dict[str, list[StoredKey]] = {}
+    for part in _chunks(sorted(account_ids)):
+        for account, dek_version, kek_version, wrapped in tx.execute(
+            "SELECT account_id, dek_version, kek_version, wrapped FROM member_keys"
+            f" WHERE account_id IN ({_marks(len(part))})",
+            part,
+        ):
+            found.setdefault(account, []).append(
+                StoredKey(dek_version, kek_version, bytes(wrapped))
+            )
+    return found
 
 
 def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:

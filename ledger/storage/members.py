@@ -75,6 +75,11 @@ class MemberStore:
             _require_member(conn, account, keys)
             return MemberRecord(account, keys, _fields(conn, account))
 
+    def keys(self, account: str) -> tuple[StoredKey, ...]:
+        """The member's wrapped data keys; empty once erased (or never made)."""
+        with self._db.reader.connect() as conn:
+            return _keys(conn, account)
+
     def candidates(self, kind: str, token: bytes) -> list[MemberRecord]:
         """Members whose ``kind`` token is ``token`` (false positives
         included: the caller decrypts and compares)."""

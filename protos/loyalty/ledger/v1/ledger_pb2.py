@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eloyalty/ledger/v1/ledger.proto\x12\x11loyalty.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x0e\x43hannelContext\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x1f\n\x17\x65xternal_transaction_id\x18\x03 \x01(\t\"3\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\"C\n\x07Posting\x12\x14\n\x0c\x66rom_account\x18\x01 \x01(\t\x12\x12\n\nto_account\x18\x02 \x01(\t\x12\x0e\n\x06points\x18\x03 \x01(\x03\"\xcc\x02\n\x05\x45ntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.loyalty.ledger.v1.EntryKind\x12,\n\x08postings\x18\x04 \x03(\x0b\x32\x1a.loyalty.ledger.v1.Posting\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\x10\n\x08store_id\x18\x06 \x01(\t\x12\x1f\n\x17\x65xternal_transaction_id\x18\x07 \x01(\t\x12*\n\x08purchase\x18\x08 \x01(\x0b\x32\x18.loyalty.ledger.v1.Money\x12\x19\n\x11reverses_sequence\x18\t \x01(\x03\x12\x11\n\tprev_hash\x18\n \x01(\x0c\x12\x0c\n\x04hash\x18\x0b \x01(\x0c\"L\n\x07\x42\x61lance\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x16\n\x0e\x61s_of_sequence\x18\x03 \x01(\x03\"a\n\x12OpenAccountRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\"0\n\x13OpenAccountResponse\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\"\xb1\x01\n\x0b\x45\x61rnRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\x12\x19\n\x11member_account_id\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12*\n\x08purchase\x18\x05 \x01(\x0b\x32\x18.loyalty.ledger.v1.Money\"d\n\x0c\x45\x61rnResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12+\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\"\x87\x01\n\rRedeemRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\x12\x19\n\x11member_account_id\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\"f\n\x0eRedeemResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12+\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\"\x98\x01\n\x0eReverseRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\x12\x19\n\x11original_sequence\x18\x03 \x01(\x03\x12\x13\n\x06points\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\t\n\x07_points\"g\n\x0fReverseResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12+\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\".\n\x11GetBalanceRequest\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\"A\n\x12GetBalanceResponse\x12+\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\"#\n\x0fGetEntryRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x03\";\n\x10GetEntryResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\"V\n\x12ListEntriesRequest\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListEntriesResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*k\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_EARN\x10\x01\x12\x15\n\x11\x45NTRY_KIND_REDEEM\x10\x02\x12\x16\n\x12\x45NTRY_KIND_REVERSE\x10\x03\x32\xe5\x04\n\rLedgerService\x12\\\n\x0bOpenAccount\x12%.loyalty.ledger.v1.OpenAccountRequest\x1a&.loyalty.ledger.v1.OpenAccountResponse\x12G\n\x04\x45\x61rn\x12\x1e.loyalty.ledger.v1.EarnRequest\x1a\x1f.loyalty.ledger.v1.EarnResponse\x12M\n\x06Redeem\x12 .loyalty.ledger.v1.RedeemRequest\x1a!.loyalty.ledger.v1.RedeemResponse\x12P\n\x07Reverse\x12!.loyalty.ledger.v1.ReverseRequest\x1a\".loyalty.ledger.v1.ReverseResponse\x12Y\n\nGetBalance\x12$.loyalty.ledger.v1.GetBalanceRequest\x1a%.loyalty.ledger.v1.GetBalanceResponse\x12S\n\x08GetEntry\x12\".loyalty.ledger.v1.GetEntryRequest\x1a#.loyalty.ledger.v1.GetEntryResponse\x12\\\n\x0bListEntries\x12%.loyalty.ledger.v1.ListEntriesRequest\x1a&.loyalty.ledger.v1.ListEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eloyalty/ledger/v1/ledger.proto\x12\x11loyalty.ledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x0e\x43hannelContext\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x1f\n\x17\x65xternal_transaction_id\x18\x03 \x01(\t\"3\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\"C\n\x07Posting\x12\x14\n\x0c\x66rom_account\x18\x01 \x01(\t\x12\x12\n\nto_account\x18\x02 \x01(\t\x12\x0e\n\x06points\x18\x03 \x01(\x03\"\xf7\x02\n\x05\x45ntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.loyalty.ledger.v1.EntryKind\x12,\n\x08postings\x18\x04 \x03(\x0b\x32\x1a.loyalty.ledger.v1.Posting\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\x10\n\x08store_id\x18\x06 \x01(\t\x12\x1f\n\x17\x65xternal_transaction_id\x18\x07 \x01(\t\x12*\n\x08purchase\x18\x08 \x01(\x0b\x32\x18.loyalty.ledger.v1.Money\x12\x19\n\x11reverses_sequence\x18\t \x01(\x03\x12\x11\n\tprev_hash\x18\n \x01(\x0c\x12\x0c\n\x04hash\x18\x0b \x01(\x0c\x12\x0f\n\x07\x64\x65tails\x18\x0c \x01(\x0c\x12\x18\n\x10\x64\x65tails_withheld\x18\r \x01(\x08\"L\n\x07\x42\x61lance\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x16\n\x0e\x61s_of_sequence\x18\x03 \x01(\x03\"a\n\x12OpenAccountRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\"0\n\x13OpenAccountResponse\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\"\xb1\x01\n\x0b\x45\x61rnRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\x12\x19\n\x11member_account_id\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12*\n\x08purchase\x18\x05 \x01(\x0b\x32\x18.loyalty.ledger.v1.Money\"d\n\x0c\x45\x61rnResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12+\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\"\x87\x01\n\rRedeemRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\x12\x19\n\x11member_account_id\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\"f\n\x0eRedeemResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12+\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\"\x98\x01\n\x0eReverseRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x07\x63ontext\x18\x02 \x01(\x0b\x32!.loyalty.ledger.v1.ChannelContext\x12\x19\n\x11original_sequence\x18\x03 \x01(\x03\x12\x13\n\x06points\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\t\n\x07_points\"g\n\x0fReverseResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12+\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\".\n\x11GetBalanceRequest\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\"A\n\x12GetBalanceResponse\x12+\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x1a.loyalty.ledger.v1.Balance\"4\n\x0fGetEntryRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0f\n\x07purpose\x18\x02 \x01(\t\";\n\x10GetEntryResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.loyalty.ledger.v1.Entry\"g\n\x12ListEntriesRequest\x12\x19\n\x11member_account_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\"Y\n\x13ListEntriesResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.loyalty.ledger.v1.Entry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x81\x01\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_EARN\x10\x01\x12\x15\n\x11\x45NTRY_KIND_REDEEM\x10\x02\x12\x16\n\x12\x45NTRY_KIND_REVERSE\x10\x03\x12\x14\n\x10\x45NTRY_KIND_ERASE\x10\x04\x32\xe5\x04\n\rLedgerService\x12\\\n\x0bOpenAccount\x12%.loyalty.ledger.v1.OpenAccountRequest\x1a&.loyalty.ledger.v1.OpenAccountResponse\x12G\n\x04\x45\x61rn\x12\x1e.loyalty.ledger.v1.EarnRequest\x1a\x1f.loyalty.ledger.v1.EarnResponse\x12M\n\x06Redeem\x12 .loyalty.ledger.v1.RedeemRequest\x1a!.loyalty.ledger.v1.RedeemResponse\x12P\n\x07Reverse\x12!.loyalty.ledger.v1.ReverseRequest\x1a\".loyalty.ledger.v1.ReverseResponse\x12Y\n\nGetBalance\x12$.loyalty.ledger.v1.GetBalanceRequest\x1a%.loyalty.ledger.v1.GetBalanceResponse\x12S\n\x08GetEntry\x12\".loyalty.ledger.v1.GetEntryRequest\x1a#.loyalty.ledger.v1.GetEntryResponse\x12\\\n\x0bListEntries\x12%.loyalty.ledger.v1.ListEntriesRequest\x1a&.loyalty.ledger.v1.ListEntriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'loyalty.ledger.v1.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYKIND']._serialized_start=2035
-  _globals['_ENTRYKIND']._serialized_end=2142
+  _globals['_ENTRYKIND']._serialized_start=2113
+  _globals['_ENTRYKIND']._serialized_end=2242
   _globals['_CHANNELCONTEXT']._serialized_start=86
   _globals['_CHANNELCONTEXT']._serialized_end=173
   _globals['_MONEY']._serialized_start=175
@@ -41,37 +41,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTING']._serialized_start=228
   _globals['_POSTING']._serialized_end=295
   _globals['_ENTRY']._serialized_start=298
-  _globals['_ENTRY']._serialized_end=630
-  _globals['_BALANCE']._serialized_start=632
-  _globals['_BALANCE']._serialized_end=708
-  _globals['_OPENACCOUNTREQUEST']._serialized_start=710
-  _globals['_OPENACCOUNTREQUEST']._serialized_end=807
-  _globals['_OPENACCOUNTRESPONSE']._serialized_start=809
-  _globals['_OPENACCOUNTRESPONSE']._serialized_end=857
-  _globals['_EARNREQUEST']._serialized_start=860
-  _globals['_EARNREQUEST']._serialized_end=1037
-  _globals['_EARNRESPONSE']._serialized_start=1039
-  _globals['_EARNRESPONSE']._serialized_end=1139
-  _globals['_REDEEMREQUEST']._serialized_start=1142
-  _globals['_REDEEMREQUEST']._serialized_end=1277
-  _globals['_REDEEMRESPONSE']._serialized_start=1279
-  _globals['_REDEEMRESPONSE']._serialized_end=1381
-  _globals['_REVERSEREQUEST']._serialized_start=1384
-  _globals['_REVERSEREQUEST']._serialized_end=1536
-  _globals['_REVERSERESPONSE']._serialized_start=1538
-  _globals['_REVERSERESPONSE']._serialized_end=1641
-  _globals['_GETBALANCEREQUEST']._serialized_start=1643
-  _globals['_GETBALANCEREQUEST']._serialized_end=1689
-  _globals['_GETBALANCERESPONSE']._serialized_start=1691
-  _globals['_GETBALANCERESPONSE']._serialized_end=1756
-  _globals['_GETENTRYREQUEST']._serialized_start=1758
-  _globals['_GETENTRYREQUEST']._serialized_end=1793
-  _globals['_GETENTRYRESPONSE']._serialized_start=1795
-  _globals['_GETENTRYRESPONSE']._serialized_end=1854
-  _globals['_LISTENTRIESREQUEST']._serialized_start=1856
-  _globals['_LISTENTRIESREQUEST']._serialized_end=1942
-  _globals['_LISTENTRIESRESPONSE']._serialized_start=1944
-  _globals['_LISTENTRIESRESPONSE']._serialized_end=2033
-  _globals['_LEDGERSERVICE']._serialized_start=2145
-  _globals['_LEDGERSERVICE']._serialized_end=2758
+  _globals['_ENTRY']._serialized_end=673
+  _globals['_BALANCE']._serialized_start=675
+  _globals['_BALANCE']._serialized_end=751
+  _globals['_OPENACCOUNTREQUEST']._serialized_start=753
+  _globals['_OPENACCOUNTREQUEST']._serialized_end=850
+  _globals['_OPENACCOUNTRESPONSE']._serialized_start=852
+  _globals['_OPENACCOUNTRESPONSE']._serialized_end=900
+  _globals['_EARNREQUEST']._serialized_start=903
+  _globals['_EARNREQUEST']._serialized_end=1080
+  _globals['_EARNRESPONSE']._serialized_start=1082
+  _globals['_EARNRESPONSE']._serialized_end=1182
+  _globals['_REDEEMREQUEST']._serialized_start=1185
+  _globals['_REDEEMREQUEST']._serialized_end=1320
+  _globals['_REDEEMRESPONSE']._serialized_start=1322
+  _globals['_REDEEMRESPONSE']._serialized_end=1424
+  _globals['_REVERSEREQUEST']._serialized_start=1427
+  _globals['_REVERSEREQUEST']._serialized_end=1579
+  _globals['_REVERSERESPONSE']._serialized_start=1581
+  _globals['_REVERSERESPONSE']._serialized_end=1684
+  _globals['_GETBALANCEREQUEST']._serialized_start=1686
+  _globals['_GETBALANCEREQUEST']._serialized_end=1732
+  _globals['_GETBALANCERESPONSE']._serialized_start=1734
+  _globals['_GETBALANCERESPONSE']._serialized_end=1799
+  _globals['_GETENTRYREQUEST']._serialized_start=1801
+  _globals['_GETENTRYREQUEST']._serialized_end=1853
+  _globals['_GETENTRYRESPONSE']._serialized_start=1855
+  _globals['_GETENTRYRESPONSE']._serialized_end=1914
+  _globals['_LISTENTRIESREQUEST']._serialized_start=1916
+  _globals['_LISTENTRIESREQUEST']._serialized_end=2019
+  _globals['_LISTENTRIESRESPONSE']._serialized_start=2021
+  _globals['_LISTENTRIESRESPONSE']._serialized_end=2110
+  _globals['_LEDGERSERVICE']._serialized_start=2245
+  _globals['_LEDGERSERVICE']._serialized_end=2858
 # @@protoc_insertion_point(module_scope)

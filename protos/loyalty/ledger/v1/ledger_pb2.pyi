@@ -16,10 +16,12 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_EARN: _ClassVar[EntryKind]
     ENTRY_KIND_REDEEM: _ClassVar[EntryKind]
     ENTRY_KIND_REVERSE: _ClassVar[EntryKind]
+    ENTRY_KIND_ERASE: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_EARN: EntryKind
 ENTRY_KIND_REDEEM: EntryKind
 ENTRY_KIND_REVERSE: EntryKind
+ENTRY_KIND_ERASE: EntryKind
 
 class ChannelContext(_message.Message):
     __slots__ = ("channel_id", "store_id", "external_transaction_id")
@@ -50,7 +52,7 @@ class Posting(_message.Message):
     def __init__(self, from_account: _Optional[str] = ..., to_account: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class Entry(_message.Message):
-    __slots__ = ("sequence", "time", "kind", "postings", "channel_id", "store_id", "external_transaction_id", "purchase", "reverses_sequence", "prev_hash", "hash")
+    __slots__ = ("sequence", "time", "kind", "postings", "channel_id", "store_id", "external_transaction_id", "purchase", "reverses_sequence", "prev_hash", "hash", "details", "details_withheld")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +64,8 @@ class Entry(_message.Message):
     REVERSES_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_WITHHELD_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     kind: EntryKind
@@ -73,7 +77,9 @@ class Entry(_message.Message):
     reverses_sequence: int
     prev_hash: bytes
     hash: bytes
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., postings: _Optional[_Iterable[_Union[Posting, _Mapping]]] = ..., channel_id: _Optional[str] = ..., store_id: _Optional[str] = ..., external_transaction_id: _Optional[str] = ..., purchase: _Optional[_Union[Money, _Mapping]] = ..., reverses_sequence: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., hash: _Optional[bytes] = ...) -> None: ...
+    details: bytes
+    details_withheld: bool
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., postings: _Optional[_Iterable[_Union[Posting, _Mapping]]] = ..., channel_id: _Optional[str] = ..., store_id: _Optional[str] = ..., external_transaction_id: _Optional[str] = ..., purchase: _Optional[_Union[Money, _Mapping]] = ..., reverses_sequence: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., hash: _Optional[bytes] = ..., details: _Optional[bytes] = ..., details_withheld: _Optional[bool] = ...) -> None: ...
 
 class Balance(_message.Message):
     __slots__ = ("member_account_id", "points", "as_of_sequence")
@@ -174,10 +180,12 @@ class GetBalanceResponse(_message.Message):
     def __init__(self, balance: _Optional[_Union[Balance, _Mapping]] = ...) -> None: ...
 
 class GetEntryRequest(_message.Message):
-    __slots__ = ("sequence",)
+    __slots__ = ("sequence", "purpose")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
-    def __init__(self, sequence: _Optional[int] = ...) -> None: ...
+    purpose: str
+    def __init__(self, sequence: _Optional[int] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class GetEntryResponse(_message.Message):
     __slots__ = ("entry",)
@@ -186,14 +194,16 @@ class GetEntryResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
 
 class ListEntriesRequest(_message.Message):
-    __slots__ = ("member_account_id", "page_size", "page_token")
+    __slots__ = ("member_account_id", "page_size", "page_token", "purpose")
     MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     member_account_id: str
     page_size: int
     page_token: str
-    def __init__(self, member_account_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    purpose: str
+    def __init__(self, member_account_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class ListEntriesResponse(_message.Message):
     __slots__ = ("entries", "next_page_token")
