@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ledger.commands import SealedMember
 from ledger.keys.blind_index import EMAIL, PHONE, BlindIndex
+from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher, new_data_key
 from ledger.keys.keyring import Keyring, WrappedKey, dek_context
 
@@ -95,9 +96,19 @@ class MemberVault:
         wanted: frozenset[str] | None = None,
     ) -> dict[str, str | None]:
         """Plaintext of the ``wanted`` fields (None: all); the others are
-        present with the value None, never decrypted."""
+        present with the value None, never decrypted.
+
+        A profile field is always under the member's current data key (DEK
+        rotation re-encrypts every field), so a field under an older version
+        is an old ciphertext put back: refused like any failed decryption,
+        though the old key still exists (for journal details)."""
         cipher = self.cipher(account, keys)
-        return {
-            name: cipher.decrypt(name, blob) if wanted is None or name in wanted else None
-            for name, blob in fields.items()
-        }
+        out: dict[str, str | None] = {}
+        for name, blob in fields.items():
+            if wanted is not None and name not in wanted:
+                out[name] = None
+                continue
+            if FieldCipher.key_version(blob) != cipher.current:
+                raise DecryptionError()
+            out[name] = cipher.decrypt(name, blob)
+        return out
