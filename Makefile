@@ -18,9 +18,12 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-## install and run the service on the embedded SQLite database in ./data
+## install and run the service on the embedded SQLite database in ./data:
+## TLS with a local development CA (made once), every call needs a token
 serve: install
-	$(BIN)/loyalty-ledger serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+	@test -f $(DATA_DIR)/certs/server.pem || $(BIN)/loyalty-ledger dev-certs --out $(DATA_DIR)/certs
+	$(BIN)/loyalty-ledger serve --data-dir $(DATA_DIR) --listen $(LISTEN) --auth tokens \
+	  --tls-cert $(DATA_DIR)/certs/server.pem --tls-key $(DATA_DIR)/certs/server.key
 
 ## install everything (PostgreSQL too, if missing) and run the whole test suite
 test: postgres install-test
@@ -39,7 +42,7 @@ bench: install
 
 lint: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/ruff check ledger access audit tests bench scripts
+	$(BIN)/ruff check ledger access audit tests bench scripts examples
 
 typecheck: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'

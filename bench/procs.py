@@ -162,7 +162,12 @@ def ledger_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
         str(data_dir),
         "--listen",
         f"127.0.0.1:{port}",
+        # measured like the echo server it is compared with: plaintext, no
+        # credentials (LOYALTY_LEDGER_AUTH=tokens in the environment overrides)
+        "--plaintext",
     ]
+    if "LOYALTY_LEDGER_AUTH" not in ledger_overrides():
+        args += ["--auth", "none"]
     with log_path.open("wb") as log:
         proc = _spawn(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:

@@ -61,13 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--auth",
         choices=("none", "tokens", "mtls"),
-        default=env("AUTH", "none"),
+        default=env("AUTH", "tokens"),
         help="'tokens': every ledger call needs a bearer token from 'loyalty-ledger token issue'; "
         "'mtls': client certificates from --client-ca required, tokens also accepted; "
-        "'none': no credentials, development only (env LOYALTY_LEDGER_AUTH; default none)",
+        "'none': no credentials, development only (env LOYALTY_LEDGER_AUTH; default tokens)",
+    )
+    serve.add_argument(
+        "--plaintext",
+        action="store_true",
+        default=env("PLAINTEXT") in ("1", "true", "yes"),
+        help="listen without TLS: development only, logged loudly "
+        "(env LOYALTY_LEDGER_PLAINTEXT=1); without it --tls-cert and --tls-key are required",
     )
     for flag, name, text in (
-        ("--tls-cert", "TLS_CERT", "server certificate chain (PEM); without it: plaintext"),
+        ("--tls-cert", "TLS_CERT", "server certificate chain (PEM); 'dev-certs' makes one"),
         ("--tls-key", "TLS_KEY", "server private key (PEM)"),
         ("--client-ca", "CLIENT_CA", "CA certificate for client certificates (mTLS)"),
     ):
@@ -175,7 +182,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         database_url=args.database_url,
         listen=getattr(args, "listen", "127.0.0.1:50051"),
         limits=Limits(max_points_per_entry=getattr(args, "max_points", 1_000_000)),
-        auth=getattr(args, "auth", "none"),
+        auth=getattr(args, "auth", "tokens"),
+        plaintext=getattr(args, "plaintext", False),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         client_ca=getattr(args, "client_ca", None),

@@ -30,8 +30,11 @@ class ServerConfig:
     # server's key; "mtls": TLS with client certificates from client_ca
     # required, a certificate names the principal unless a token is sent;
     # "none": development only, no credentials at all
-    auth: str = "none"
-    tls_cert: Path | None = None  # server certificate chain (PEM); None: plaintext
+    auth: str = "tokens"
+    # listening without TLS must be asked for (development); otherwise
+    # tls_cert and tls_key are required
+    plaintext: bool = False
+    tls_cert: Path | None = None  # server certificate chain (PEM)
     tls_key: Path | None = None  # its private key (PEM)
     client_ca: Path | None = None  # CA that signs client certificates (mTLS)
     # abuse limits on mutating calls (calls per second, burst); 0 turns off

@@ -23,7 +23,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from loyalty.access.v1 import access_pb2, access_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from loyalty.members.v1 import members_pb2, members_pb2_grpc
@@ -182,8 +182,13 @@ class LedgerServer:
             observe_service(server, add, servicer, checks=checks)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (*SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        # reflection lists the contract to authenticated principals only: it
+        # passes the same gate as every other call
+        observe_service(
+            server,
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+            reflection.aio.ReflectionServicer((*SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME)),
+            checks=checks,
         )
         port = self._listen(server)
         if port == 0:
@@ -222,6 +227,11 @@ class LedgerServer:
     def _listen(self, server: grpc.aio.Server) -> int:
         cfg = self.config
         if cfg.tls_cert is None:
+            if not cfg.plaintext:
+                raise ValueError(
+                    "tls: --tls-cert and --tls-key are required (`loyalty-ledger dev-certs` "
+                    "makes local ones); --plaintext listens without TLS, for development only"
+                )
             return server.add_insecure_port(cfg.listen)
         if cfg.tls_key is None:
             raise ValueError("tls: --tls-cert needs --tls-key")

@@ -49,6 +49,8 @@ def server(db_url: str, tmp_path: Path) -> Iterator[LedgerServer]:
         database_url=db_url,
         listen="127.0.0.1:0",
         limits=Limits(max_points_per_entry=MAX_POINTS),
+        auth="none",  # development mode: the access tests start their own servers
+        plaintext=True,
     )
     srv = LedgerServer(config)
     srv.start()

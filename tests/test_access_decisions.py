@@ -20,7 +20,7 @@ from tests.conftest import ctx, key
 
 def test_allow_and_deny_are_recorded(db_url: str, tmp_path: Path) -> None:
     config = ServerConfig(
-        data_dir=tmp_path, database_url=db_url, listen="127.0.0.1:0", auth="tokens"
+        data_dir=tmp_path, database_url=db_url, listen="127.0.0.1:0", auth="tokens", plaintext=True
     )
     issuer = TokenIssuer(load_or_create_signing_key(config.token_key_path))
     pos = issuer.issue(

@@ -1,5 +1,6 @@
 """Every RPC as every role, and every kind of bad credential, over a real
-server started with ``auth="tokens"``. Expectations come from
+TLS server started with ``auth="tokens"`` (tests/test_mtls.py covers
+client certificates). Expectations come from
 tests/test_permissions.py's EXPECTED table, written independently of
 access/permissions.py, so changing one without the other fails."""
 
@@ -19,6 +20,7 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.members.v1 import members_pb2 as mpb
 from loyalty.members.v1 import members_pb2_grpc
 
+from access.certs import make_dev_certs
 from access.principal import Role
 from access.tokens import TokenIssuer, load_or_create_signing_key
 from ledger.commands import new_member_account_id
@@ -34,8 +36,15 @@ class Secured:
     """A server with token auth, its signing key, and a revoked token."""
 
     def __init__(self, db_url: str, tmp_path: Path, clock: Callable[[], int] | None = None) -> None:
+        certs = tmp_path / "certs"
+        make_dev_certs(certs)
         self.config = ServerConfig(
-            data_dir=tmp_path, database_url=db_url, listen="127.0.0.1:0", auth="tokens"
+            data_dir=tmp_path,
+            database_url=db_url,
+            listen="127.0.0.1:0",
+            auth="tokens",
+            tls_cert=certs / "server.pem",
+            tls_key=certs / "server.key",
         )
         self.issuer = TokenIssuer(load_or_create_signing_key(self.config.token_key_path))
         revoked = self.token(Role.CHANNEL, channel="pos-test")
@@ -43,7 +52,11 @@ class Secured:
         self.config.revocations_path.write_text(self._jti(revoked) + "\n")
         self.server = LedgerServer(self.config, clock=clock) if clock else LedgerServer(self.config)
         self.server.start()
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
+        # TLS, the server certificate checked against the dev CA
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=(certs / "ca.pem").read_bytes()
+        )
+        self.channel = grpc.secure_channel(f"127.0.0.1:{self.server.port}", credentials)
         self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
         self.members = members_pb2_grpc.MemberServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
@@ -251,3 +264,18 @@ def test_health_needs_no_credentials(secured: Secured) -> None:
         health.Check(health_pb2.HealthCheckRequest()).status
         == health_pb2.HealthCheckResponse.SERVING
     )
+
+
+def test_reflection_needs_credentials(secured: Secured) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(secured.channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub.ServerReflectionInfo(iter([request])))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    (listed,) = stub.ServerReflectionInfo(
+        iter([request]), metadata=_auth(secured.token(Role.ANALYST))
+    )
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"loyalty.members.v1.MemberService", "loyalty.access.v1.AccessService"} <= names

@@ -37,7 +37,13 @@ def test_app_role_can_append_but_never_rewrite(
     app_url = owner_url.replace("postgres@", "ledger_app_test@")
 
     server = LedgerServer(
-        ServerConfig(data_dir=tmp_path, database_url=app_url, listen="127.0.0.1:0")
+        ServerConfig(
+            data_dir=tmp_path,
+            database_url=app_url,
+            listen="127.0.0.1:0",
+            auth="none",
+            plaintext=True,
+        )
     )
     server.start()
     try:

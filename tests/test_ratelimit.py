@@ -68,7 +68,12 @@ def test_member_limit_over_the_wire(db_url: str, tmp_path) -> None:  # type: ign
     from tests.conftest import ctx, head_sequence, key, open_account
 
     config = ServerConfig(
-        data_dir=tmp_path, database_url=db_url, listen="127.0.0.1:0", member_rate=Rate(0.01, 3)
+        data_dir=tmp_path,
+        database_url=db_url,
+        listen="127.0.0.1:0",
+        member_rate=Rate(0.01, 3),
+        auth="none",
+        plaintext=True,
     )
     server = LedgerServer(config)
     server.start()

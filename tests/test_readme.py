@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from access.certs import make_dev_certs
+from ledger.config import ServerConfig
 from ledger.server import LedgerServer
+from tests.support.process import cli_path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "first_call.py"
@@ -21,9 +22,54 @@ def test_readme_embeds_the_example_verbatim() -> None:
     assert EXAMPLE.read_text().strip() in readme
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_first_call_example_runs(server: LedgerServer) -> None:
-    env = dict(os.environ, LEDGER_ADDRESS=f"127.0.0.1:{server.port}")
+def test_first_call_example_runs(tmp_path: Path) -> None:
+    """As the README says: dev certificates, a TLS server with token auth, a
+    channel token from `loyalty-ledger token issue`, then the example."""
+    certs = tmp_path / "certs"
+    make_dev_certs(certs)
+    config = ServerConfig(
+        data_dir=tmp_path,
+        listen="127.0.0.1:0",
+        auth="tokens",
+        tls_cert=certs / "server.pem",
+        tls_key=certs / "server.key",
+    )
+    server = LedgerServer(config)
+    server.start()
+    try:
+        _run_example(tmp_path, certs, server.port)
+    finally:
+        server.stop(grace=1)
+
+
+def _run_example(tmp_path: Path, certs: Path, port: int) -> None:
+    issued = subprocess.run(
+        [
+            cli_path(),
+            "--log-level",
+            "error",
+            "token",
+            "issue",
+            "--data-dir",
+            str(tmp_path),
+            "--subject",
+            "pos-demo-1",
+            "--role",
+            "channel",
+            "--channel",
+            "pos-demo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    env = dict(
+        os.environ,
+        LEDGER_ADDRESS=f"127.0.0.1:{port}",
+        LEDGER_CA=str(certs / "ca.pem"),
+        LEDGER_TOKEN=issued.stdout.strip(),
+    )
     out = subprocess.run(
         [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
     )

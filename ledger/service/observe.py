@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -113,7 +113,7 @@ class _WrappingRegistrar:
         wrapped = {
             name: observe(f"/{service}/{name}", handler, self._checks)
             if handler.unary_unary
-            else handler
+            else observe_stream(f"/{service}/{name}", handler, self._checks)
             for name, handler in handlers.items()
         }
         self._server.add_generic_rpc_handlers(
@@ -235,6 +235,38 @@ def observe(
         observed,
         request_deserializer=_lenient(handler.request_deserializer),
         response_serializer=_passthrough(handler.response_serializer),
+    )
+
+
+def observe_stream(
+    method: str, handler: grpc.RpcMethodHandler[Any, Any], checks: Checks
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """Wrap a bidirectional streaming handler (server reflection): the gate
+    and the access record run before the first message is read."""
+    if handler.stream_stream is None:
+        raise ValueError(f"{method}: only unary and bidirectional streaming calls are served")
+    behavior = cast(Callable[[Any, Any], AsyncIterator[Any]], handler.stream_stream)
+
+    async def observed(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        metadata = context.invocation_metadata()
+        request_id = _request_id(metadata)
+        started = time.perf_counter()
+        try:
+            scope = checks.admit(method, request_id, metadata, None, _peer_certificate(context))
+        except AccessError as err:
+            status = to_status(err)
+            _log_call(request_id, method, started, status.code, None)
+            trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
+            await context.abort(status.code, status.details, trailing)
+        checks.record(method, request_id, scope, None, "allow", "")
+        async for response in behavior(requests, context):
+            yield response
+        _log_call(request_id, method, started, grpc.StatusCode.OK, scope)
+
+    return grpc.stream_stream_rpc_method_handler(
+        observed,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
     )
 
 

@@ -40,6 +40,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     engine = sa.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
+        hide_parameters=True,  # errors never quote values (they may be personal)
         pool_size=8,
         max_overflow=32,
     )
@@ -68,5 +69,7 @@ def open_database(url: str) -> Database:
         )
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    engine = sa.create_engine(url, pool_size=8, max_overflow=32, pool_pre_ping=True)
+    engine = sa.create_engine(
+        url, pool_size=8, max_overflow=32, pool_pre_ping=True, hide_parameters=True
+    )
     return Database(url, engine, engine)

@@ -38,7 +38,9 @@ class ServeProcess:
     ) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        env = dict(os.environ, LOYALTY_LEDGER_LISTEN=self.address, **(env or {}))
+        # development mode unless the test asks for more: plaintext, no credentials
+        defaults = {"LOYALTY_LEDGER_PLAINTEXT": "1", "LOYALTY_LEDGER_AUTH": "none"}
+        env = {**os.environ, **defaults, "LOYALTY_LEDGER_LISTEN": self.address, **(env or {})}
         args = [cli_path(), "serve", "--data-dir", str(data_dir)]
         if database_url:
             args += ["--database-url", database_url]
