@@ -32,7 +32,6 @@ PERSONAL_KEYS = frozenset(
         "email",
         "birth_date",
         "postal_address",
-        "address",
         "profile",
         "custom",
         "value",
