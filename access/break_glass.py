@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -39,6 +40,7 @@ MIN_DURATION_S = 60
 MAX_DURATION_S = 4 * 3600
 REASON_MIN, REASON_MAX = 10, 256
 EXPIRY = "expiry"  # ended_by of a grant that ran out
+RELOAD_S = 1.0  # how stale this process's view of grants may be
 GRANTEE = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a principal id, never a name or e-mail
 
 Clock = Callable[[], int]  # microseconds since the Unix epoch
@@ -60,11 +62,14 @@ class Grant:
 
 
 class GrantStore(Protocol):
-    """Where grants and their ends are kept (append-only)."""
+    """Where grants and their ends are kept (append-only, shared by every
+    server process)."""
 
     def load(self) -> list[Grant]: ...
     def save_start(self, grant: Grant) -> None: ...
-    def save_end(self, grant: Grant) -> None: ...
+    def save_end(self, grant: Grant) -> bool:
+        """Record the end; False if it was already recorded (by another process)."""
+        ...
 
 
 class GrantEvents(Protocol):
@@ -75,12 +80,29 @@ class GrantEvents(Protocol):
 
 
 class BreakGlass:
-    def __init__(self, *, store: GrantStore, events: GrantEvents, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        store: GrantStore,
+        events: GrantEvents,
+        clock: Clock,
+        reload_s: float = RELOAD_S,
+    ) -> None:
         self._store = store
         self._events = events
         self._clock = clock
+        self._reload_s = reload_s
         self._lock = threading.Lock()
         self._grants = {g.grant_id: g for g in store.load()}
+        self._loaded = time.monotonic()
+
+    def _fresh(self) -> None:
+        """Re-read the grants when the view is older than ``reload_s``: a
+        grant or an end recorded by another server process counts here
+        within that time. Call with the lock held."""
+        if time.monotonic() - self._loaded >= self._reload_s:
+            self._grants = {g.grant_id: g for g in self._store.load()}
+            self._loaded = time.monotonic()
 
     def grant(self, admin: Principal, grantee: str, reason: str, duration_s: int) -> Grant:
         if admin.role is not Role.ADMIN:
@@ -93,6 +115,8 @@ class BreakGlass:
             raise AccessRequestError(
                 "reason", f"is mandatory: {REASON_MIN}..{REASON_MAX} characters"
             )
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in reason):
+            raise AccessRequestError("reason", "must not contain control characters")
         check_free_text("reason", reason)
         if not MIN_DURATION_S <= duration_s <= MAX_DURATION_S:
             raise AccessRequestError(
@@ -100,6 +124,7 @@ class BreakGlass:
             )
         now = self._clock()
         with self._lock:
+            self._fresh()
             if self._active_for(grantee, now) is not None:
                 raise PermissionDeniedError("grantee: already holds an active break-glass grant")
             grant = Grant(
@@ -118,6 +143,10 @@ class BreakGlass:
     def end(self, grant_id: str, by: Principal) -> Grant:
         with self._lock:
             grant = self._grants.get(grant_id)
+            if grant is None or not grant.ended_us:
+                self._loaded = float("-inf")  # it may be new, or ended elsewhere
+                self._fresh()
+                grant = self._grants.get(grant_id)
             if grant is None:
                 raise AccessRequestError("grant_id", "no such break-glass grant")
             if by.role is not Role.ADMIN and by.id != grant.grantee:
@@ -127,9 +156,10 @@ class BreakGlass:
             now = self._clock()
             by_whom = by.id if now < grant.expires_us else EXPIRY
             ended = _ended(grant, min(now, grant.expires_us), by_whom)
-            self._store.save_end(ended)
+            recorded = self._store.save_end(ended)
             self._grants[grant_id] = ended
-        self._events.ended(ended)
+        if recorded:
+            self._events.ended(ended)
         return ended
 
     def sweep(self) -> list[Grant]:
@@ -137,12 +167,13 @@ class BreakGlass:
         now = self._clock()
         done: list[Grant] = []
         with self._lock:
+            self._fresh()
             for grant in list(self._grants.values()):
                 if not grant.ended_us and now >= grant.expires_us:
                     ended = _ended(grant, grant.expires_us, EXPIRY)
-                    self._store.save_end(ended)
+                    if self._store.save_end(ended):  # not already ended elsewhere
+                        done.append(ended)
                     self._grants[grant.grant_id] = ended
-                    done.append(ended)
         for grant in done:
             self._events.ended(grant)
         return done
@@ -152,11 +183,13 @@ class BreakGlass:
         if principal.role is Role.CHANNEL:
             return None
         with self._lock:
+            self._fresh()
             return self._active_for(principal.id, self._clock())
 
     def grants(self, *, active_only: bool = False) -> list[Grant]:
         now = self._clock()
         with self._lock:
+            self._fresh()
             found: Iterable[Grant] = self._grants.values()
             if active_only:
                 found = (g for g in found if g.active(now))

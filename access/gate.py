@@ -98,6 +98,8 @@ class Gate:
             method in PURPOSE_OPTIONAL_METHODS and declared_purpose(request)
         ):
             name = declared_purpose(request)
+            if name == BREAK_GLASS and method not in BREAK_GLASS_METHODS:
+                raise PermissionDeniedError(f"purpose: break_glass does not apply to {method}")
             if grant is None and name == BREAK_GLASS:
                 grant = self._grant(principal)
             scope.purpose = resolve(principal, name, break_glass=grant is not None)

@@ -52,6 +52,9 @@ MUTATING_METHODS = frozenset(
     + [MEMBERS + name for name in ("Enroll", "UpdateMember", "EraseMember")]
 )
 
+# lookups of a member by phone or e-mail: rate-limited per principal
+LOOKUP_METHODS = frozenset({MEMBERS + "FindMember"})
+
 # reads of personal data: the request declares a purpose (access/purposes.py)
 PURPOSE_BOUND_METHODS = frozenset({MEMBERS + "GetMember"})
 # reads that may declare one: without it, personal parts are withheld
@@ -78,9 +81,20 @@ def authorize(principal: Principal, method: str) -> None:
         raise PermissionDeniedError(f"role: {principal.role.value} may not call {method}")
 
 
+# the channel id staff (any role but channel) act in: their idempotency keys
+# live apart from every real channel's, so they can never take a till's key
+STAFF_CHANNEL = "staff"
+
+
 def check_channel(principal: Principal, channel_id: str) -> None:
-    """A channel principal acts only for its own channel."""
-    if principal.role is Role.CHANNEL and principal.channel != channel_id:
+    """A channel principal acts only for its own channel; staff act in the
+    channel ``staff``."""
+    if principal.role is Role.CHANNEL:
+        if principal.channel != channel_id:
+            raise PermissionDeniedError(
+                "context.channel_id: a channel principal may act only for its own channel"
+            )
+    elif channel_id != STAFF_CHANNEL:
         raise PermissionDeniedError(
-            "context.channel_id: a channel principal may act only for its own channel"
+            f"context.channel_id: staff act in channel '{STAFF_CHANNEL}', not a channel's own"
         )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from access.errors import AccessError
-from access.permissions import MUTATING_METHODS
+from access.permissions import LOOKUP_METHODS, MUTATING_METHODS
 
 Clock = Callable[[], float]  # seconds, monotonic
 
@@ -37,6 +37,10 @@ class RateLimitedError(AccessError):
 class Rate:
     per_second: float  # sustained calls per second; 0 disables the limit
     burst: int  # calls allowed at once
+
+
+# a till looks up a member once per sale, not hundreds of times a minute
+DEFAULT_LOOKUP_RATE = Rate(2, 30)
 
 
 class RateLimiter:
@@ -69,17 +73,29 @@ class RateLimiter:
 
 
 class CallLimits:
-    """The limits the server applies to mutating calls, in one place."""
+    """The limits the server applies, in one place: mutating calls per
+    principal and per member; lookups (find a member by phone or e-mail)
+    per principal, so nobody can sweep phone numbers to map members."""
 
     def __init__(
-        self, *, per_principal: Rate, per_member: Rate, clock: Clock = time.monotonic
+        self,
+        *,
+        per_principal: Rate,
+        per_member: Rate,
+        lookups: Rate = DEFAULT_LOOKUP_RATE,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._principals = RateLimiter(per_principal, scope="principal", clock=clock)
         self._members = RateLimiter(per_member, scope="member_account_id", clock=clock)
+        self._lookups = RateLimiter(lookups, scope="lookups of principal", clock=clock)
 
     def check(self, method: str, principal_key: str, member: str) -> None:
         """Spend one call of ``principal_key`` and of ``member`` (when the
-        request names one) if ``method`` changes the journal."""
+        request names one) if ``method`` changes the journal; one lookup of
+        ``principal_key`` if it looks a member up."""
+        if method in LOOKUP_METHODS:
+            self._lookups.take(principal_key or "anonymous")
+            return
         if method not in MUTATING_METHODS:
             return
         if principal_key:

@@ -26,6 +26,7 @@ class CallScope:
     purpose: Purpose | None = None
     grant_id: str = ""  # the break-glass grant this call relies on
     fields: tuple[str, ...] = ()  # personal fields that left with the response
+    member: str = ""  # the member the call touched, when the request does not name one
 
     def project(self, record: Mapping[str, str | None]) -> Projection:
         if self.purpose is None:

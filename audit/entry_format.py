@@ -108,3 +108,53 @@ def encode_entry(entry: JournalEntry) -> bytes:
 
 def is_member_account(account_id: str) -> bool:
     return account_id.startswith(MEMBER_ACCOUNT_PREFIX)
+
+
+def decode_entry(data: bytes) -> JournalEntry:
+    """Parse canonical entry bytes (the inverse of ``encode_entry``);
+    EncodingError for anything ``encode_entry`` cannot produce."""
+    head = struct.Struct(">4sBQq")
+    if len(data) < head.size + HASH_SIZE:
+        raise EncodingError("entry: truncated")
+    magic, version, sequence, time_us = head.unpack_from(data)
+    if magic != MAGIC or version != FORMAT_VERSION:
+        raise EncodingError(f"entry: expected {MAGIC!r} version {FORMAT_VERSION}")
+    reader = _Reader(data, head.size)
+    prev_hash = reader.raw(HASH_SIZE)
+    kind, channel_id = reader.text("kind"), reader.text("channel_id")
+    reverses, count = reader.unpack(">QI")
+    postings = []
+    for _ in range(count):
+        source, target = reader.text("from_account"), reader.text("to_account")
+        (points,) = reader.unpack(">q")
+        postings.append(Posting(source, target, points))
+    (size,) = reader.unpack(">I")
+    details = reader.raw(size)
+    if reader.pos != len(data):
+        raise EncodingError("entry: trailing bytes")
+    return JournalEntry(
+        sequence, time_us, prev_hash, kind, channel_id, reverses, tuple(postings), details
+    )
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def raw(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise EncodingError("entry: truncated")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str) -> tuple[int, ...]:
+        return tuple(struct.unpack(fmt, self.raw(struct.calcsize(fmt))))
+
+    def text(self, name: str) -> str:
+        (n,) = self.unpack(">H")
+        try:
+            return self.raw(n).decode("utf-8")
+        except UnicodeDecodeError:
+            raise EncodingError(f"entry: {name} is not UTF-8") from None

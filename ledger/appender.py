@@ -38,13 +38,21 @@ from ledger.commands import (
     Erase,
     Redeem,
     Reverse,
+    open_details,
     seal_details,
 )
 from ledger.errors import IntegrityError, LedgerError, UnavailableError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
 from ledger.members.vault import MemberVault, StoredKey
-from ledger.planner import BatchPlanner, DetailsSealer, Head, clear_details
+from ledger.planner import (
+    BatchPlanner,
+    DetailsSealer,
+    Head,
+    SameDetails,
+    clear_details,
+    same_clear_details,
+)
 from ledger.storage import journal_writes as sql
 from ledger.storage.database import Database
 
@@ -107,7 +115,7 @@ class Appender:
         # only the appender thread uses them
         self._cache: dict[str, int] = {}
         self._closed_accounts: set[str] = set()
-        self._cache_head: tuple[int, bytes] | None = None
+        self._cache_head: tuple[int, bytes, int] | None = None
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
 
@@ -188,13 +196,18 @@ class Appender:
         """Balances of ``wanted`` accounts, from the cache where it is valid.
 
         The cache holds balances as of the head this appender last wrote.
-        Every entry moves the head, so an unchanged head (sequence and hash)
-        proves no other writer (another server process) changed a balance
-        since; otherwise the cache is dropped and everything is read again.
+        Every entry moves the head and every erasure its epoch, so an
+        unchanged (sequence, hash, epoch) proves no other writer (another
+        server process) changed a balance or closed an account since;
+        otherwise the cache is dropped and everything is read again.
         """
-        if self._cache_head != (head.sequence, head.hash) or len(self._cache) > _CACHE_LIMIT:
+        if (
+            self._cache_head != (head.sequence, head.hash, head.epoch)
+            or len(self._cache) > _CACHE_LIMIT
+        ):
             self._cache.clear()
             self._closed_accounts.clear()
+            self._ciphers.clear()  # another process may have erased someone
         found = {a: self._cache[a] for a in wanted if a in self._cache}
         closed = wanted & self._closed_accounts
         missing = wanted - found.keys() - closed
@@ -225,18 +238,17 @@ class Appender:
             self._cache.pop(account, None)
             self._ciphers.pop(account, None)
             self._closed_accounts.add(account)
-        self._cache_head = (planner.head.sequence, planner.head.hash)
+        self._cache_head = (planner.head.sequence, planner.head.hash, planner.head.epoch)
         return results
 
-    def _sealer(
+    def _ciphers_for(
         self, tx: sql.WriteTx, commands: list[Command], accounts: set[str]
-    ) -> DetailsSealer:
-        """Seals entry details under each member's data key: keys of the
-        batch's accounts are loaded in one query (or taken from the cache,
-        or from the batch's own enrollments) and unwrapped on first use."""
+    ) -> Callable[[str], FieldCipher]:
+        """A lookup of each member's cipher: keys of the batch's accounts are
+        loaded in one query (or taken from the cache, or from the batch's own
+        enrollments), others on demand, and unwrapped on first use."""
         vault = self._vault
-        if vault is None:
-            return clear_details
+        assert vault is not None
         if len(self._ciphers) > _CIPHER_LIMIT:
             self._ciphers.clear()
         wrapped: dict[str, list[StoredKey]] = {
@@ -251,23 +263,53 @@ class Appender:
             wrapped.update(sql.load_member_keys(tx, missing))
         ciphers = self._ciphers
 
-        def seal(member: str, details: EntryDetails) -> bytes:
+        def lookup(member: str) -> FieldCipher:
             cipher = ciphers.get(member)
-            if cipher is None:
-                keys = wrapped.get(member)
-                if not keys:  # an account from before member keys existed
-                    return details.encode()
-                try:
-                    cipher = vault.cipher(member, keys)
-                except DecryptionError:
-                    log.error("member_key_unwrap_failed", member_account_id=member)
-                    raise IntegrityError(
-                        "member_account_id: the member's data key failed to open"
-                    ) from None
-                ciphers[member] = cipher
-            return seal_details(cipher, details)
+            if cipher is not None:
+                return cipher
+            if member not in wrapped:
+                wrapped.update(sql.load_member_keys(tx, {member}))
+            keys = wrapped.get(member)
+            if not keys:  # every open account has one (server start-up backfills)
+                raise IntegrityError("member_account_id: the account has no data key")
+            try:
+                cipher = vault.cipher(member, keys)
+            except DecryptionError:
+                log.error("member_key_unwrap_failed", member_account_id=member)
+                raise IntegrityError(
+                    "member_account_id: the member's data key failed to open"
+                ) from None
+            ciphers[member] = cipher
+            return cipher
 
-        return seal
+        return lookup
+
+    def _details_checks(
+        self, tx: sql.WriteTx, commands: list[Command], accounts: set[str]
+    ) -> tuple[DetailsSealer, SameDetails]:
+        """How the planner seals details, and how it tells whether a replayed
+        request carried the details of the entry it first made (idempotency
+        fingerprints leave details out: they would outlive an erasure)."""
+        if self._vault is None:
+            return clear_details, same_clear_details
+        lookup = self._ciphers_for(tx, commands, accounts)
+
+        def seal(member: str, details: EntryDetails) -> bytes:
+            return seal_details(lookup(member), details)
+
+        def same(sequence: int, details: EntryDetails) -> bool:
+            found = sql.load_entry_details(tx, sequence)
+            if found is None:
+                return False
+            member, data = found
+            if not data:
+                return details.is_empty()
+            try:
+                return open_details(lookup(member), data) == details
+            except (IntegrityError, DecryptionError, ValueError):
+                return True  # unreadable (the member was erased): a replay cannot be told apart
+
+        return seal, same
 
     def _plan(self, tx: sql.WriteTx, commands: list[Command]) -> tuple[BatchPlanner, list[Outcome]]:
         head = sql.lock_head(tx)
@@ -279,12 +321,14 @@ class Appender:
         for o in originals.values():
             wanted.update((o.posting.from_account, o.posting.to_account))
         balances, closed = self._balances(tx, head, wanted)
+        seal, same = self._details_checks(tx, commands, wanted)
         planner = BatchPlanner(
             head=head,
             now_us=self._clock(),
             balances=balances,
             closed=closed,
-            seal=self._sealer(tx, commands, wanted),
+            seal=seal,
+            same_details=same,
             originals=originals,
             idempotency=sql.load_idempotency(
                 tx, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}

@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 
 from access.principal import Role
-from access.ratelimit import Rate, parse_rate
+from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate, parse_rate
 from ledger import logging as ledger_logging
 from ledger.config import Limits, ServerConfig, env
 from ledger.storage.database import Database, open_database
@@ -81,15 +81,16 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(
             flag, type=Path, default=env(name) or None, help=f"{text} (env LOYALTY_LEDGER_{name})"
         )
-    for who, name, default in (
-        ("member", "MEMBER_RATE", "20:100"),
-        ("principal (or channel)", "PRINCIPAL_RATE", "0"),
+    for what, name, default in (
+        ("mutating calls per member", "MEMBER_RATE", "20:100"),
+        ("mutating calls per principal (or channel)", "PRINCIPAL_RATE", "0"),
+        ("FindMember lookups per principal", "LOOKUP_RATE", "2:30"),
     ):
         serve.add_argument(
             "--" + name.lower().replace("_", "-"),
             type=parse_rate,
             default=parse_rate(env(name, default)),
-            help=f"mutating calls per {who}: PER_SECOND[:BURST], 0 = off "
+            help=f"{what}: PER_SECOND[:BURST], 0 = off "
             f"(env LOYALTY_LEDGER_{name}; default {default})",
         )
     serve.add_argument(
@@ -189,6 +190,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         client_ca=getattr(args, "client_ca", None),
         member_rate=getattr(args, "member_rate", Rate(20, 100)),
         principal_rate=getattr(args, "principal_rate", Rate(0, 0)),
+        lookup_rate=getattr(args, "lookup_rate", DEFAULT_LOOKUP_RATE),
         member_fields=tuple(getattr(args, "member_field", ())),
         phone_region=getattr(args, "phone_region", "CN"),
         keyring=getattr(args, "keyring", None),
@@ -196,13 +198,19 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 
 def _serve(config: ServerConfig) -> int:
+    from ledger.keys.errors import KeysError
     from ledger.server import LedgerServer
 
     server = LedgerServer(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server.start()
+    try:
+        server.start()
+    except (KeysError, ValueError) as err:  # configuration: say what is wrong, no traceback
+        log.error("cannot_start", error=str(err))
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
     while not stop.wait(0.5):
         pass
     log.info("shutdown_requested", grace_seconds=config.grace_seconds)

@@ -213,6 +213,11 @@ class Enroll:
     account: str
     sealed: SealedMember
     render: Renderer = field(repr=False, compare=False)
+    # on a replay: does the account the first request made hold this
+    # request's values? (the fingerprint leaves personal values out)
+    same_member: Callable[[bytes], bool] | None = field(default=None, repr=False, compare=False)
+    # before opening: the field (phone/email) another member already holds, if any
+    taken: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from access.ratelimit import Rate
+from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate
 
 ENV_PREFIX = "LOYALTY_LEDGER_"
 
@@ -40,6 +40,7 @@ class ServerConfig:
     # abuse limits on mutating calls (calls per second, burst); 0 turns off
     principal_rate: Rate = field(default_factory=lambda: Rate(0, 0))
     member_rate: Rate = field(default_factory=lambda: Rate(20, 100))
+    lookup_rate: Rate = field(default_factory=lambda: DEFAULT_LOOKUP_RATE)  # per principal
     # personal fields beyond the standard five that the program collects
     member_fields: tuple[str, ...] = ()
     phone_region: str = "CN"  # how to read phone numbers without +country

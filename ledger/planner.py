@@ -49,6 +49,7 @@ from ledger.commands import (
 )
 from ledger.errors import (
     AccountClosedError,
+    ConflictError,
     IdempotencyConflictError,
     InsufficientPointsError,
     NotFoundError,
@@ -62,8 +63,17 @@ IdemKey = tuple[str, str]
 DetailsSealer = Callable[[str, EntryDetails], bytes]
 
 
+# (entry sequence, details of a replayed request) -> whether that entry
+# carried those details
+SameDetails = Callable[[int, EntryDetails], bool]
+
+
 def clear_details(member: str, details: EntryDetails) -> bytes:
     return details.encode()
+
+
+def same_clear_details(sequence: int, details: EntryDetails) -> bool:
+    return True  # without the stored entry at hand: trust the fingerprint
 
 
 @dataclass(slots=True)
@@ -90,6 +100,7 @@ class Head:
     sequence: int
     hash: bytes
     time_us: int
+    epoch: int = 0  # moves on every erasure (journal_head.epoch)
 
 
 @dataclass(slots=True)
@@ -101,12 +112,15 @@ class BatchPlanner:
     idempotency: dict[IdemKey, IdempotencyRecord]
     closed: set[str] = field(default_factory=set)  # erased members' accounts
     seal: DetailsSealer = clear_details
+    same_details: SameDetails = same_clear_details
     # produced
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
     opened: list[str] = field(default_factory=list)
     new_records: list[IdempotencyRecord] = field(default_factory=list)
     enrolled: list[Enroll] = field(default_factory=list)
+    made_details: dict[int, EntryDetails] = field(default_factory=dict)  # seq -> clear details
+    lookups: set[tuple[str, bytes]] = field(default_factory=set)  # tokens enrolled in the batch
     erased: list[tuple[Erase, int | None]] = field(default_factory=list)  # (command, seq)
 
     def apply(self, command: Command) -> bytes:
@@ -116,6 +130,19 @@ class BatchPlanner:
         previous = self.idempotency.get(key)
         if previous is not None:
             if previous.fingerprint != meta.fingerprint:
+                raise IdempotencyConflictError()
+            if (
+                isinstance(command, Enroll)
+                and command.same_member is not None
+                and not command.same_member(previous.response)
+            ):
+                raise IdempotencyConflictError()
+            details = getattr(command, "details", None)
+            if (
+                isinstance(details, EntryDetails)
+                and previous.sequence is not None
+                and not self._same(previous.sequence, details)
+            ):
                 raise IdempotencyConflictError()
             return previous.response
         outcome: Outcome
@@ -136,6 +163,12 @@ class BatchPlanner:
         self._remember(meta, response, seq)
         return response
 
+    def _same(self, sequence: int, details: EntryDetails) -> bool:
+        made = self.made_details.get(sequence)  # an entry of this very batch
+        if made is not None:
+            return made == details
+        return self.same_details(sequence, details)
+
     def _remember(self, meta: RequestMeta, response: bytes, seq: int | None) -> None:
         record = IdempotencyRecord(
             meta.channel_id, meta.idempotency_key, meta.fingerprint, response, seq
@@ -144,6 +177,12 @@ class BatchPlanner:
         self.new_records.append(record)
 
     def _enroll(self, cmd: Enroll) -> AccountOpened:
+        # one member per phone number and per e-mail address: against the
+        # committed members (cmd.taken decrypts and compares) and this batch
+        clash = next((k for k in cmd.sealed.lookups if k in self.lookups), None)
+        taken = clash[0] if clash else (cmd.taken() if cmd.taken else None)
+        if taken:
+            raise ConflictError(f"profile.{taken}: another member is enrolled with it")
         if cmd.account in self.balances or cmd.account in self.closed:
             # 128 random bits collided: never in practice; nothing was written
             # (the account id is chosen before the batch: ciphertexts bind it)
@@ -151,6 +190,7 @@ class BatchPlanner:
         self.balances[cmd.account] = 0
         self.opened.append(cmd.account)
         self.enrolled.append(cmd)
+        self.lookups.update(cmd.sealed.lookups)
         return AccountOpened(cmd.account)
 
     def _erase(self, cmd: Erase) -> MemberErased:
@@ -163,6 +203,7 @@ class BatchPlanner:
             seq = appended.entry.sequence
         self.closed.add(cmd.account)
         self.erased.append((cmd, seq or None))
+        self.head.epoch += 1  # tells other appenders their caches are stale
         return MemberErased(cmd.account, balance, seq)
 
     def _require_account(self, account: str) -> None:
@@ -244,9 +285,10 @@ class BatchPlanner:
         )
         digest = entry.compute_hash()
         self.entries.append((entry, digest))
+        self.made_details[entry.sequence] = details
         if kind in (KIND_EARN, KIND_REDEEM):  # reversible by later commands of the batch
             self.originals[entry.sequence] = Original(entry.sequence, kind, posting, 0)
-        self.head = Head(entry.sequence, digest, entry.time_us)
+        self.head = Head(entry.sequence, digest, entry.time_us, head.epoch)
         self.balances[posting.from_account] = (
             self.balances.get(posting.from_account, 0) - posting.points
         )

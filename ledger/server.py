@@ -36,6 +36,7 @@ from ledger.appender import Appender, Clock, system_clock_us
 from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
 from ledger.members.profile import ProfileRules
+from ledger.members.rotation import backfill_keys, check_keyring
 from ledger.members.vault import MemberVault
 from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
 from ledger.service.member_servicer import MemberServicer
@@ -111,6 +112,10 @@ class LedgerServer:
         try:
             upgrade(self.db)
             self.vault = MemberVault.for_keyring(FileKeyring.open(cfg.keyring_path))
+            check_keyring(self.db, self.vault)
+            added = backfill_keys(self.db, self.vault, self._clock())
+            if added:
+                log.info("data_keys_backfilled", accounts=added)
             self.appender = Appender(
                 db=self.db, clock=self._clock, max_batch=cfg.max_batch, vault=self.vault
             )
@@ -152,7 +157,11 @@ class LedgerServer:
         assert self.break_glass is not None and self.vault is not None
         checks = Checks(
             gate=self._gate(self.break_glass),
-            limits=CallLimits(per_principal=cfg.principal_rate, per_member=cfg.member_rate),
+            limits=CallLimits(
+                per_principal=cfg.principal_rate,
+                per_member=cfg.member_rate,
+                lookups=cfg.lookup_rate,
+            ),
             decisions=self.decisions,
         )
         store = MemberStore(db)

@@ -22,9 +22,15 @@ PAGE_SIZE_MAX = 100
 MINOR_UNITS_MAX = 10**15
 
 
+# channel ids the ledger itself uses as idempotency scopes: never a caller's
+RESERVED_CHANNELS = frozenset({"erasure"})
+
+
 def channel_id(value: str, field: str = "context.channel_id") -> str:
     if not value:
         raise ValidationError(field, "is required")
+    if value in RESERVED_CHANNELS:
+        raise ValidationError(field, "names a channel reserved for the ledger itself")
     if not CHANNEL_ID_RE.fullmatch(value):
         raise ValidationError(
             field, "must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a-z or 0-9"

@@ -110,3 +110,43 @@ def test_concurrent_replays_of_one_key_append_once(stub, server: LedgerServer) -
     assert len({r.SerializeToString(deterministic=True) for r in responses}) == 1
     assert head_sequence(server) == seq + 1
     assert stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance.points == 7
+
+
+def test_same_key_with_other_order_details_is_refused(stub, server: LedgerServer) -> None:
+    """The stored fingerprint leaves order details out (it outlives erasure);
+    a replay's details are compared with the sealed entry instead."""
+    account = open_account(stub)
+    base = dict(idempotency_key=key(), member_account_id=account, points=40)
+    first = pb.EarnRequest(
+        context=ctx(store_id="store-0001", external="ORD-0001"),
+        purchase=pb.Money(minor_units=1999, currency_code="EUR"),
+        **base,
+    )
+    stub.Earn(first)
+    assert stub.Earn(first).entry.sequence == head_sequence(server)  # a true replay
+    seq = head_sequence(server)
+    others = [
+        pb.EarnRequest(context=ctx(store_id="store-0002", external="ORD-0001"), **base),
+        pb.EarnRequest(
+            context=ctx(store_id="store-0001", external="ORD-0002"),
+            purchase=pb.Money(minor_units=1999, currency_code="EUR"),
+            **base,
+        ),
+        pb.EarnRequest(
+            context=ctx(store_id="store-0001", external="ORD-0001"),
+            purchase=pb.Money(minor_units=2000, currency_code="EUR"),
+            **base,
+        ),
+    ]
+    for other in others:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Earn(other)
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert head_sequence(server) == seq
+    assert server.db is not None
+    with server.db.reader.connect() as conn:
+        import sqlalchemy as sa
+
+        stored = conn.execute(sa.text("SELECT fingerprint, response FROM idempotency_keys")).all()
+    for _fingerprint, response in stored:
+        assert b"ORD-0001" not in bytes(response) and b"store-0001" not in bytes(response)

@@ -56,8 +56,12 @@ def _rows(s: Secured, query: str) -> list[sa.Row]:
 
 @pytest.mark.slow
 def test_rotate_kek_under_load(secured: Secured) -> None:
-    profile = mpb.Profile(name="Test Rotation", email="rotation@example.invalid")
-    before = [enroll(secured, profile) for _ in range(30)]
+    counter = iter(range(10_000))
+
+    def profile() -> mpb.Profile:  # one member per e-mail address
+        return mpb.Profile(name="Test Rotation", email=f"rotation{next(counter)}@example.invalid")
+
+    before = [enroll(secured, profile()) for _ in range(30)]
     fields_before = {
         (r.account_id, r.field): bytes(r.ciphertext)
         for r in _rows(secured, "SELECT account_id, field, ciphertext FROM member_fields")
@@ -69,7 +73,7 @@ def test_rotate_kek_under_load(secured: Secured) -> None:
     def load() -> None:
         while not stop.is_set():
             try:
-                enrolled.append(enroll(secured, profile))
+                enrolled.append(enroll(secured, profile()))
                 for account in before[:5]:
                     assert get(secured, account, "legal_request").profile.name == "Test Rotation"
             except (grpc.RpcError, AssertionError) as err:

@@ -414,3 +414,63 @@ def _count(s: Secured, table: str, where: str = "1=1") -> int:
         return int(
             conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE {where}")).scalar_one()
         )
+
+
+def test_one_member_per_phone_and_email(secured: Secured) -> None:
+    account = enroll(secured)
+    for profile, field in (
+        (mpb.Profile(phone="13800138000"), "phone"),  # the same number, written otherwise
+        (mpb.Profile(email="TEST.PERSON@example.invalid"), "email"),
+    ):
+        code, details = code_of(lambda p=profile: enroll(secured, p))
+        assert code == grpc.StatusCode.ALREADY_EXISTS and f"profile.{field}:" in details
+    other = enroll(secured, mpb.Profile(email="other@example.invalid"))
+    code, details = code_of(
+        lambda: secured.members.UpdateMember(
+            mpb.UpdateMemberRequest(
+                member_account_id=other, profile=mpb.Profile(phone=PHONE), fields=["phone"]
+            ),
+            metadata=md(secured, Role.MEMBER_SERVICE),
+        )
+    )
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert get(secured, account, "legal_request").profile.phone == "+8613800138000"
+
+
+def test_enroll_replay_with_another_person_is_a_conflict(secured: Secured) -> None:
+    idem = key("enroll")
+    first = enroll(secured, mpb.Profile(email="first@example.invalid"), idem=idem)
+    assert enroll(secured, mpb.Profile(email="first@example.invalid"), idem=idem) == first
+    code, _ = code_of(
+        lambda: enroll(secured, mpb.Profile(email="second@example.invalid"), idem=idem)
+    )
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_staff_keys_live_apart_from_channels(secured: Secured) -> None:
+    staff = md(secured, Role.MEMBER_SERVICE)
+    request = mpb.EnrollRequest(
+        idempotency_key=key(), context=ctx(), profile=mpb.Profile(email="staff1@example.invalid")
+    )
+    code, details = code_of(lambda: secured.members.Enroll(request, metadata=staff))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "staff act in channel 'staff'" in details
+    request.context.channel_id = "staff"
+    assert secured.members.Enroll(request, metadata=staff).member_account_id
+    request.context.channel_id = "erasure"
+    code, details = code_of(lambda: secured.members.Enroll(request, metadata=staff))
+    assert code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def test_find_member_is_rate_limited(secured: Secured) -> None:
+    pos = md(secured, Role.CHANNEL, subject="pos-sweeper")
+    codes = []
+    for i in range(40):
+        codes.append(
+            code_of(
+                lambda i=i: secured.members.FindMember(
+                    mpb.FindMemberRequest(phone=f"1390000{i:04d}"), metadata=pos
+                )
+            )[0]
+        )
+    assert codes[:30] == [grpc.StatusCode.OK] * 30  # the burst
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[30:]

@@ -102,5 +102,7 @@ def test_channel_principal_acts_only_for_its_own_channel() -> None:
     check_channel(pos, "pos-test")
     with pytest.raises(PermissionDeniedError, match="only for its own channel"):
         check_channel(pos, "app-test")
-    # staff roles are not bound to a channel by this check
-    check_channel(Principal("staff-1", Role.MEMBER_SERVICE), "app-test")
+    # staff act in the channel "staff", apart from every real channel's keys
+    check_channel(Principal("staff-1", Role.MEMBER_SERVICE), "staff")
+    with pytest.raises(PermissionDeniedError, match="staff act in channel 'staff'"):
+        check_channel(Principal("staff-1", Role.MEMBER_SERVICE), "app-test")

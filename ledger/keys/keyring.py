@@ -391,11 +391,10 @@ class FileKeyring:
     def unwrap(self, wrapped: WrappedKey, *, context: bytes) -> bytes:
         version = wrapped.kek_version
         with self._lock:
+            # a rotation or retirement by another process (e.g. the CLI) takes
+            # effect here at once: a retired version stops opening anything
+            self._refresh_if_changed()
             kek = self._state.keks.get(version)
-            if kek is None:
-                # a rotation by another process (e.g. the CLI) may have added it
-                self._refresh_if_changed()
-                kek = self._state.keks.get(version)
         if kek is None:
             raise DecryptionError()
         return _open_dek(kek, version, bytes(wrapped.blob), context)

@@ -21,9 +21,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ledger.keys.errors import DecryptionError, KeysError
 from ledger.keys.field_cipher import FieldCipher, new_data_key
 from ledger.members.vault import MemberVault, StoredKey
-from ledger.storage.members import MemberRecord, MemberStore
+from ledger.storage.database import Database
+from ledger.storage.members import (
+    MemberRecord,
+    MemberStore,
+    accounts_without_keys,
+    add_first_key,
+    newest_key,
+)
 
 BATCH = 500
 
@@ -79,3 +87,31 @@ def rotate_member_key(store: MemberStore, vault: MemberVault, account: str, now_
         return new_key, {n: new.encrypt(n, old.decrypt(n, b)) for n, b in record.fields.items()}
 
     return store.rotate_member_key(account, reseal, now_us)
+
+
+def backfill_keys(db: Database, vault: MemberVault, now_us: int) -> int:
+    """Give every open account without a data key its first one (accounts
+    opened before data keys existed), so their new entries' details are
+    sealed too. Idempotent; returns how many keys were added."""
+    added = 0
+    for account in accounts_without_keys(db):
+        if add_first_key(db, account, vault.wrap(account, 1, new_data_key()), now_us):
+            added += 1
+    return added
+
+
+def check_keyring(db: Database, vault: MemberVault) -> None:
+    """Refuse to serve with a keyring that does not open this database's
+    data keys (e.g. a second server started with its own keyring instead of
+    the shared one): every read and write of personal data would fail."""
+    newest = newest_key(db)
+    if newest is None:
+        return
+    account, key = newest
+    try:
+        vault.unwrap(account, key)
+    except DecryptionError:
+        raise KeysError(
+            "keyring: does not open the data keys in this database; every server of "
+            "one database must use the same keyring (--keyring / LOYALTY_LEDGER_KEYRING)"
+        ) from None

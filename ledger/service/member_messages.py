@@ -20,6 +20,7 @@ from ledger.errors import ValidationError
 from ledger.members.profile import STANDARD_FIELDS, ProfileRules
 
 ERASURE_CHANNEL = "erasure"  # channel of erase entries and their idempotency keys
+assert ERASURE_CHANNEL in v.RESERVED_CHANNELS  # so no caller can take its keys
 ERASURE_REASONS = {
     mpb.ERASURE_REASON_MEMBER_REQUEST: "member_request",
     mpb.ERASURE_REASON_RETENTION_EXPIRED: "retention_expired",

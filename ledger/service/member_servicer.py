@@ -25,7 +25,7 @@ from access.purposes import fields_needed
 from ledger import validation as v
 from ledger.appender import Appender
 from ledger.commands import Enroll, Erase, new_member_account_id
-from ledger.errors import IntegrityError, ValidationError
+from ledger.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from ledger.keys.blind_index import EMAIL, PHONE
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
@@ -71,7 +71,44 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
         values = mm.enroll_values(request, self._rules)
         account = new_member_account_id()
         sealed = self._vault.seal_new(account, values)
-        return await self._appender.append(Enroll(meta, account, sealed, render=mm.render_enroll))
+        command = Enroll(
+            meta,
+            account,
+            sealed,
+            render=mm.render_enroll,
+            same_member=lambda response: self._same_member(response, values),
+            taken=lambda: self._taken(values),
+        )
+        return await self._appender.append(command)
+
+    def _taken(self, values: dict[str, str], account: str = "") -> str | None:
+        """The first of phone, e-mail that another member (not ``account``)
+        already holds: candidates by blind index, then decrypt and compare."""
+        for kind in LOOKUP_KINDS:
+            value = values.get(kind)
+            if not value:
+                continue
+            for record in self._store.candidates(kind, self._vault.token(kind, value)):
+                if record.account_id == account or kind not in record.fields:
+                    continue
+                if _opened(self._vault, record, frozenset({kind})).get(kind) == value:
+                    return kind
+        return None
+
+    def _same_member(self, response: bytes, values: dict[str, str]) -> bool:
+        """On a replay of Enroll: the first request's member holds these
+        values (so a reused key with another person's data is a conflict,
+        not a silent merge). An erased member cannot be compared: a replay."""
+        account = mpb.EnrollResponse.FromString(response).member_account_id
+        try:
+            record = self._store.load(account)
+        except NotFoundError:
+            return True
+        try:
+            stored = self._vault.open(account, record.keys, record.fields)
+        except DecryptionError:
+            return False
+        return {n: value for n, value in stored.items() if value} == values
 
     async def EraseMember(self, request: mpb.EraseMemberRequest, context: Context) -> bytes:
         meta = mm.erase_meta(request)
@@ -112,6 +149,8 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
             found = _opened(self._vault, record, frozenset({kind})) if kind in record.fields else {}
             if found.get(kind) == normalized:
                 matches.append(record.account_id)
+        if len(matches) == 1:
+            call_scope.current().member = matches[0]  # the access record names who was found
         return mpb.FindMemberResponse(member_account_ids=matches)
 
     async def UpdateMember(
@@ -127,6 +166,9 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
             raise ValidationError(f"profile.{unnamed[0]}", "is set but not named in fields")
         values = self._rules.clean({n: sent.get(n, "") for n in names})
         cleared = [n for n in names if n not in values]
+        taken = await asyncio.to_thread(self._taken, values, account)
+        if taken:
+            raise ConflictError(f"profile.{taken}: another member is enrolled with it")
 
         def seal(record: MemberRecord) -> tuple[Mapping[str, bytes], Iterable[tuple[str, bytes]]]:
             cipher = _cipher(self._vault, record)

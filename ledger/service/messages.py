@@ -32,6 +32,7 @@ from ledger.commands import (
     Renderer,
     RequestMeta,
     Reverse,
+    is_sealed,
     new_member_account_id,
 )
 from ledger.errors import ValidationError
@@ -136,9 +137,11 @@ def _render_entry(response_type: Callable[..., Message]) -> Renderer:
 
 
 def entry_message(stored: StoredEntry, details: EntryDetails | None = None) -> pb.Entry:
-    """The entry as sent: the raw details bytes always (so the hash can be
-    recomputed), their content only when the caller passes it opened (a
-    read for a purpose that shows order details)."""
+    """The entry as sent: the sealed details bytes always (so the hash can be
+    recomputed without being able to read them), their content only when
+    the caller passes it opened (a read for a purpose that shows order
+    details). Clear details (format 0x01, accounts from before data keys)
+    are never sent raw unless shown."""
     entry: JournalEntry = stored.entry
     withheld = details is None and bool(entry.details)
     details = details or EntryDetails()
@@ -158,7 +161,7 @@ def entry_message(stored: StoredEntry, details: EntryDetails | None = None) -> p
         reverses_sequence=entry.reverses,
         prev_hash=entry.prev_hash,
         hash=stored.stored_hash,
-        details=entry.details,
+        details=entry.details if is_sealed(entry.details) or not withheld else b"",
         details_withheld=withheld,
     )
     if details.purchase_currency:

@@ -31,6 +31,7 @@ from access.scope import enter as enter_scope
 from audit.decisions import AccessDecision, DecisionSink
 from ledger.errors import LedgerError, ValidationError
 from ledger.service.status import internal_status, to_status
+from ledger.validation import MEMBER_ACCOUNT_RE
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,10 @@ def _caller_key(principal: Principal | None, request: Any) -> str:
 
 
 def _member(request: Any) -> str:
-    return str(getattr(request, "member_account_id", ""))
+    """The member account a request names, if it is a well-formed id (the
+    raw field is caller input: never recorded unvalidated)."""
+    value = getattr(request, "member_account_id", "")
+    return value if isinstance(value, str) and MEMBER_ACCOUNT_RE.fullmatch(value) else ""
 
 
 def _peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
@@ -176,7 +180,8 @@ class Checks:
                 decision=decision,
                 reason=reason[:256],
                 purpose=scope.purpose.name if scope.purpose else "",
-                member_account_id=_member(request) if request is not _UNDECODABLE else "",
+                member_account_id=scope.member
+                or (_member(request) if request is not _UNDECODABLE else ""),
                 fields=",".join(scope.fields),
             )
         )

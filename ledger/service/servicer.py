@@ -21,7 +21,7 @@ from audit.chain import StoredEntry
 from audit.entry_format import is_member_account
 from ledger import validation as v
 from ledger.appender import Appender
-from ledger.commands import EntryDetails, is_sealed, open_details
+from ledger.commands import EntryDetails, open_details
 from ledger.config import Limits
 from ledger.errors import NotFoundError
 from ledger.keys.errors import DecryptionError
@@ -33,6 +33,18 @@ from ledger.storage.members import MemberStore
 
 if TYPE_CHECKING:  # generic only in the type stubs
     Context = grpc.aio.ServicerContext[object, object]
+
+
+def _member_of(stored: StoredEntry) -> str:
+    return next(
+        (
+            a
+            for p in stored.entry.postings
+            for a in (p.from_account, p.to_account)
+            if is_member_account(a)
+        ),
+        "",
+    )
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
@@ -56,6 +68,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         shows them, and only while the member's key exists (an erased
         member's details stay withheld: they can no longer be read)."""
         scope = call_scope.current()
+        members = {_member_of(s) for s in entries} - {""}
+        if len(members) == 1 and not scope.member:
+            scope.member = members.pop()  # named in the access record
         if not scope.shows(ORDER_DETAILS):
             return [m.entry_message(s) for s in entries]
         ciphers: dict[str, FieldCipher | None] = {}
@@ -70,20 +85,15 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     def _open(
         self, stored: StoredEntry, ciphers: dict[str, FieldCipher | None]
     ) -> EntryDetails | None:
+        """The entry's details, or None when they cannot be shown: the
+        member's keys are gone (erased), or they do not open. Clear details
+        (accounts from before data keys existed) follow the same rule."""
         data = stored.entry.details
-        if not is_sealed(data):
-            return EntryDetails.decode(data) if data else EntryDetails()
-        member = next(
-            (
-                a
-                for p in stored.entry.postings
-                for a in (p.from_account, p.to_account)
-                if is_member_account(a)
-            ),
-            "",
-        )
+        if not data:
+            return EntryDetails()
+        member = _member_of(stored)
         if member not in ciphers:
-            keys = self._members.keys(member)
+            keys = self._members.keys(member) if member else ()
             try:
                 ciphers[member] = self._vault.cipher(member, keys) if keys else None
             except DecryptionError:

@@ -52,10 +52,19 @@ class GrantTable:
                 )
             )
 
-    def save_end(self, grant: Grant) -> None:
-        with self._db.writer.begin() as conn:
-            conn.execute(
-                sa.insert(break_glass_ends).values(
-                    grant_id=grant.grant_id, ended_us=grant.ended_us, ended_by=grant.ended_by
+    def save_end(self, grant: Grant) -> bool:
+        """Insert the end unless one is recorded (another process may have
+        ended or swept the grant first); True if this call recorded it."""
+        ended = break_glass_ends.c.grant_id == grant.grant_id
+        try:
+            with self._db.writer.begin() as conn:
+                if conn.execute(sa.select(sa.literal(1)).where(ended)).first():
+                    return False
+                conn.execute(
+                    sa.insert(break_glass_ends).values(
+                        grant_id=grant.grant_id, ended_us=grant.ended_us, ended_by=grant.ended_by
+                    )
                 )
-            )
+        except sa.exc.IntegrityError:  # PostgreSQL: raced with another process
+            return False
+        return True

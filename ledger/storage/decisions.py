@@ -83,3 +83,6 @@ class DecisionRecorder:
                 log.error("decisions_not_written", size=len(batch), attempt=attempt, exc_info=True)
             finally:
                 raw.close()
+        if len(batch) > 1:  # one bad record must not take its batch with it
+            for decision in batch:
+                self._write([decision], attempts=1)

@@ -92,10 +92,10 @@ def lock_head(tx: WriteTx) -> Head:
     the database write lock.
     """
     lock = "" if tx.sqlite else " FOR UPDATE"
-    ((seq, digest, time_us),) = tx.execute(
-        "SELECT seq, hash, time_us FROM journal_head WHERE id = 1" + lock
+    ((seq, digest, time_us, epoch),) = tx.execute(
+        "SELECT seq, hash, time_us, epoch FROM journal_head WHERE id = 1" + lock
     )
-    return Head(seq, bytes(digest), time_us)
+    return Head(seq, bytes(digest), time_us, epoch)
 
 
 def load_balances(tx: WriteTx, account_ids: set[str]) -> tuple[dict[str, int], set[str]]:
@@ -130,6 +130,19 @@ def load_member_keys(tx: WriteTx, account_ids: set[str]) -> dict[str, list[Store
                 StoredKey(dek_version, kek_version, bytes(wrapped))
             )
     return found
+
+
+def load_entry_details(tx: WriteTx, sequence: int) -> tuple[str, bytes] | None:
+    """(member account, details bytes) of one entry, for replay checks."""
+    rows = tx.execute(
+        "SELECT e.details, p.from_account, p.to_account FROM journal_entries e"
+        " JOIN journal_postings p ON p.seq = e.seq WHERE e.seq = ? AND p.idx = 0",
+        (sequence,),
+    )
+    if not rows:
+        return None
+    details, source, target = rows[0]
+    return (source if is_member_account(source) else target), bytes(details)
 
 
 def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
@@ -225,10 +238,11 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             [(a, planner.balances[a], seq, 0) for a, seq in planner.touched.items()],
             suffix=_UPSERT_BALANCES,
         )
+    if planner.entries or planner.erased:
         head = planner.head
         tx.execute(
-            "UPDATE journal_head SET seq = ?, hash = ?, time_us = ? WHERE id = 1",
-            (head.sequence, head.hash, head.time_us),
+            "UPDATE journal_head SET seq = ?, hash = ?, time_us = ?, epoch = ? WHERE id = 1",
+            (head.sequence, head.hash, head.time_us, head.epoch),
         )
     _write_members(tx, planner)
     insert_rows(
@@ -272,11 +286,14 @@ def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
         accounts = [cmd.account for cmd, _ in planner.erased]
         for part in _chunks(accounts):
             marks = _marks(len(part))
-            for table in ("member_keys", "member_fields", "member_lookup"):
-                tx.execute(f"DELETE FROM {table} WHERE account_id IN ({marks})", part)
+            # close first: the row lock makes a concurrent key rotation or
+            # profile update (which lock the account row) finish before the
+            # deletes below start, so they see its rows (PostgreSQL)
             tx.execute(
                 f"UPDATE accounts SET closed_us = ? WHERE account_id IN ({marks})", [now, *part]
             )
+            for table in ("member_keys", "member_fields", "member_lookup"):
+                tx.execute(f"DELETE FROM {table} WHERE account_id IN ({marks})", part)
         insert_rows(
             tx,
             "member_erasures",

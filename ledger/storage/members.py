@@ -4,9 +4,11 @@ Enrollment and erasure go through the appender (they open and close a
 journal account, in one transaction with it); this module holds the reads,
 profile updates and key maintenance, each in one short transaction on the
 writer engine. Writers of one member take turns: SQLite transactions are
-BEGIN IMMEDIATE, and on PostgreSQL each writer first locks the member's key
-rows (FOR UPDATE), which erasure deletes, so an update can never land after
-an erasure and leave data under a destroyed key or a lookup token behind.
+BEGIN IMMEDIATE, and on PostgreSQL each writer first locks the member's
+account row (FOR UPDATE) and checks it is open; erasure updates that row
+before it deletes anything. So an update or a key rotation never lands
+after an erasure (no data under a destroyed key, no lookup token left
+behind), and never misses a key version another writer just added.
 """
 
 from __future__ import annotations
@@ -64,6 +66,22 @@ def _require_member(conn: Connection, account: str, keys: tuple[StoredKey, ...])
     raise NotFoundError("member_account_id: no such member")
 
 
+def _lock_account(conn: Connection, account: str) -> None:
+    """Take the member's account row lock (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE already serializes writers), then check it is open. Every
+    writer of a member's keys and fields (update, key rotation, erasure in
+    the appender) takes this lock first, so they take turns and each sees
+    the rows the one before it committed."""
+    query = sa.select(accounts.c.closed_us).where(accounts.c.account_id == account)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    closed = conn.execute(query).first()
+    if closed is None:
+        raise NotFoundError("member_account_id: no such member")
+    if closed[0]:
+        raise MemberErasedError()
+
+
 class MemberStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -110,7 +128,8 @@ class MemberStore:
         current key, loaded inside this transaction), delete ``cleared``
         fields, and replace the lookup tokens of ``lookup_kinds``."""
         with self._db.writer.begin() as conn:
-            keys = _keys(conn, account, lock=True)
+            _lock_account(conn, account)
+            keys = _keys(conn, account)
             _require_member(conn, account, keys)
             blobs, lookups = seal(MemberRecord(account, keys, {}))
             names = [*blobs, *cleared]
@@ -149,7 +168,8 @@ class MemberStore:
         every field under it; returns the new version. Old versions stay
         (wrapped) for journal details written under them."""
         with self._db.writer.begin() as conn:
-            keys = _keys(conn, account, lock=True)
+            _lock_account(conn, account)
+            keys = _keys(conn, account)
             _require_member(conn, account, keys)
             new_key, blobs = reseal(MemberRecord(account, keys, _fields(conn, account)))
             conn.execute(
@@ -215,3 +235,49 @@ class MemberStore:
                 )
             )
             return {int(v): int(n) for v, n in rows}
+
+
+def accounts_without_keys(db: Database) -> list[str]:
+    """Open member accounts that have no data key (opened before 0004)."""
+    with db.reader.connect() as conn:
+        missing = sa.select(member_keys.c.account_id).where(
+            member_keys.c.account_id == accounts.c.account_id
+        )
+        return list(
+            conn.execute(
+                sa.select(accounts.c.account_id).where(
+                    accounts.c.closed_us == 0,
+                    accounts.c.account_id.like("mbr\\_%", escape="\\"),
+                    ~sa.exists(missing),
+                )
+            ).scalars()
+        )
+
+
+def add_first_key(db: Database, account: str, key: StoredKey, now_us: int) -> bool:
+    """Give an account its first data key, unless it got one meanwhile."""
+    with db.writer.begin() as conn:
+        _lock_account(conn, account)
+        if _keys(conn, account):
+            return False
+        conn.execute(
+            sa.insert(member_keys).values(
+                account_id=account,
+                dek_version=key.dek_version,
+                kek_version=key.kek_version,
+                wrapped=key.wrapped,
+                created_us=now_us,
+            )
+        )
+        return True
+
+
+def newest_key(db: Database) -> tuple[str, StoredKey] | None:
+    """The most recently created wrapped data key, if any."""
+    with db.reader.connect() as conn:
+        row = conn.execute(
+            sa.select(member_keys).order_by(member_keys.c.created_us.desc()).limit(1)
+        ).first()
+    if row is None:
+        return None
+    return row.account_id, StoredKey(row.dek_version, row.kek_version, bytes(row.wrapped))

@@ -44,6 +44,7 @@ journal_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
     sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),  # erasures
 )
 
 journal_entries = sa.Table(
