@@ -16,6 +16,7 @@ SERVICES = {
     "LedgerService": "/loyalty.ledger.v1.LedgerService/",
     "MemberService": "/loyalty.members.v1.MemberService/",
     "AccessService": "/loyalty.access.v1.AccessService/",
+    "AuditService": "/loyalty.audit.v1.AuditService/",
 }
 FOREVER = "kept forever (append-only)"
 UNTIL_ERASED = "until the member is erased (deleted; the data key is destroyed)"
@@ -114,11 +115,36 @@ INVENTORY: tuple[StoredField, ...] = (
         "kept forever for now; expiry is open",
     ),
     StoredField(
-        "access_decisions",
-        "principal, role, method, decision, reason, purpose, member_account_id, fields",
+        "access_log",
+        "seq, time_us, request_id, principal, role, method, decision, reason, purpose, "
+        "member_account_id, fields, prev_hash, hash",
         "pseudonymous (ids; field names, never values)",
-        "who did what, for which purpose, for security and compliance",
+        "who did what, for which purpose: the verifiable access log (security, compliance)",
+        ("AuditService/GetEntries",),
+        FOREVER,
+    ),
+    StoredField(
+        "access_decisions",
+        "as access_log, without the chain",
+        "pseudonymous (ids; field names, never values)",
+        "records made before the access log existed; copied into access_log, frozen",
         (),
+        FOREVER,
+    ),
+    StoredField(
+        "merkle_nodes",
+        "log, level, idx, hash",
+        "no (hashes of entries and of hashes)",
+        "the Merkle trees of both logs: roots and proofs in O(log n)",
+        ("AuditService/GetInclusionProof", "AuditService/GetConsistencyProof"),
+        FOREVER,
+    ),
+    StoredField(
+        "checkpoints",
+        "log, size, root, note, created_us",
+        "no (signed tree heads)",
+        "signed checkpoints, for compliance and witnesses",
+        ("AuditService/GetCheckpoint",),
         FOREVER,
     ),
     StoredField(

@@ -16,6 +16,7 @@ from access.principal import Principal, Role
 LEDGER = "/loyalty.ledger.v1.LedgerService/"
 MEMBERS = "/loyalty.members.v1.MemberService/"
 ACCESS = "/loyalty.access.v1.AccessService/"
+AUDIT = "/loyalty.audit.v1.AuditService/"
 STAFF = frozenset(Role) - {Role.CHANNEL}
 
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
@@ -41,6 +42,15 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     ACCESS + "GrantBreakGlass": frozenset({Role.ADMIN}),
     ACCESS + "EndBreakGlass": STAFF,  # access/break_glass.py: an admin or the grantee
     ACCESS + "ListBreakGlass": frozenset({Role.ADMIN, Role.SECURITY}),
+    # the verifiable logs: checkpoints and consistency proofs hold nothing
+    # personal; entries and inclusion proofs are for compliance (a channel
+    # may prove its own journal entries: a receipt, checked by the handler
+    # with check_entry_channel)
+    AUDIT + "GetCheckpoint": frozenset(Role),
+    AUDIT + "CreateCheckpoint": frozenset({Role.COMPLIANCE}),
+    AUDIT + "GetInclusionProof": frozenset({Role.COMPLIANCE, Role.CHANNEL}),
+    AUDIT + "GetConsistencyProof": frozenset(Role),
+    AUDIT + "GetEntries": frozenset({Role.COMPLIANCE, Role.SECURITY}),
     # reflection: any authenticated principal may list the contract
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": frozenset(Role),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": frozenset(Role),
@@ -79,6 +89,15 @@ def authorize(principal: Principal, method: str) -> None:
         raise PermissionDeniedError(f"method: {method} is not open to any role")
     if not allowed(principal.role, method):
         raise PermissionDeniedError(f"role: {principal.role.value} may not call {method}")
+
+
+def check_entry_channel(principal: Principal | None, entry_channel: str) -> None:
+    """A channel principal may see proofs only of the entries it made."""
+    channel = principal is not None and principal.role is Role.CHANNEL
+    if channel and principal is not None and principal.channel != entry_channel:
+        raise PermissionDeniedError(
+                "sequence: a channel principal may prove only its own channel's entries"
+            )
 
 
 # the channel id staff (any role but channel) act in: their idempotency keys

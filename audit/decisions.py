@@ -2,10 +2,10 @@
 
 One record per decision, allowed or denied. It holds no personal data:
 principal and member are ids, fields are field names. ``DecisionSink`` is
-the one interface; the ledger's sink appends to the append-only
-``access_decisions`` table. Issue #5 turns that table into a verifiable
-Merkle log written in the same transaction as the operation (fail closed);
-until then records are written in batches shortly after the decision.
+the one interface; the ledger's sink (its appender) appends each decision
+to the access log, a hash-chained Merkle log (audit/access_format.py), and
+returns only once the record is durable, so a caller can refuse to answer
+when it cannot be written (fail closed).
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ class AccessDecision:
     method: str  # full gRPC method name
     decision: str  # "allow" or "deny"
     reason: str = ""  # for a denial: the check or rule that failed
-    purpose: str = ""  # declared purpose of a personal-data read (issue #3, later)
+    purpose: str = ""  # declared purpose of a personal-data read
     member_account_id: str = ""
     fields: str = ""  # comma-separated names of the personal fields returned
 
 
 class DecisionSink(Protocol):
-    def record(self, decision: AccessDecision) -> None: ...
+    async def record(self, decision: AccessDecision) -> None:
+        """Return once ``decision`` is durable in the access log; raise if it
+        cannot be written."""
+        ...

@@ -21,6 +21,7 @@ re-reads the head and balances after taking it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import threading
 import time
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from audit.decisions import AccessDecision
 from ledger.commands import (
     PROGRAM_ACCOUNTS,
     Command,
@@ -45,6 +47,7 @@ from ledger.errors import IntegrityError, LedgerError, UnavailableError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
 from ledger.members.vault import MemberVault, StoredKey
+from ledger.merkle_logs import MerkleLogs
 from ledger.planner import (
     BatchPlanner,
     DetailsSealer,
@@ -67,15 +70,18 @@ def system_clock_us() -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Item:
-    command: Command
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[bytes]
+    command: Command | None  # None: an access record alone
+    record: AccessDecision | None  # written to the access log in the same transaction
+    loop: asyncio.AbstractEventLoop | None  # None: a blocking caller waits on ``done``
+    future: asyncio.Future[bytes] | concurrent.futures.Future[bytes]
 
 
 Outcome = bytes | LedgerError
 
 
-def _settle(results: list[tuple[asyncio.Future[bytes], Outcome]]) -> None:
+def _settle(
+    results: list[tuple[asyncio.Future[bytes] | concurrent.futures.Future[bytes], Outcome]],
+) -> None:
     """Runs on the callers' event loop: resolve a whole batch at once."""
     for future, result in results:
         if future.done():  # the caller gave up (cancelled or timed out)
@@ -104,6 +110,7 @@ class Appender:
         self._vault = vault  # None: entry details stay clear (format 0x01)
         # unwrapped data keys, to seal entry details; an erasure drops its own
         self._ciphers: dict[str, FieldCipher] = {}
+        self._logs = MerkleLogs()  # the journal's and the access log's trees
         self._clock = clock
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
@@ -119,21 +126,42 @@ class Appender:
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
 
-    async def append(self, command: Command) -> bytes:
+    async def append(self, command: Command, record: AccessDecision | None = None) -> bytes:
         """Queue a command and wait for its committed, serialized response.
 
-        Raises the command's LedgerError, or UnavailableError when the server
-        is shutting down or storage failed. There is no timeout of its own:
-        the caller's gRPC deadline cancels the wait (the command may still
-        commit then, so a retry with the same idempotency key is safe).
+        ``record`` (the access decision that admitted the call) is written
+        to the access log in the same transaction, whatever the command's
+        outcome; if it cannot be written, nothing is. Raises the command's
+        LedgerError, or UnavailableError when the server is shutting down
+        or storage failed. There is no timeout of its own: the caller's
+        gRPC deadline cancels the wait (the command may still commit then,
+        so a retry with the same idempotency key is safe).
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
+        self._put(_Item(command, record, loop, future))
+        return await future
+
+    async def record(self, decision: AccessDecision) -> None:
+        """Append an access record and return once it is durable (the
+        DecisionSink of the server); UnavailableError if it cannot be."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        self._put(_Item(None, decision, loop, future))
+        await future
+
+    def record_blocking(self, decision: AccessDecision) -> None:
+        """``record`` for callers outside the event loop (worker threads)."""
+        future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        self._put(_Item(None, decision, None, future))
+        result = future.result()
+        del result
+
+    def _put(self, item: _Item) -> None:
         with self._lock:
             if self._closed:
                 raise UnavailableError("server is shutting down")
-            self._queue.put(_Item(command, loop, future))
-        return await future
+            self._queue.put(item)
 
     def close(self) -> None:
         """Finish everything already submitted, then stop the thread."""
@@ -181,10 +209,16 @@ class Appender:
         else:
             self.batches += 1
             self.commands += len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bytes], Outcome]]] = {}
+        by_loop: dict[
+            asyncio.AbstractEventLoop | None,
+            list[tuple[asyncio.Future[bytes] | concurrent.futures.Future[bytes], Outcome]],
+        ] = {}
         for item, result in zip(batch, results, strict=True):
             by_loop.setdefault(item.loop, []).append((item.future, result))
         for loop, settled in by_loop.items():
+            if loop is None:  # concurrent futures: safe to resolve from this thread
+                _settle(settled)
+                continue
             try:
                 loop.call_soon_threadsafe(_settle, settled)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
@@ -218,21 +252,36 @@ class Appender:
         return found, closed
 
     def _commit(self, batch: list[_Item]) -> list[Outcome]:
-        """One transaction on the driver connection (see journal_writes)."""
-        commands = [item.command for item in batch]
+        """One transaction on the driver connection (see journal_writes):
+        the batch's journal entries with their tree nodes, and every access
+        record of the batch, or nothing."""
+        commands = [item.command for item in batch if item.command is not None]
         raw = self._db.writer.raw_connection()
         try:
             tx = sql.WriteTx(raw.driver_connection, self._db.writer.dialect.name)
             tx.begin()
-            planner, results = self._plan(tx, commands)
+            self._logs.begin()
+            planner, planned = self._plan(tx, commands)
+            before = (planner.start.sequence, planner.start.hash)
             sql.write_batch(tx, planner)
+            if planner.entries:
+                self._logs.grow_journal(tx, before, planner.entries)
+            records = [item.record for item in batch if item.record is not None]
+            if records:
+                self._logs.append_access(tx, records)
             raw.commit()
         except BaseException:
             self._cache_head = None  # rolled back: trust nothing cached
+            self._logs.forget()
             raw.rollback()
             raise
         finally:
             raw.close()  # back to the pool
+        self._logs.committed()
+        outcomes = iter(planned)
+        results: list[Outcome] = [
+            next(outcomes) if item.command is not None else b"" for item in batch
+        ]
         self._cache.update(planner.balances)
         for account in planner.closed:
             self._cache.pop(account, None)

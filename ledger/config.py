@@ -45,6 +45,9 @@ class ServerConfig:
     member_fields: tuple[str, ...] = ()
     phone_region: str = "CN"  # how to read phone numbers without +country
     keyring: Path | None = None  # KEK keyring file; None: data_dir/keys/keyring.json
+    log_origin: str = "loyalty-ledger.local"  # checkpoint origins: <this>/journal, <this>/access
+    checkpoint_interval: float = 60.0  # seconds between scheduled checkpoints; 0: on demand only
+    witness_dir: Path | None = None  # every new checkpoint is also written here
 
     @property
     def token_key_path(self) -> Path:

@@ -114,6 +114,7 @@ class BatchPlanner:
     seal: DetailsSealer = clear_details
     same_details: SameDetails = same_clear_details
     # produced
+    start: Head = field(init=False)  # the head before this batch
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
     opened: list[str] = field(default_factory=list)
@@ -122,6 +123,9 @@ class BatchPlanner:
     made_details: dict[int, EntryDetails] = field(default_factory=dict)  # seq -> clear details
     lookups: set[tuple[str, bytes]] = field(default_factory=set)  # tokens enrolled in the batch
     erased: list[tuple[Erase, int | None]] = field(default_factory=list)  # (command, seq)
+
+    def __post_init__(self) -> None:
+        self.start = Head(self.head.sequence, self.head.hash, self.head.time_us, self.head.epoch)
 
     def apply(self, command: Command) -> bytes:
         """Decide one command; return its serialized response or raise LedgerError."""

@@ -25,6 +25,7 @@ from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from loyalty.access.v1 import access_pb2, access_pb2_grpc
+from loyalty.audit.v1 import audit_pb2, audit_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from loyalty.members.v1 import members_pb2, members_pb2_grpc
 
@@ -33,19 +34,22 @@ from access.gate import Gate
 from access.ratelimit import CallLimits
 from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
 from ledger.appender import Appender, Clock, system_clock_us
+from ledger.checkpoints import Checkpointer, LogKeys
 from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
 from ledger.members.profile import ProfileRules
 from ledger.members.rotation import backfill_keys, check_keyring
 from ledger.members.vault import MemberVault
+from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
+from ledger.service.audit_servicer import AuditServicer
 from ledger.service.member_servicer import MemberServicer
 from ledger.service.observe import Checks, observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.storage.break_glass import GrantTable
 from ledger.storage.database import Database, open_database
-from ledger.storage.decisions import DecisionRecorder
 from ledger.storage.journal_reads import JournalReads
+from ledger.storage.log_reads import LogReads
 from ledger.storage.members import MemberStore
 from ledger.storage.migrate import upgrade
 
@@ -54,7 +58,8 @@ log = structlog.get_logger(__name__)
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 MEMBER_SERVICE = members_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
 ACCESS_SERVICE = access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
-SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE)
+AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
+SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE, AUDIT_SERVICE)
 SWEEP_INTERVAL = 1.0  # seconds between checks for expired break-glass grants
 T = TypeVar("T")
 
@@ -97,10 +102,11 @@ class LedgerServer:
         self.port = 0
         self.db: Database | None = None
         self.appender: Appender | None = None
-        self.decisions: DecisionRecorder | None = None
         self.break_glass: BreakGlass | None = None
         self.vault: MemberVault | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self.log_keys: LogKeys | None = None
+        self.checkpointer: Checkpointer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
 
@@ -111,7 +117,15 @@ class LedgerServer:
         self.db = open_database(cfg.resolved_database_url())
         try:
             upgrade(self.db)
-            self.vault = MemberVault.for_keyring(FileKeyring.open(cfg.keyring_path))
+            keyring = FileKeyring.open(cfg.keyring_path)
+            self.vault = MemberVault.for_keyring(keyring)
+            self.log_keys = LogKeys.from_keyring(keyring, cfg.log_origin)
+            self.checkpointer = Checkpointer(
+                reads=LogReads(self.db),
+                keys=self.log_keys,
+                clock=self._clock,
+                witness_dir=cfg.witness_dir,
+            )
             check_keyring(self.db, self.vault)
             added = backfill_keys(self.db, self.vault, self._clock())
             if added:
@@ -119,10 +133,9 @@ class LedgerServer:
             self.appender = Appender(
                 db=self.db, clock=self._clock, max_batch=cfg.max_batch, vault=self.vault
             )
-            self.decisions = DecisionRecorder(self.db)
             self.break_glass = BreakGlass(
                 store=GrantTable(self.db),
-                events=GrantEventRecorder(self.decisions),
+                events=GrantEventRecorder(self.appender.record_blocking),
                 clock=self._clock,
             )
             self.break_glass.sweep()  # grants that expired while the server was down
@@ -155,6 +168,7 @@ class LedgerServer:
         cfg = self.config
         server = new_grpc_server(cfg)
         assert self.break_glass is not None and self.vault is not None
+        assert self.checkpointer is not None and self.log_keys is not None
         checks = Checks(
             gate=self._gate(self.break_glass),
             limits=CallLimits(
@@ -162,7 +176,7 @@ class LedgerServer:
                 per_member=cfg.member_rate,
                 lookups=cfg.lookup_rate,
             ),
-            decisions=self.decisions,
+            decisions=appender,  # the access log, written by the appender
         )
         store = MemberStore(db)
         members = MemberServicer(
@@ -187,6 +201,12 @@ class LedgerServer:
                 access_pb2_grpc.add_AccessServiceServicer_to_server,
                 AccessServicer(break_glass=self.break_glass),
             ),
+            (
+                audit_pb2_grpc.add_AuditServiceServicer_to_server,
+                AuditServicer(
+                    reads=LogReads(db), checkpointer=self.checkpointer, keys=self.log_keys
+                ),
+            ),
         ):
             observe_service(server, add, servicer, checks=checks)
         self._health = health_aio.HealthServicer()
@@ -206,8 +226,23 @@ class LedgerServer:
         self._server = server
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self._sweeper = asyncio.create_task(self._sweep(self.break_glass))
+        self._tasks.append(asyncio.create_task(self._sweep(self.break_glass)))
+        if cfg.checkpoint_interval > 0:
+            self._tasks.append(
+                asyncio.create_task(self._checkpoints(self.checkpointer, cfg.checkpoint_interval))
+            )
         return port
+
+    @staticmethod
+    async def _checkpoints(checkpointer: Checkpointer, interval: float) -> None:
+        """Sign a checkpoint of each log that grew, every ``interval`` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            for log_id in (JOURNAL_LOG, ACCESS_LOG):
+                try:
+                    await asyncio.to_thread(checkpointer.issue_if_grown, log_id)
+                except Exception:
+                    log.exception("scheduled_checkpoint_failed", log=log_id)
 
     @staticmethod
     async def _sweep(break_glass: BreakGlass) -> None:
@@ -252,8 +287,8 @@ class LedgerServer:
         return server.add_secure_port(cfg.listen, credentials)
 
     async def _stop(self, grace: float) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._tasks:
+            task.cancel()
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
@@ -267,8 +302,6 @@ class LedgerServer:
         _LoopThread.run(self._stop(grace))
         if self.appender is not None:
             self.appender.close()
-        if self.decisions is not None:
-            self.decisions.close()
         if self.db is not None:
             self.db.dispose()
         log.info("stopped")

@@ -1,5 +1,5 @@
 """Every access decision, allowed and denied, lands in the append-only
-access_decisions table, with ids and names only (no personal data)."""
+access log (access_log), with ids and names only (no personal data)."""
 
 from __future__ import annotations
 
@@ -56,11 +56,11 @@ def test_allow_and_deny_are_recorded(db_url: str, tmp_path: Path) -> None:
             rows = conn.execute(
                 sa.text(
                     "SELECT principal, role, method, decision, reason, member_account_id"
-                    " FROM access_decisions ORDER BY id"
+                    " FROM access_log ORDER BY seq"
                 )
             ).all()
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM access_decisions")
+            conn.exec_driver_sql("DELETE FROM access_log")
     finally:
         engine.dispose()
     ledger = "/loyalty.ledger.v1.LedgerService/"

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loyalty.access.v1 import access_pb2 as apb
 from loyalty.access.v1 import access_pb2_grpc
+from loyalty.audit.v1 import audit_pb2 as upb
+from loyalty.audit.v1 import audit_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.members.v1 import members_pb2 as mpb
@@ -60,6 +62,7 @@ class Secured:
         self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
         self.members = members_pb2_grpc.MemberServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
 
     def _jti(self, token: str) -> str:
         import jwt
@@ -165,7 +168,27 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
             apb.ListBreakGlassRequest(), metadata=md
         ),
     }
+    audit = s.audit
+    journal = upb.LOG_JOURNAL
+    audit_calls: dict[str, Callable[..., object]] = {
+        "GetCheckpoint": lambda md: audit.GetCheckpoint(
+            upb.GetCheckpointRequest(log=journal), metadata=md
+        ),
+        "CreateCheckpoint": lambda md: audit.CreateCheckpoint(
+            upb.CreateCheckpointRequest(log=journal), metadata=md
+        ),
+        "GetInclusionProof": lambda md: audit.GetInclusionProof(
+            upb.GetInclusionProofRequest(log=journal, sequence=1), metadata=md
+        ),
+        "GetConsistencyProof": lambda md: audit.GetConsistencyProof(
+            upb.GetConsistencyProofRequest(log=journal, size1=1, size2=1), metadata=md
+        ),
+        "GetEntries": lambda md: audit.GetEntries(
+            upb.GetEntriesRequest(log=journal, start=1, count=1), metadata=md
+        ),
+    }
     return {
+        **{f"AuditService/{n}": c for n, c in audit_calls.items()},
         **{f"LedgerService/{n}": c for n, c in ledger.items()},
         **{f"MemberService/{n}": c for n, c in member_calls.items()},
         **{f"AccessService/{n}": c for n, c in access_calls.items()},

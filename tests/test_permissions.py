@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from loyalty.access.v1 import access_pb2
+from loyalty.audit.v1 import audit_pb2
 from loyalty.ledger.v1 import ledger_pb2
 from loyalty.members.v1 import members_pb2
 
@@ -39,11 +40,17 @@ EXPECTED = {
     "AccessService/GrantBreakGlass": {R.ADMIN},
     "AccessService/EndBreakGlass": STAFF,
     "AccessService/ListBreakGlass": {R.ADMIN, R.SECURITY},
+    "AuditService/GetCheckpoint": set(Role),
+    "AuditService/CreateCheckpoint": {R.COMPLIANCE},
+    "AuditService/GetInclusionProof": {R.COMPLIANCE, R.CHANNEL},
+    "AuditService/GetConsistencyProof": set(Role),
+    "AuditService/GetEntries": {R.COMPLIANCE, R.SECURITY},
 }
 PACKAGES = {
     "LedgerService": (ledger_pb2, "loyalty.ledger.v1"),
     "MemberService": (members_pb2, "loyalty.members.v1"),
     "AccessService": (access_pb2, "loyalty.access.v1"),
+    "AuditService": (audit_pb2, "loyalty.audit.v1"),
 }
 
 

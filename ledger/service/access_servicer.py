@@ -5,6 +5,7 @@ break_glass.py); these handlers translate messages."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -15,7 +16,7 @@ from loyalty.access.v1 import access_pb2_grpc
 from access import scope as call_scope
 from access.break_glass import BreakGlass, Grant
 from access.purposes import PURPOSES, Show
-from audit.decisions import AccessDecision, DecisionSink
+from audit.decisions import AccessDecision
 
 if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[object, object]
@@ -47,11 +48,11 @@ class GrantEventRecorder:
     The grant's reason stays in break_glass_grants; the event names the
     grant, the grantee and who granted or ended it."""
 
-    def __init__(self, sink: DecisionSink) -> None:
-        self._sink = sink
+    def __init__(self, record: Callable[[AccessDecision], None]) -> None:
+        self._record_blocking = record  # returns once durable (Appender.record_blocking)
 
     def _record(self, grant: Grant, decision: str, time_us: int, reason: str) -> None:
-        self._sink.record(
+        self._record_blocking(
             AccessDecision(
                 time_us=time_us,
                 request_id=grant.grant_id,

@@ -33,6 +33,7 @@ from ledger.members.profile import ProfileRules
 from ledger.members.vault import LOOKUP_KINDS, MemberVault
 from ledger.service import member_messages as mm
 from ledger.service.messages import entry_details
+from ledger.service.observe import take_pending_record
 from ledger.storage.members import MemberRecord, MemberStore
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
             same_member=lambda response: self._same_member(response, values),
             taken=lambda: self._taken(values),
         )
-        return await self._appender.append(command)
+        return await self._appender.append(command, take_pending_record())
 
     def _taken(self, values: dict[str, str], account: str = "") -> str | None:
         """The first of phone, e-mail that another member (not ``account``)
@@ -114,7 +115,8 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
         meta = mm.erase_meta(request)
         account = v.member_account_id(request.member_account_id)
         reason = mm.erasure_reason(request)
-        return await self._appender.append(Erase(meta, account, reason, render=mm.render_erase))
+        command = Erase(meta, account, reason, render=mm.render_erase)
+        return await self._appender.append(command, take_pending_record())
 
     async def GetMember(
         self, request: mpb.GetMemberRequest, context: Context

@@ -16,6 +16,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -126,13 +127,26 @@ class _WrappingRegistrar:
         self._server.add_registered_method_handlers(service, wrapped)
 
 
+class _Denied(Exception):
+    """The gate refused the call (carries the scope known so far)."""
+
+    def __init__(self, error: AccessError, scope: CallScope) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.scope = scope
+
+
 @dataclass(frozen=True, slots=True)
 class Checks:
     """What runs before a handler: the gate (authentication, authorization,
     channel binding, purpose), abuse limits, and where each decision is
-    recorded: one record per call, a denial as soon as it is decided, an
-    admission once the handler is done, naming the purpose and the personal
-    fields that left (so a read is recorded before its response is sent)."""
+    recorded. One record per call, and no response without its record: a
+    denial is recorded before the error is sent; a read's admission after
+    the handler and before the response leaves, naming the purpose and the
+    personal fields in it; a mutation's admission is handed to the
+    appender with the command (``take_pending_record``) and written in the
+    same transaction. If a record cannot be written the call fails
+    (UNAVAILABLE): fail closed."""
 
     gate: Gate | None = None
     limits: CallLimits | None = None
@@ -141,6 +155,7 @@ class Checks:
     def admit(
         self, method: str, request_id: str, metadata: Any, request: Any, peer: bytes | None
     ) -> CallScope:
+        """The call's scope, or _Denied."""
         scope = CallScope(None)
         try:
             if self.gate is not None:
@@ -152,11 +167,10 @@ class Checks:
             if self.limits is not None and request is not _UNDECODABLE:
                 self.limits.check(method, _caller_key(scope.principal, request), _member(request))
         except AccessError as err:
-            self.record(method, request_id, scope, request, "deny", str(err))
-            raise
+            raise _Denied(err, scope) from None
         return scope
 
-    def record(
+    def decision(
         self,
         method: str,
         request_id: str,
@@ -164,33 +178,98 @@ class Checks:
         request: Any,
         decision: str,
         reason: str,
-    ) -> None:
-        if self.decisions is None:
-            return
+    ) -> AccessDecision:
         principal = scope.principal
         if scope.grant_id and not reason:
             reason = f"break_glass:{scope.grant_id}"
-        self.decisions.record(
-            AccessDecision(
-                time_us=time.time_ns() // 1000,
-                request_id=request_id,
-                principal=principal.id if principal else "",
-                role=principal.role.value if principal else "",
-                method=method,
-                decision=decision,
-                reason=reason[:256],
-                purpose=scope.purpose.name if scope.purpose else "",
-                member_account_id=scope.member
-                or (_member(request) if request is not _UNDECODABLE else ""),
-                fields=",".join(scope.fields),
-            )
+        return AccessDecision(
+            time_us=time.time_ns() // 1000,
+            request_id=request_id,
+            principal=principal.id if principal else "",
+            role=principal.role.value if principal else "",
+            method=method,
+            decision=decision,
+            reason=reason[:256],
+            purpose=scope.purpose.name if scope.purpose else "",
+            member_account_id=scope.member
+            or (_member(request) if request is not _UNDECODABLE else ""),
+            fields=",".join(scope.fields),
         )
+
+    async def record(
+        self,
+        method: str,
+        request_id: str,
+        scope: CallScope,
+        request: Any,
+        decision: str,
+        reason: str = "",
+    ) -> None:
+        """Write the record and wait until it is durable; UnavailableError if not."""
+        if self.decisions is not None:
+            await self.decisions.record(
+                self.decision(method, request_id, scope, request, decision, reason)
+            )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The admission of the call being handled, until someone writes it."""
+
+    checks: Checks
+    method: str
+    request_id: str
+    scope: CallScope
+    request: Any
+    taken: bool = False
+
+    def take(self) -> AccessDecision | None:
+        if self.taken or self.checks.decisions is None:
+            return None
+        self.taken = True
+        return self.checks.decision(
+            self.method, self.request_id, self.scope, self.request, "allow", ""
+        )
+
+
+_PENDING: ContextVar[_Pending | None] = ContextVar("loyalty_pending_record", default=None)
+
+
+def take_pending_record() -> AccessDecision | None:
+    """For handlers of mutating calls: the admission record of this call, to
+    hand to the appender with the command (written in its transaction).
+    None when there is nothing to record (or it was taken already)."""
+    pending = _PENDING.get()
+    return pending.take() if pending is not None else None
+
+
+async def _settle_record(pending: _Pending | None, err: Exception | None) -> grpc.Status | None:
+    """Write the call's record if nobody has; a status replacing the
+    call's own when that fails (fail closed), else None."""
+    if pending is None or pending.taken:
+        return None
+    pending.taken = True
+    denied = isinstance(err, AccessError)
+    try:
+        await pending.checks.record(
+            pending.method,
+            pending.request_id,
+            pending.scope,
+            pending.request,
+            "deny" if denied else "allow",
+            str(err) if denied else "",
+        )
+    except LedgerError as record_error:
+        log.error("access_record_failed", request_id=pending.request_id, method=pending.method)
+        return to_status(record_error)
+    return None
 
 
 def observe(
     method: str, handler: grpc.RpcMethodHandler[Any, Any], checks: Checks | None = None
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """Wrap one unary handler: request id, gate, log line, errors to statuses."""
+    """Wrap one unary handler: request id, gate, access record, log line,
+    errors to statuses."""
     # an aio server's handlers are coroutine functions
     behavior = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
 
@@ -199,39 +278,33 @@ def observe(
         request_id = _request_id(metadata)
         started = time.perf_counter()
         scope: CallScope | None = None
+        pending: _Pending | None = None
+        status: grpc.Status | None
         try:
             if checks is not None:
-                scope = checks.admit(
-                    method, request_id, metadata, request, _peer_certificate(context)
-                )
+                try:
+                    scope = checks.admit(
+                        method, request_id, metadata, request, _peer_certificate(context)
+                    )
+                except _Denied as denied:
+                    scope = denied.scope
+                    await checks.record(method, request_id, scope, request, "deny", str(denied))
+                    raise denied.error from None
                 enter_scope(scope)
+                pending = _Pending(checks, method, request_id, scope, request)
+                _PENDING.set(pending)
             if request is _UNDECODABLE:
                 raise ValidationError("request", "is not a valid serialized message")
             response = await behavior(request, context)
+            status = await _settle_record(pending, None)  # before any data leaves
+            if status is None:
+                _log_call(request_id, method, started, grpc.StatusCode.OK, scope)
+                return response
         except (LedgerError, AccessError) as err:
-            status = to_status(err)
-            if scope is not None and checks is not None:
-                # admitted, then refused by the handler: a minimization rule
-                # (an access decision) or a ledger rule (access was allowed)
-                denied = isinstance(err, AccessError)
-                checks.record(
-                    method,
-                    request_id,
-                    scope,
-                    request,
-                    "deny" if denied else "allow",
-                    str(err) if denied else "",
-                )
-        except Exception:
+            status = await _settle_record(pending, err) or to_status(err)
+        except Exception as err:
             log.exception("handler_crashed", request_id=request_id, method=method)
-            status = internal_status()
-            if scope is not None and checks is not None:
-                checks.record(method, request_id, scope, request, "allow", "")
-        else:
-            if scope is not None and checks is not None:
-                checks.record(method, request_id, scope, request, "allow", "")
-            _log_call(request_id, method, started, grpc.StatusCode.OK, scope)
-            return response
+            status = await _settle_record(pending, err) or internal_status()
         _log_call(request_id, method, started, status.code, scope)
         trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
         await context.abort(status.code, status.details, trailing)
@@ -257,13 +330,17 @@ def observe_stream(
         request_id = _request_id(metadata)
         started = time.perf_counter()
         try:
-            scope = checks.admit(method, request_id, metadata, None, _peer_certificate(context))
-        except AccessError as err:
+            try:
+                scope = checks.admit(method, request_id, metadata, None, _peer_certificate(context))
+            except _Denied as denied:
+                await checks.record(method, request_id, denied.scope, None, "deny", str(denied))
+                raise denied.error from None
+            await checks.record(method, request_id, scope, None, "allow")
+        except (LedgerError, AccessError) as err:
             status = to_status(err)
             _log_call(request_id, method, started, status.code, None)
             trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
             await context.abort(status.code, status.details, trailing)
-        checks.record(method, request_id, scope, None, "allow", "")
         async for response in behavior(requests, context):
             yield response
         _log_call(request_id, method, started, grpc.StatusCode.OK, scope)

@@ -28,6 +28,7 @@ from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
 from ledger.members.vault import MemberVault
 from ledger.service import messages as m
+from ledger.service.observe import take_pending_record
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.members import MemberStore
 
@@ -111,19 +112,27 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     # ledger/service/observe.py), so a replay is byte for byte the first answer.
 
     async def OpenAccount(self, request: pb.OpenAccountRequest, context: Context) -> bytes:
-        return await self._appender.append(m.open_account_command(request, self._vault))
+        return await self._appender.append(
+            m.open_account_command(request, self._vault), take_pending_record()
+        )
 
     async def Earn(self, request: pb.EarnRequest, context: Context) -> bytes:
         limit = self._limits.max_points_per_entry
-        return await self._appender.append(m.earn_command(request, limit=limit))
+        return await self._appender.append(
+            m.earn_command(request, limit=limit), take_pending_record()
+        )
 
     async def Redeem(self, request: pb.RedeemRequest, context: Context) -> bytes:
         limit = self._limits.max_points_per_entry
-        return await self._appender.append(m.redeem_command(request, limit=limit))
+        return await self._appender.append(
+            m.redeem_command(request, limit=limit), take_pending_record()
+        )
 
     async def Reverse(self, request: pb.ReverseRequest, context: Context) -> bytes:
         limit = self._limits.max_points_per_entry
-        return await self._appender.append(m.reverse_command(request, limit=limit))
+        return await self._appender.append(
+            m.reverse_command(request, limit=limit), take_pending_record()
+        )
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context

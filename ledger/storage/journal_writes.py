@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from audit.access_format import AccessRecord
 from audit.entry_format import Posting, is_member_account
 from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
@@ -300,3 +301,83 @@ def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
             ("account_id", "erased_us", "reason", "forfeit_seq"),
             [(cmd.account, now, cmd.reason, seq) for cmd, seq in planner.erased],
         )
+
+
+# -- verifiable logs: tree nodes and the access log ------------------------------
+
+
+def read_node(tx: WriteTx, log: int, key: tuple[int, int]) -> bytes:
+    level, idx = key
+    rows = tx.execute(
+        "SELECT hash FROM merkle_nodes WHERE log = ? AND level = ? AND idx = ?", (log, level, idx)
+    )
+    if not rows:
+        raise LookupError(f"merkle node missing: log {log} level {level} index {idx}")
+    return bytes(rows[0][0])
+
+
+def insert_nodes(tx: WriteTx, log: int, nodes: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+    insert_rows(
+        tx,
+        "merkle_nodes",
+        ("log", "level", "idx", "hash"),
+        [(log, level, idx, h) for (level, idx), h in nodes],
+    )
+
+
+def read_access_head(tx: WriteTx) -> tuple[int, bytes, int]:
+    """(sequence, hash, time) of the access log's last record. The journal
+    head lock, taken first in every appender transaction, serializes this."""
+    ((seq, digest, time_us),) = tx.execute(
+        "SELECT seq, hash, time_us FROM access_head WHERE id = 1"
+    )
+    return seq, bytes(digest), time_us
+
+
+_ACCESS_COLUMNS = (
+    "seq",
+    "time_us",
+    "request_id",
+    "principal",
+    "role",
+    "method",
+    "decision",
+    "reason",
+    "purpose",
+    "member_account_id",
+    "fields",
+    "prev_hash",
+    "hash",
+)
+
+
+def insert_access(tx: WriteTx, rows: Sequence[tuple[AccessRecord, bytes]]) -> None:
+    insert_rows(
+        tx,
+        "access_log",
+        _ACCESS_COLUMNS,
+        [
+            (
+                r.sequence,
+                r.time_us,
+                r.request_id,
+                r.principal,
+                r.role,
+                r.method,
+                r.decision,
+                r.reason,
+                r.purpose,
+                r.member_account_id,
+                r.fields,
+                r.prev_hash,
+                digest,
+            )
+            for r, digest in rows
+        ],
+    )
+
+
+def write_access_head(tx: WriteTx, seq: int, digest: bytes, time_us: int) -> None:
+    tx.execute(
+        "UPDATE access_head SET seq = ?, hash = ?, time_us = ? WHERE id = 1", (seq, digest, time_us)
+    )

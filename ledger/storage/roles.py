@@ -21,7 +21,7 @@ from ledger.storage.schema import APPEND_ONLY_TABLES, MEMBER_TABLES
 
 ROLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # derived from the journal, rewritten on every append
-MUTABLE_TABLES = ("accounts", "journal_head")
+MUTABLE_TABLES = ("accounts", "journal_head", "access_head")
 
 
 def app_role_grants(role: str) -> list[str]:

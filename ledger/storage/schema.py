@@ -23,9 +23,14 @@ APPEND_ONLY_TABLES = (
     "member_erasures",
     "break_glass_grants",
     "break_glass_ends",
+    "merkle_nodes",
+    "access_log",
+    "checkpoints",
 )
 # personal data must be erasable: these change and lose rows (0004)
 MEMBER_TABLES = ("member_keys", "member_fields", "member_lookup")
+# derived heads, rewritten on every append
+HEAD_TABLES = ("journal_head", "access_head")
 
 accounts = sa.Table(
     "accounts",
@@ -164,4 +169,53 @@ break_glass_ends = sa.Table(
     sa.Column("grant_id", sa.String(32), primary_key=True),
     sa.Column("ended_us", sa.BigInteger, nullable=False),
     sa.Column("ended_by", sa.String(128), nullable=False),
+)
+
+# -- verifiable logs (0006) -------------------------------------------------------
+
+merkle_nodes = sa.Table(
+    "merkle_nodes",
+    metadata,
+    sa.Column("log", sa.SmallInteger, primary_key=True, autoincrement=False),  # 1 journal, 2 access
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("principal", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False),
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("member_account_id", sa.String(64), nullable=False),
+    sa.Column("fields", sa.String(512), nullable=False),
+    sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+sa.Index("ix_access_log_time", access_log.c.time_us)
+
+access_head = sa.Table(
+    "access_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # always 1
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("log", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
 )

@@ -1,0 +1,177 @@
+"""Signed checkpoints of the two logs (C2SP tlog-checkpoint signed notes).
+
+A checkpoint names the log (its origin), a tree size and the root hash, and
+is signed with the log key: an Ed25519 key whose seed is the keyring's
+named secret ``log-signing``, so it lives with the other keys, outside the
+database. The signer's name is the origin, so each log has its own
+verifier key (``verifier_key``), which is what an auditor trusts.
+
+Never signed for an inconsistent tree. Before signing size n:
+- the root is computed from the stored nodes;
+- the stored leaf n-1 is the hash of entry n's canonical bytes, and entry
+  n's hash is the log head's;
+- the tree of the latest earlier checkpoint is proven to be a prefix
+  (a consistency proof from the stored nodes, verified against both roots).
+Any failure raises IntegrityError and nothing is signed. A checkpoint of a
+size already signed is returned as stored (two servers may race; the
+first one stored wins, and a different root for the same size is a fork,
+refused loudly).
+
+The witness hook hands every new checkpoint to a directory a second party
+controls (``witness_dir``): one file per checkpoint, never overwritten, so
+a later checkpoint that contradicts one the witness holds is detected.
+The C2SP tlog-witness protocol (HTTP add-checkpoint with a consistency
+proof) is the target for a networked witness; docs/verification.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from audit.merkle import (
+    ProofError,
+    consistency_proof,
+    leaf_hash,
+    tree_hash,
+    verify_consistency,
+)
+from audit.note import Checkpoint, Signer, sign_checkpoint
+from ledger.errors import IntegrityError
+from ledger.keys.keyring import Keyring
+from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
+from ledger.storage.log_reads import LogReads, StoredCheckpoint
+
+log = structlog.get_logger(__name__)
+
+LOG_NAMES = {JOURNAL_LOG: "journal", ACCESS_LOG: "access"}
+SIGNING_SECRET = "log-signing"
+DEFAULT_ORIGIN = "loyalty-ledger.local"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_name(origin: str) -> str:
+    return _SAFE.sub("_", origin)
+
+
+@dataclass(frozen=True, slots=True)
+class LogKeys:
+    """The log key and each log's origin; public parts for auditors."""
+
+    origin_prefix: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def from_keyring(cls, keyring: Keyring, origin_prefix: str = DEFAULT_ORIGIN) -> LogKeys:
+        seed = keyring.secret(SIGNING_SECRET)
+        return cls(origin_prefix, Ed25519PrivateKey.from_private_bytes(seed))
+
+    def origin(self, log_id: int) -> str:
+        return f"{self.origin_prefix}/{LOG_NAMES[log_id]}"
+
+    def signer(self, log_id: int) -> Signer:
+        return Signer(self.origin(log_id), self.private_key)
+
+    def verifier_key(self, log_id: int) -> str:
+        return self.signer(log_id).verifier_key()
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        *,
+        reads: LogReads,
+        keys: LogKeys,
+        clock: Callable[[], int],
+        witness_dir: Path | None = None,
+    ) -> None:
+        self._reads = reads
+        self._keys = keys
+        self._clock = clock
+        self._witness_dir = witness_dir
+
+    def latest(self, log_id: int) -> StoredCheckpoint | None:
+        return self._reads.latest_checkpoint(log_id)
+
+    def issue(self, log_id: int) -> StoredCheckpoint:
+        """A signed checkpoint of the log's current size (the stored one if
+        that size is signed already); IntegrityError if the tree does not
+        check out."""
+        size, last_hash = self._reads.head(log_id)
+        latest = self._reads.latest_checkpoint(log_id)
+        if latest is not None and latest.size == size:
+            return latest
+        if latest is not None and latest.size > size:
+            raise self._refuse(log_id, f"log shrank: checkpoint at {latest.size}, head at {size}")
+        root = tree_hash(size, lambda keys: self._reads.nodes(log_id, keys))
+        self._check_last_leaf(log_id, size, last_hash)
+        if latest is not None:
+            self._check_extends(log_id, latest, size, root)
+        origin = self._keys.origin(log_id)
+        note = sign_checkpoint(Checkpoint(origin, size, root), self._keys.signer(log_id))
+        stored = self._reads.add_checkpoint(
+            StoredCheckpoint(log_id, size, root, note, self._clock())
+        )
+        if stored.root != root:
+            raise self._refuse(log_id, f"fork: size {size} signed with another root")
+        if stored.note == note:
+            log.info("checkpoint_signed", log=LOG_NAMES[log_id], size=size, root=root.hex())
+            self._witness(log_id, stored)
+        return stored
+
+    def issue_if_grown(self, log_id: int) -> StoredCheckpoint | None:
+        size, _ = self._reads.head(log_id)
+        latest = self._reads.latest_checkpoint(log_id)
+        if size == 0 or (latest is not None and latest.size == size):
+            return None
+        return self.issue(log_id)
+
+    def _check_last_leaf(self, log_id: int, size: int, last_hash: bytes) -> None:
+        if size == 0:
+            return
+        (entry,) = self._reads.entries(log_id, size, size)
+        stored_leaf = self._reads.nodes(log_id, [(0, size - 1)])[(0, size - 1)]
+        if entry.stored_hash != last_hash or leaf_hash(entry.data) != stored_leaf:
+            raise self._refuse(log_id, f"entry {size} does not match the head or its tree leaf")
+
+    def _check_extends(self, log_id: int, prev: StoredCheckpoint, size: int, root: bytes) -> None:
+        proof = consistency_proof(prev.size, size, lambda keys: self._reads.nodes(log_id, keys))
+        try:
+            verify_consistency(prev.size, size, proof, prev.root, root)
+        except ProofError as err:
+            raise self._refuse(
+                log_id, f"not an extension of checkpoint {prev.size}: {err}"
+            ) from None
+
+    def _refuse(self, log_id: int, why: str) -> IntegrityError:
+        log.critical("checkpoint_refused", log=LOG_NAMES[log_id], reason=why)
+        return IntegrityError(f"checkpoint: refusing to sign the {LOG_NAMES[log_id]} log: {why}")
+
+    def _witness(self, log_id: int, checkpoint: StoredCheckpoint) -> None:
+        """Write the note into the witness directory: one file per
+        checkpoint, created exclusively (a file that exists with other
+        content is a contradiction the witness holds evidence of)."""
+        if self._witness_dir is None:
+            return
+        folder = self._witness_dir / safe_name(self._keys.origin(log_id))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{checkpoint.size:020d}.note"
+        data = checkpoint.note.encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if path.read_bytes() != data:
+                raise self._refuse(
+                    log_id, f"the witness holds another checkpoint of size {checkpoint.size}"
+                ) from None
+            return
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
