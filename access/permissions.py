@@ -96,8 +96,8 @@ def check_entry_channel(principal: Principal | None, entry_channel: str) -> None
     channel = principal is not None and principal.role is Role.CHANNEL
     if channel and principal is not None and principal.channel != entry_channel:
         raise PermissionDeniedError(
-                "sequence: a channel principal may prove only its own channel's entries"
-            )
+            "sequence: a channel principal may prove only its own channel's entries"
+        )
 
 
 # the channel id staff (any role but channel) act in: their idempotency keys

@@ -105,12 +105,16 @@ class Appender:
         clock: Clock = system_clock_us,
         max_batch: int = 512,
         vault: MemberVault | None = None,
+        journal_tree: bool = True,
     ) -> None:
         self._db = db
         self._vault = vault  # None: entry details stay clear (format 0x01)
         # unwrapped data keys, to seal entry details; an erasure drops its own
         self._ciphers: dict[str, FieldCipher] = {}
         self._logs = MerkleLogs()  # the journal's and the access log's trees
+        # False only to measure what the tree costs (bench/bench_logs.py): a
+        # journal without its tree nodes cannot be checkpointed
+        self._journal_tree = journal_tree
         self._clock = clock
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
@@ -264,7 +268,7 @@ class Appender:
             planner, planned = self._plan(tx, commands)
             before = (planner.start.sequence, planner.start.hash)
             sql.write_batch(tx, planner)
-            if planner.entries:
+            if planner.entries and self._journal_tree:
                 self._logs.grow_journal(tx, before, planner.entries)
             records = [item.record for item in batch if item.record is not None]
             if records:

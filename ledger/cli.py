@@ -46,6 +46,23 @@ def _add_keyring_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_log_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-origin",
+        default=env("LOG_ORIGIN", "loyalty-ledger.local"),
+        help="checkpoint origins are <this>/journal and <this>/access "
+        "(env LOYALTY_LEDGER_LOG_ORIGIN)",
+    )
+    witness = env("WITNESS_DIR")
+    p.add_argument(
+        "--witness-dir",
+        type=Path,
+        default=Path(witness) if witness else None,
+        help="also write every new checkpoint here, one file each, never overwritten "
+        "(env LOYALTY_LEDGER_WITNESS_DIR)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loyalty-ledger", description=__doc__)
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
@@ -113,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
         help="ISO region for phone numbers given without +country (default CN)",
     )
     _add_keyring_arg(serve)
+    _add_log_args(serve)
+    serve.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=float(env("CHECKPOINT_INTERVAL", "60")),
+        help="seconds between scheduled checkpoints of each log that grew; 0: on demand only "
+        "(env LOYALTY_LEDGER_CHECKPOINT_INTERVAL)",
+    )
 
     keys = sub.add_parser("keys", help="key-encryption keys: rotate, rewrap, retire, status")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -130,6 +155,15 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("version", type=int)
         if name == "rotate-member":
             command.add_argument("member_account_id")
+
+    from ledger import audit_cli
+
+    def audit_common(p: argparse.ArgumentParser) -> None:
+        _add_database_args(p)
+        _add_keyring_arg(p)
+        _add_log_args(p)
+
+    audit_cli.add_arguments(sub, audit_common)
 
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
     _add_database_args(verify)
@@ -194,6 +228,9 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         member_fields=tuple(getattr(args, "member_field", ())),
         phone_region=getattr(args, "phone_region", "CN"),
         keyring=getattr(args, "keyring", None),
+        log_origin=getattr(args, "log_origin", "loyalty-ledger.local"),
+        checkpoint_interval=getattr(args, "checkpoint_interval", 60.0),
+        witness_dir=getattr(args, "witness_dir", None),
     )
 
 
@@ -317,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in make_dev_certs(args.out):
             print(path)
         return 0
+    if args.command == "audit" and args.audit_command == "verify":
+        from audit.verify_cli import run_verify  # offline: no database, no configuration
+
+        return run_verify(args.bundle, args.key, args.state, sys.stdout)
     config = _config(args)
     if args.command == "serve":
         return _serve(config)
@@ -324,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(config)
     if args.command == "token":
         return _token(config, args)
+    if args.command == "audit":
+        from ledger import audit_cli
+
+        return audit_cli.run(config, args)
     if args.command == "keys":
         from ledger.keys_cli import run_keys
 

@@ -65,17 +65,20 @@ class LogReads:
         return int(row.seq), bytes(row.hash)
 
     def nodes(self, log: int, keys: list[NodeKey]) -> dict[NodeKey, bytes]:
+        """The stored nodes ``keys``: one primary-key lookup per level (an
+        O(log n) handful, on one connection; a row-value IN list or an OR of
+        them makes SQLite scan the table)."""
         found: dict[NodeKey, bytes] = {}
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
+        n = merkle_nodes.c
         with self._db.reader.connect() as conn:
-            for i in range(0, len(keys), 200):
-                part = keys[i : i + 200]
+            for level, idxs in by_level.items():
                 rows = conn.execute(
-                    sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-                        merkle_nodes.c.log == log,
-                        sa.tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(part),
-                    )
+                    sa.select(n.idx, n.hash).where(n.log == log, n.level == level, n.idx.in_(idxs))
                 )
-                found.update({(r.level, r.idx): bytes(r.hash) for r in rows})
+                found.update({(level, idx): bytes(h) for idx, h in rows})
         missing = [k for k in keys if k not in found]
         if missing:
             raise LookupError(f"merkle nodes missing: log {log}, {missing[:3]}")

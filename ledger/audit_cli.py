@@ -1,0 +1,123 @@
+"""``loyalty-ledger audit ...``: export a bundle of the verifiable logs,
+print the log verifier keys, and verify a bundle offline.
+
+Export signs a checkpoint of each log's current size first (so every
+bundle ends in a signed checkpoint), then writes, per log, every stored
+checkpoint up to that size, every entry (canonical bytes and stored
+hash, read in bounded chunks) and, for the journal, the materialized
+balances as of that size. A progress line goes to a terminal's stderr.
+Verification needs nothing of this server: only the bundle and the
+verifier keys (``audit.verify_cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from audit.bundle import BundleWriter, LogInfo
+from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
+from ledger.config import ServerConfig
+from ledger.errors import LedgerError
+from ledger.keys.errors import KeysError
+from ledger.keys.keyring import FileKeyring
+from ledger.merkle_logs import JOURNAL_LOG
+from ledger.storage.database import Database, open_database
+from ledger.storage.journal_reads import JournalReads, read_balances, read_head
+from ledger.storage.log_reads import LogReads
+from ledger.storage.migrate import upgrade
+
+CHUNK = 1000
+LOG_IDS = {name: log_id for log_id, name in LOG_NAMES.items()}
+
+
+def add_arguments(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    audit = sub.add_parser("audit", help="verifiable logs: export a bundle, verify one offline")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", help="write a bundle of the logs (JSON Lines)")
+    common(export)
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--log", choices=("journal", "access", "all"), default="all")
+    keys = audit_sub.add_parser("public-key", help="print the verifier key of each log")
+    common(keys)
+    verify = audit_sub.add_parser("verify", help="verify a bundle offline with trusted keys")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument(
+        "--key", action="append", required=True, help="a trusted verifier key (repeatable)"
+    )
+    verify.add_argument(
+        "--state", type=Path, help="directory keeping the last verified checkpoint per log"
+    )
+
+
+def run(config: ServerConfig, args: argparse.Namespace) -> int:
+    """export and public-key (verify runs offline, without configuration)."""
+    if not config.database_url:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(config.resolved_database_url())
+    try:
+        upgrade(db)
+        keys = LogKeys.from_keyring(FileKeyring.open(config.keyring_path), config.log_origin)
+        if args.audit_command == "public-key":
+            for log_id, name in LOG_NAMES.items():
+                print(f"{name}: {keys.verifier_key(log_id)}")
+            return 0
+        logs = list(LOG_NAMES) if args.log == "all" else [LOG_IDS[args.log]]
+        return export(db, keys, logs, args.out, config)
+    except (KeysError, LedgerError) as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+
+
+def export(db: Database, keys: LogKeys, logs: list[int], out: Path, config: ServerConfig) -> int:
+    reads = LogReads(db)
+    checkpointer = Checkpointer(
+        reads=reads, keys=keys, clock=lambda: time.time_ns() // 1000, witness_dir=config.witness_dir
+    )
+    sizes = {log_id: checkpointer.issue(log_id).size for log_id in logs}
+    tty = sys.stderr.isatty()
+    with out.open("w", encoding="utf-8") as fp:
+        writer = BundleWriter(fp)
+        writer.header(
+            time.time_ns() // 1000,
+            {
+                LOG_NAMES[log_id]: LogInfo(keys.origin(log_id), (keys.verifier_key(log_id),))
+                for log_id in logs
+            },
+        )
+        for log_id in logs:
+            name, size = LOG_NAMES[log_id], sizes[log_id]
+            for checkpoint in reads.checkpoints(log_id, size):
+                writer.checkpoint(name, checkpoint.note)
+            for first in range(1, size + 1, CHUNK):
+                for entry in reads.entries(log_id, first, min(size, first + CHUNK - 1)):
+                    writer.entry(name, entry.sequence, entry.data, entry.stored_hash)
+                if tty:
+                    done = min(size, first + CHUNK - 1)
+                    print(f"\r{name}: {done}/{size} entries", end="", file=sys.stderr, flush=True)
+            if tty:
+                print(file=sys.stderr)
+            if log_id == JOURNAL_LOG:
+                balances = _balances_at(db, size)
+                if balances is not None:
+                    writer.balances(name, size, balances)
+    for log_id in logs:
+        print(f"{LOG_NAMES[log_id]}: {sizes[log_id]} entries, checkpoint at {sizes[log_id]}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _balances_at(db: Database, size: int) -> dict[str, int] | None:
+    """Materialized balances, if the journal still ends at ``size`` (a
+    server may have appended since the checkpoint: then none are written)."""
+    with JournalReads(db.reader).snapshot() as conn:
+        if read_head(conn).sequence != size:
+            return None
+        return read_balances(conn)
