@@ -587,7 +587,7 @@ class _ChainCheck:
 def _journal_entries(decoded: Iterator[_Decoded]) -> Iterator[StoredEntry]:
     for d in decoded:
         if isinstance(d.record, JournalEntry):
-            yield StoredEntry(d.record, d.line.stored_hash)
+            yield StoredEntry(d.record, d.line.stored_hash, d.line.data)
 
 
 def _check_journal(decoded: Iterator[_Decoded], check: _LogCheck) -> None:

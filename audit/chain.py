@@ -26,6 +26,7 @@ is not clean (for callers that only need a yes).
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class ChainVerificationError(Exception):
 class StoredEntry:
     entry: JournalEntry
     stored_hash: bytes
+    # the canonical bytes the entry was decoded from, when a reader has them
+    # (a bundle): hashed as they are instead of encoding the entry again.
+    # decode_entry is strict, so these are exactly encode(entry).
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +177,11 @@ class _Replay:
                 f"expected {self.prev_hash.hex()}, got {entry.prev_hash.hex()}",
             )
         try:
-            computed = entry.compute_hash()
+            computed = (
+                hashlib.sha256(stored.encoded).digest()
+                if stored.encoded is not None
+                else entry.compute_hash()
+            )
         except EncodingError as exc:
             self.problem(seq, "encoding", str(exc))
         else:

@@ -269,7 +269,7 @@ class Appender:
             before = (planner.start.sequence, planner.start.hash)
             sql.write_batch(tx, planner)
             if planner.entries and self._journal_tree:
-                self._logs.grow_journal(tx, before, planner.entries)
+                self._logs.grow_journal(tx, before, planner.entries, planner.leaves)
             records = [item.record for item in batch if item.record is not None]
             if records:
                 self._logs.append_access(tx, records)

@@ -80,13 +80,15 @@ class MerkleLogs:
         tx: sql.WriteTx,
         before: tuple[int, bytes],
         entries: Sequence[tuple[JournalEntry, bytes]],
+        leaves: Sequence[bytes],
     ) -> tuple[int, bytes]:
         """Tree nodes for the journal entries the planner appended after
-        head ``before``; returns the new head."""
+        head ``before`` (``leaves``: their canonical bytes); returns the new
+        head."""
         edge = self._edge(tx, JOURNAL_LOG, before)
         nodes: list[tuple[NodeKey, bytes]] = []
-        for entry, _ in entries:
-            nodes += edge.append(leaf_hash(entry.encode()))
+        for data in leaves:
+            nodes += edge.append(leaf_hash(data))
         sql.insert_nodes(tx, JOURNAL_LOG, nodes)
         head = (entries[-1][0].sequence, entries[-1][1]) if entries else before
         self._pending[JOURNAL_LOG] = _Tree(head, edge)

@@ -22,6 +22,7 @@ ones offline):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,6 +117,7 @@ class BatchPlanner:
     # produced
     start: Head = field(init=False)  # the head before this batch
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)  # canonical bytes of each entry
     touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
     opened: list[str] = field(default_factory=list)
     new_records: list[IdempotencyRecord] = field(default_factory=list)
@@ -287,8 +289,10 @@ class BatchPlanner:
             postings=(posting,),
             details=self.seal(member, details) if not details.is_empty() else b"",
         )
-        digest = entry.compute_hash()
+        encoded = entry.encode()
+        digest = hashlib.sha256(encoded).digest()
         self.entries.append((entry, digest))
+        self.leaves.append(encoded)  # the Merkle leaf data, encoded once
         self.made_details[entry.sequence] = details
         if kind in (KIND_EARN, KIND_REDEEM):  # reversible by later commands of the batch
             self.originals[entry.sequence] = Original(entry.sequence, kind, posting, 0)

@@ -17,7 +17,7 @@ from audit.merkle import NodeKey
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.storage.database import Database
 from ledger.storage.journal_reads import _entries_between
-from ledger.storage.schema import access_head, access_log, checkpoints, journal_head, merkle_nodes
+from ledger.storage.schema import access_head, access_log, checkpoints, journal_head
 
 TEXT = (
     "request_id",
@@ -72,11 +72,13 @@ class LogReads:
         by_level: dict[int, list[int]] = {}
         for level, idx in keys:
             by_level.setdefault(level, []).append(idx)
-        n = merkle_nodes.c
         with self._db.reader.connect() as conn:
-            for level, idxs in by_level.items():
-                rows = conn.execute(
-                    sa.select(n.idx, n.hash).where(n.log == log, n.level == level, n.idx.in_(idxs))
+            mark = "?" if conn.dialect.name == "sqlite" else "%s"
+            for level, idxs in by_level.items():  # fixed SQL: the statement layer costs more
+                rows = conn.exec_driver_sql(
+                    f"SELECT idx, hash FROM merkle_nodes WHERE log = {mark} AND level = {mark}"
+                    f" AND idx IN ({', '.join([mark] * len(idxs))})",
+                    (log, level, *idxs),
                 )
                 found.update({(level, idx): bytes(h) for idx, h in rows})
         missing = [k for k in keys if k not in found]
