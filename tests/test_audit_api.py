@@ -224,3 +224,50 @@ def test_unknown_log_is_invalid(secured: Secured) -> None:
         )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "log:" in details
+
+
+def test_checkpoints_are_signed_on_a_schedule_and_witnessed(tmp_path: Path) -> None:
+    import time
+
+    from ledger.config import ServerConfig
+    from ledger.server import LedgerServer
+
+    witness = tmp_path / "witness"
+    config = ServerConfig(
+        data_dir=tmp_path,
+        listen="127.0.0.1:0",
+        auth="none",
+        plaintext=True,
+        checkpoint_interval=0.2,
+        witness_dir=witness,
+    )
+    server = LedgerServer(config)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            from loyalty.ledger.v1 import ledger_pb2_grpc
+
+            stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+            account = stub.OpenAccount(
+                pb.OpenAccountRequest(idempotency_key=key(), context=ctx())
+            ).member_account_id
+            for _ in range(3):
+                stub.Earn(
+                    pb.EarnRequest(
+                        idempotency_key=key(), context=ctx(), member_account_id=account, points=1
+                    )
+                )
+        assert server.checkpointer is not None
+        deadline = time.monotonic() + 10
+        latest = None
+        while time.monotonic() < deadline:
+            latest = server.checkpointer.latest(1)
+            if latest is not None and latest.size == 3:
+                break
+            time.sleep(0.1)
+        assert latest is not None and latest.size == 3
+        notes = sorted((witness / "loyalty-ledger.local_journal").iterdir())
+        assert notes[-1].name == f"{3:020d}.note"
+        assert notes[-1].read_text() == latest.note
+    finally:
+        server.stop(grace=1)
