@@ -228,6 +228,10 @@ def _load(text: str) -> dict[str, Any]:
         raise _Invalid(f"not JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise _Invalid("not JSON: nested too deeply") from None
+    except _Invalid:
+        raise
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise _Invalid(f"not acceptable JSON: {str(exc)[:80]}") from None
     if not isinstance(obj, dict):
         raise _Invalid(f"expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -143,6 +143,7 @@ class TrustedKeys:
         if not unique:
             raise ValueError("at least one trusted verifier key is needed")
         self.keys = frozenset(unique)
+        self.names = frozenset(v.name for v in unique.values())
         # open_note takes one key per name, so keys sharing a name go to separate groups
         groups: list[dict[str, Verifier]] = []
         for verifier in unique.values():
@@ -161,11 +162,21 @@ class TrustedKeys:
         error: NoteError | None = None
         for group in self._groups:
             try:
-                return open_checkpoint(note, group, origin=origin)[0]
+                checkpoint, opened = open_checkpoint(note, group, origin=origin)
             except CheckpointError:
                 raise
             except NoteError as exc:
                 error = error or exc
+                continue
+            # the log's own key is named after its origin: a trusted key of
+            # another name (another log, a witness) does not vouch for this
+            # origin, so a header cannot rename a log out of its saved state
+            if origin not in opened.signatures:
+                error = error or NoteError(
+                    f"checkpoint: not signed by a trusted key named {origin} (the log's own key)"
+                )
+                continue
+            return checkpoint
         assert error is not None
         raise error
 
@@ -428,6 +439,14 @@ class _LogCheck:
                 "checkpoint",
                 "no checkpoint signed by a trusted key matches the entries: nothing in this "
                 "log is vouched for",
+            )
+        if self.latest is not None and self.size > self.latest.checkpoint.size:
+            first = self.latest.checkpoint.size + 1
+            self.problem(
+                first,
+                "checkpoint",
+                f"entries {first}..{self.size} are not covered by a signed checkpoint: "
+                "nothing vouches for them",
             )
         self._check_state()
         untrusted = tuple(k for k in listed_keys if k.strip() not in self.keys.keys)
@@ -745,6 +764,20 @@ class _Verification:
         while (line := stream.pop()) is not None:
             self.stray(line)
         self._report_strays()
+        self._missing_logs({check.origin for check in self.checks.values()})
+
+    def _missing_logs(self, present: set[str]) -> None:
+        """A log verified before (state saved under a trusted key's name) must
+        be in the bundle: leaving it out must not skip its rollback check."""
+        if not present:
+            self.bundle_problem("header", "the bundle holds no log")
+        if self.state_dir is None:
+            return
+        for name in sorted(self.keys.names - present):
+            if state_file(self.state_dir, name).exists():
+                self.bundle_problem(
+                    "state", f"log {name} was verified before and is missing from this bundle"
+                )
 
     def save_states(self) -> None:
         if self.state_dir is None or self.bundle_problems:

@@ -330,6 +330,7 @@ def test_rewritten_entry_with_recomputed_hashes(tmp_path: Path) -> None:
     result = verify_bundle(write(tmp_path / "b.jsonl", text), KEYS)
     assert found(result) == {
         (JOURNAL, 12, "merkle"),
+        (JOURNAL, 7, "checkpoint"),  # 7..12 vouched for by no good checkpoint
     }
     assert result.logs[JOURNAL].checkpoints_verified == 1
 
@@ -418,7 +419,7 @@ def test_checkpoint_beyond_the_exported_entries(tmp_path: Path) -> None:
     j = journal(10)
     text = bundle_text(Section(j, [j.checkpoint(6), j.checkpoint(10)], end=8))
     result = verify_bundle(write(tmp_path / "b.jsonl", text), KEYS)
-    assert found(result) == {(JOURNAL, 10, "checkpoint")}
+    assert found(result) == {(JOURNAL, 10, "checkpoint"), (JOURNAL, 7, "checkpoint")}
 
 
 def test_checkpoint_of_another_log(tmp_path: Path) -> None:
@@ -494,7 +495,7 @@ def test_stale_checkpoint_replay(tmp_path: Path) -> None:
     new = bundle_text(Section(j, [j.checkpoint(6), j.checkpoint(10)]))
     assert verify_bundle(write(tmp_path / "new.jsonl", new), KEYS, state)
     result = verify_bundle(write(tmp_path / "old.jsonl", old), KEYS, state)
-    assert found(result) == {(JOURNAL, 10, "stale checkpoint")}
+    assert found(result) == {(JOURNAL, 10, "stale checkpoint"), (JOURNAL, 7, "checkpoint")}
     assert "\n10\n" in state_file(state, J_ORIGIN).read_text()
 
 
@@ -637,3 +638,25 @@ def test_large_bundle_verifies_in_bounded_memory(tmp_path: Path) -> None:
     size = path.stat().st_size
     assert size > 5_000_000
     assert peak < 1_000_000, f"peak {peak} bytes for a {size}-byte bundle"
+
+
+def test_unsigned_tail_after_the_last_checkpoint(tmp_path: Path) -> None:
+    """Entries no signed checkpoint covers are vouched for by nobody."""
+    j = journal(12)
+    text = bundle_text(Section(j, [j.checkpoint(9)]))
+    result = verify_bundle(write(tmp_path / "b.jsonl", text), KEYS)
+    assert found(result) == {(JOURNAL, 10, "checkpoint")}
+
+
+def test_log_renamed_out_of_its_saved_state(tmp_path: Path) -> None:
+    """A header naming another origin (signed by the trusted key under its own
+    name) does not vouch for it; a log left out of a later bundle is missing."""
+    state = tmp_path / "state"
+    j = journal(6)
+    assert verify_bundle(
+        write(tmp_path / "one.jsonl", bundle_text(Section(j, [j.checkpoint(6)]))), KEYS, state
+    )
+    empty = '{"format": "loyalty-ledger-bundle/v1", "created_us": 0, "logs": {}}\n'
+    result = verify_bundle(write(tmp_path / "empty.jsonl", empty), KEYS, state)
+    assert not result
+    assert any("missing from this bundle" in p.message for p in result.problems)
