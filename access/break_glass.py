@@ -135,9 +135,10 @@ class BreakGlass:
                 starts_us=now,
                 expires_us=now + duration_s * 1_000_000,
             )
+            # the start event is durable first: no grant without its record
+            self._events.started(grant)
             self._store.save_start(grant)
             self._grants[grant.grant_id] = grant
-        self._events.started(grant)
         return grant
 
     def end(self, grant_id: str, by: Principal) -> Grant:

@@ -208,6 +208,8 @@ class Appender:
                 UnavailableError(
                     "journal: storage error; retry with the same idempotency_key "
                     "(a replay returns the result if it was committed)"
+                    if batch[0].command is not None
+                    else "access log: cannot be written, so the call was refused; retry later"
                 )
             ]
         else:

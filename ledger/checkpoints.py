@@ -17,9 +17,10 @@ size already signed is returned as stored (two servers may race; the
 first one stored wins, and a different root for the same size is a fork,
 refused loudly).
 
-The witness hook hands every new checkpoint to a directory a second party
-controls (``witness_dir``): one file per checkpoint, never overwritten, so
-a later checkpoint that contradicts one the witness holds is detected.
+The witness hook hands every checkpoint to a directory a second party
+controls (``witness_dir``): one file per checkpoint, never overwritten;
+before signing a size, a checkpoint of that size the witness already holds
+must have the same root (a failed write is retried on the next issue).
 The C2SP tlog-witness protocol (HTTP add-checkpoint with a consistency
 proof) is the target for a networked witness; docs/verification.md.
 """
@@ -42,7 +43,7 @@ from audit.merkle import (
     tree_hash,
     verify_consistency,
 )
-from audit.note import Checkpoint, Signer, sign_checkpoint
+from audit.note import Checkpoint, NoteError, Signer, open_checkpoint, sign_checkpoint
 from ledger.errors import IntegrityError
 from ledger.keys.keyring import Keyring
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
@@ -103,9 +104,13 @@ class Checkpointer:
         """A signed checkpoint of the log's current size (the stored one if
         that size is signed already); IntegrityError if the tree does not
         check out."""
-        size, last_hash = self._reads.head(log_id)
+        # the latest checkpoint first, then the head: read the other way
+        # round, a checkpoint another server signs in between looks newer
+        # than the head (a false "log shrank")
         latest = self._reads.latest_checkpoint(log_id)
+        size, last_hash = self._reads.head(log_id)
         if latest is not None and latest.size == size:
+            self._witness(log_id, latest)  # a witness write that failed earlier: again
             return latest
         if latest is not None and latest.size > size:
             raise self._refuse(log_id, f"log shrank: checkpoint at {latest.size}, head at {size}")
@@ -113,6 +118,7 @@ class Checkpointer:
         self._check_last_leaf(log_id, size, last_hash)
         if latest is not None:
             self._check_extends(log_id, latest, size, root)
+        self._check_witness(log_id, size, root)
         origin = self._keys.origin(log_id)
         note = sign_checkpoint(Checkpoint(origin, size, root), self._keys.signer(log_id))
         stored = self._reads.add_checkpoint(
@@ -122,13 +128,18 @@ class Checkpointer:
             raise self._refuse(log_id, f"fork: size {size} signed with another root")
         if stored.note == note:
             log.info("checkpoint_signed", log=LOG_NAMES[log_id], size=size, root=root.hex())
-            self._witness(log_id, stored)
+        self._witness(log_id, stored)
         return stored
 
     def issue_if_grown(self, log_id: int) -> StoredCheckpoint | None:
-        size, _ = self._reads.head(log_id)
+        """The scheduled issue: sign if the log grew (and hand the latest
+        checkpoint to the witness again if that failed before)."""
         latest = self._reads.latest_checkpoint(log_id)
-        if size == 0 or (latest is not None and latest.size == size):
+        size, _ = self._reads.head(log_id)
+        if size == 0:
+            return None
+        if latest is not None and latest.size == size:
+            self._witness(log_id, latest)
             return None
         return self.issue(log_id)
 
@@ -141,9 +152,20 @@ class Checkpointer:
             raise self._refuse(log_id, f"entry {size} does not match the head or its tree leaf")
 
     def _check_extends(self, log_id: int, prev: StoredCheckpoint, size: int, root: bytes) -> None:
+        """The tree extends the previous checkpoint, taken from its signed
+        note (the root column is not signed: whoever rewrites the tree could
+        rewrite that too)."""
+        try:
+            signed, _ = open_checkpoint(
+                prev.note, [self._keys.signer(log_id).verifier()], origin=self._keys.origin(log_id)
+            )
+        except NoteError as err:
+            raise self._refuse(log_id, f"checkpoint {prev.size} does not open: {err}") from None
+        if (signed.size, signed.root) != (prev.size, prev.root):
+            raise self._refuse(log_id, f"checkpoint {prev.size}: stored root differs from signed")
         proof = consistency_proof(prev.size, size, lambda keys: self._reads.nodes(log_id, keys))
         try:
-            verify_consistency(prev.size, size, proof, prev.root, root)
+            verify_consistency(prev.size, size, proof, signed.root, root)
         except ProofError as err:
             raise self._refuse(
                 log_id, f"not an extension of checkpoint {prev.size}: {err}"
@@ -153,25 +175,41 @@ class Checkpointer:
         log.critical("checkpoint_refused", log=LOG_NAMES[log_id], reason=why)
         return IntegrityError(f"checkpoint: refusing to sign the {LOG_NAMES[log_id]} log: {why}")
 
-    def _witness(self, log_id: int, checkpoint: StoredCheckpoint) -> None:
-        """Write the note into the witness directory: one file per
-        checkpoint, created exclusively (a file that exists with other
-        content is a contradiction the witness holds evidence of)."""
+    def _witness_path(self, log_id: int, size: int) -> Path | None:
         if self._witness_dir is None:
-            return
+            return None
         folder = self._witness_dir / safe_name(self._keys.origin(log_id))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{checkpoint.size:020d}.note"
-        data = checkpoint.note.encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            if path.read_bytes() != data:
-                raise self._refuse(
-                    log_id, f"the witness holds another checkpoint of size {checkpoint.size}"
-                ) from None
+        return folder / f"{size:020d}.note"
+
+    def _check_witness(self, log_id: int, size: int, root: bytes) -> None:
+        """Before signing: a checkpoint of this size the witness already
+        holds must have this root."""
+        path = self._witness_path(log_id, size)
+        if path is None or not path.exists():
             return
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        text = path.read_text(encoding="utf-8").split("\n\n", 1)[0] + "\n"
+        try:
+            held = Checkpoint.parse(text)
+        except NoteError:
+            raise self._refuse(log_id, f"the witness's checkpoint {size} is unreadable") from None
+        if held.root != root:
+            raise self._refuse(log_id, f"the witness holds another root for size {size}")
+
+    def _witness(self, log_id: int, checkpoint: StoredCheckpoint) -> None:
+        """Hand the note to the witness directory: one file per checkpoint,
+        created exclusively, never overwritten. A write that fails is logged
+        and tried again with the next issue of that size."""
+        path = self._witness_path(log_id, checkpoint.size)
+        if path is None or path.exists():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                out.write(checkpoint.note.encode())
+                out.flush()
+                os.fsync(out.fileno())
+        except FileExistsError:
+            return  # another server handed it over first
+        except OSError:
+            log.error("witness_write_failed", log=LOG_NAMES[log_id], size=checkpoint.size)

@@ -271,3 +271,61 @@ def test_checkpoints_are_signed_on_a_schedule_and_witnessed(tmp_path: Path) -> N
         assert notes[-1].read_text() == latest.note
     finally:
         server.stop(grace=1)
+
+
+def test_checkpoint_refused_when_tree_and_stored_root_are_both_rewritten(secured: Secured) -> None:
+    """The previous root comes from its signed note, not the unsigned column."""
+    account = enroll(secured)
+    for _ in range(4):
+        earn(secured, account)
+    checkpoint(secured)
+    earn(secured, account)
+    assert secured.server.db is not None
+    with secured.server.db.writer.begin() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        for table in ("merkle_nodes", "checkpoints"):
+            conn.exec_driver_sql(
+                f"DROP TRIGGER {table}_no_update"
+                if sqlite
+                else f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
+            )
+        conn.execute(
+            sa.text("UPDATE merkle_nodes SET hash = :h WHERE log = 1 AND level = 2 AND idx = 0"),
+            {"h": bytes(32)},
+        )
+        conn.execute(sa.text("UPDATE checkpoints SET root = :h WHERE log = 1"), {"h": bytes(32)})
+    code, details = code_of(
+        lambda: secured.audit.CreateCheckpoint(
+            upb.CreateCheckpointRequest(log=JOURNAL), metadata=md(secured, Role.COMPLIANCE)
+        )
+    )
+    assert code == grpc.StatusCode.DATA_LOSS and "refusing to sign" in details
+
+
+def test_update_without_its_record_changes_nothing(secured: Secured) -> None:
+    from loyalty.members.v1 import members_pb2 as mpb
+
+    account = enroll(secured)
+    _refuse_access_records(secured, True)
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            secured.members.UpdateMember(
+                mpb.UpdateMemberRequest(
+                    member_account_id=account,
+                    profile=mpb.Profile(name="Test Renamed"),
+                    fields=["name"],
+                ),
+                metadata=md(secured, Role.MEMBER_SERVICE),
+            )
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        _refuse_access_records(secured, False)
+    assert get(secured, account, "legal_request").profile.name == "Test Person"
+
+
+def test_entries_beyond_the_log_are_empty_not_an_error(secured: Secured) -> None:
+    response = secured.audit.GetEntries(
+        upb.GetEntriesRequest(log=JOURNAL, start=2**63 - 1, count=1000),
+        metadata=md(secured, Role.COMPLIANCE),
+    )
+    assert list(response.entries) == []

@@ -144,6 +144,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             raise ValidationError("start", "must be >= 1")
         if not 1 <= request.count <= MAX_ENTRIES:
             raise ValidationError("count", f"must be 1..{MAX_ENTRIES}")
-        last = request.start + request.count - 1
+        size, _ = await asyncio.to_thread(self._reads.head, log_id)
+        if request.start > size:
+            return upb.GetEntriesResponse()
+        last = min(size, request.start + request.count - 1)
         entries = await asyncio.to_thread(self._reads.entries, log_id, request.start, last)
         return upb.GetEntriesResponse(entries=[e.data for e in entries])

@@ -177,6 +177,9 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
             blobs = {n: cipher.encrypt(n, value) for n, value in values.items()}
             return blobs, self._vault.lookups(values)
 
+        record = take_pending_record()
+        if record is not None:  # durable before the change (fail closed): no record, no change
+            await self._appender.record(record)
         await asyncio.to_thread(
             self._store.update,
             account,

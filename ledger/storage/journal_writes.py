@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from audit.access_format import AccessRecord
 from audit.entry_format import Posting, is_member_account
+from ledger.errors import IntegrityError
 from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
 
@@ -312,7 +313,7 @@ def read_node(tx: WriteTx, log: int, key: tuple[int, int]) -> bytes:
         "SELECT hash FROM merkle_nodes WHERE log = ? AND level = ? AND idx = ?", (log, level, idx)
     )
     if not rows:
-        raise LookupError(f"merkle node missing: log {log} level {level} index {idx}")
+        raise IntegrityError(f"merkle tree: node missing: log {log} level {level} index {idx}")
     return bytes(rows[0][0])
 
 

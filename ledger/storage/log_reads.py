@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from audit.access_format import AccessRecord
 from audit.merkle import NodeKey
+from ledger.errors import IntegrityError
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.storage.database import Database
 from ledger.storage.journal_reads import _entries_between
@@ -83,7 +84,7 @@ class LogReads:
                 found.update({(level, idx): bytes(h) for idx, h in rows})
         missing = [k for k in keys if k not in found]
         if missing:
-            raise LookupError(f"merkle nodes missing: log {log}, {missing[:3]}")
+            raise IntegrityError(f"merkle tree: nodes missing from log {log}, e.g. {missing[:3]}")
         return found
 
     def entries(self, log: int, first: int, last: int) -> list[LogEntry]:
