@@ -227,11 +227,22 @@ class LedgerServer:
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._tasks.append(asyncio.create_task(self._sweep(self.break_glass)))
+        self._tasks.append(asyncio.create_task(self._summaries(checks)))
         if cfg.checkpoint_interval > 0:
             self._tasks.append(
                 asyncio.create_task(self._checkpoints(self.checkpointer, cfg.checkpoint_interval))
             )
         return port
+
+    @staticmethod
+    async def _summaries(checks: Checks) -> None:
+        """Once a second: record the count of denials that were only counted."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await checks.flush_suppressed()
+            except Exception:
+                log.exception("denial_summary_failed")
 
     @staticmethod
     async def _checkpoints(checkpointer: Checkpointer, interval: float) -> None:

@@ -329,3 +329,27 @@ def test_entries_beyond_the_log_are_empty_not_an_error(secured: Secured) -> None
         metadata=md(secured, Role.COMPLIANCE),
     )
     assert list(response.entries) == []
+
+
+def test_anonymous_denials_cannot_grow_the_log_at_will(secured: Secured) -> None:
+    """Each refused call without credentials is recorded up to a rate per
+    peer; beyond it they are counted and recorded as one summary."""
+    import time
+
+    before = secured.server.checkpointer.issue(2).size if secured.server.checkpointer else 0
+    for _ in range(200):
+        code, _ = code_of(
+            lambda: secured.stub.GetBalance(pb.GetBalanceRequest(member_account_id="mbr_x"))
+        )
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+    time.sleep(1.5)  # the summary is written once a second
+    assert secured.server.db is not None
+    with secured.server.db.reader.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT request_id, reason FROM access_log WHERE seq > :s ORDER BY seq"),
+            {"s": before},
+        ).all()
+    assert len(rows) < 60  # not 200
+    summaries = [r for r in rows if r.request_id == "summary"]
+    counted = sum(int(r.reason.split()[0]) for r in summaries)
+    assert counted + len(rows) - len(summaries) == 200  # every refusal is accounted for

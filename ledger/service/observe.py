@@ -15,18 +15,19 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import grpc
 import structlog
 
-from access.errors import AccessError
+from access.errors import AccessError, AuthenticationError
 from access.gate import Gate, unauthenticated_scope
 from access.principal import Principal
-from access.ratelimit import CallLimits
+from access.ratelimit import CallLimits, Rate, RateLimitedError, RateLimiter
 from access.scope import CallScope
 from access.scope import enter as enter_scope
 from audit.decisions import AccessDecision, DecisionSink
@@ -136,6 +137,9 @@ class _Denied(Exception):
         self.scope = scope
 
 
+ANONYMOUS_DENIALS = Rate(5, 20)  # recorded denials per peer without credentials
+
+
 @dataclass(frozen=True, slots=True)
 class Checks:
     """What runs before a handler: the gate (authentication, authorization,
@@ -151,6 +155,13 @@ class Checks:
     gate: Gate | None = None
     limits: CallLimits | None = None
     decisions: DecisionSink | None = None
+    # denials of calls without valid credentials are recorded one by one up
+    # to this rate per peer address; beyond it they are counted and recorded
+    # as one summary a second, so nobody can grow the permanent log at will
+    anonymous: RateLimiter = field(
+        default_factory=lambda: RateLimiter(ANONYMOUS_DENIALS, scope="peer")
+    )
+    suppressed: Counter[str] = field(default_factory=Counter)  # method -> unrecorded denials
 
     def admit(
         self, method: str, request_id: str, metadata: Any, request: Any, peer: bytes | None
@@ -210,6 +221,27 @@ class Checks:
             await self.decisions.record(
                 self.decision(method, request_id, scope, request, decision, reason)
             )
+
+    async def record_denial(
+        self, method: str, request_id: str, denied: _Denied, request: Any, peer: str
+    ) -> None:
+        """Record a denial; one of a peer without credentials past its rate
+        is only counted (``flush_suppressed`` records the count)."""
+        if denied.scope.principal is None and isinstance(denied.error, AuthenticationError):
+            try:
+                self.anonymous.take(peer.rsplit(":", 1)[0])
+            except RateLimitedError:
+                self.suppressed[method] += 1
+                return
+        await self.record(method, request_id, denied.scope, request, "deny", str(denied))
+
+    async def flush_suppressed(self) -> None:
+        """One summary record per method for the denials only counted."""
+        counts = dict(self.suppressed)
+        self.suppressed.clear()
+        for method, n in sorted(counts.items()):
+            reason = f"{n} more calls without valid credentials refused, recorded as this count"
+            await self.record(method, "summary", CallScope(None), None, "deny", reason)
 
 
 @dataclass(slots=True)
@@ -288,7 +320,7 @@ def observe(
                     )
                 except _Denied as denied:
                     scope = denied.scope
-                    await checks.record(method, request_id, scope, request, "deny", str(denied))
+                    await checks.record_denial(method, request_id, denied, request, context.peer())
                     raise denied.error from None
                 enter_scope(scope)
                 pending = _Pending(checks, method, request_id, scope, request)
@@ -333,7 +365,7 @@ def observe_stream(
             try:
                 scope = checks.admit(method, request_id, metadata, None, _peer_certificate(context))
             except _Denied as denied:
-                await checks.record(method, request_id, denied.scope, None, "deny", str(denied))
+                await checks.record_denial(method, request_id, denied, None, context.peer())
                 raise denied.error from None
             await checks.record(method, request_id, scope, None, "allow")
         except (LedgerError, AccessError) as err:
