@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from audit.bundle import BundleWriter, LogInfo
+from audit.merkle import Frontier
 from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.config import ServerConfig
 from ledger.errors import LedgerError
@@ -43,6 +44,13 @@ def add_arguments(
     common(export)
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--log", choices=("journal", "access", "all"), default="all")
+    export.add_argument(
+        "--since",
+        type=int,
+        default=0,
+        help="export only the entries after this size (one --log): the bundle starts with "
+        "the tree state at that size, so it verifies on its own; 0: the whole log",
+    )
     keys = audit_sub.add_parser("public-key", help="print the verifier key of each log")
     common(keys)
     verify = audit_sub.add_parser("verify", help="verify a bundle offline with trusted keys")
@@ -68,7 +76,15 @@ def run(config: ServerConfig, args: argparse.Namespace) -> int:
                 print(f"{name}: {keys.verifier_key(log_id)}")
             return 0
         logs = list(LOG_NAMES) if args.log == "all" else [LOG_IDS[args.log]]
-        return export(db, keys, logs, args.out, config)
+        if args.since and len(logs) != 1:
+            print(
+                "FAILED: --since: export one log (--log journal or --log access)", file=sys.stderr
+            )
+            return 2
+        if args.since < 0:
+            print("FAILED: --since: must be >= 0", file=sys.stderr)
+            return 2
+        return export(db, keys, logs, args.out, config, since=args.since)
     except (KeysError, LedgerError) as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 2
@@ -76,12 +92,22 @@ def run(config: ServerConfig, args: argparse.Namespace) -> int:
         db.dispose()
 
 
-def export(db: Database, keys: LogKeys, logs: list[int], out: Path, config: ServerConfig) -> int:
+def export(
+    db: Database,
+    keys: LogKeys,
+    logs: list[int],
+    out: Path,
+    config: ServerConfig,
+    since: int = 0,
+) -> int:
     reads = LogReads(db)
     checkpointer = Checkpointer(
         reads=reads, keys=keys, clock=lambda: time.time_ns() // 1000, witness_dir=config.witness_dir
     )
     sizes = {log_id: checkpointer.issue(log_id).size for log_id in logs}
+    if any(since > size for size in sizes.values()):
+        print(f"FAILED: --since {since}: the log has only {max(sizes.values())} entries")
+        return 2
     tty = sys.stderr.isatty()
     with out.open("w", encoding="utf-8") as fp:
         writer = BundleWriter(fp)
@@ -95,8 +121,13 @@ def export(db: Database, keys: LogKeys, logs: list[int], out: Path, config: Serv
         for log_id in logs:
             name, size = LOG_NAMES[log_id], sizes[log_id]
             for checkpoint in reads.checkpoints(log_id, size):
-                writer.checkpoint(name, checkpoint.note)
-            for first in range(1, size + 1, CHUNK):
+                if checkpoint.size >= since:  # earlier ones cannot be checked from a range
+                    writer.checkpoint(name, checkpoint.note)
+            if since:
+                (last,) = reads.entries(log_id, since, since)
+                edge = Frontier.load(since, lambda key, i=log_id: reads.nodes(i, [key])[key])
+                writer.start(name, since, last.stored_hash, edge)
+            for first in range(since + 1, size + 1, CHUNK):
                 for entry in reads.entries(log_id, first, min(size, first + CHUNK - 1)):
                     writer.entry(name, entry.sequence, entry.data, entry.stored_hash)
                 if tty:
@@ -104,7 +135,7 @@ def export(db: Database, keys: LogKeys, logs: list[int], out: Path, config: Serv
                     print(f"\r{name}: {done}/{size} entries", end="", file=sys.stderr, flush=True)
             if tty:
                 print(file=sys.stderr)
-            if log_id == JOURNAL_LOG:
+            if log_id == JOURNAL_LOG and not since:
                 balances = _balances_at(db, size)
                 if balances is not None:
                     writer.balances(name, size, balances)

@@ -108,3 +108,29 @@ def test_verify_refuses_untrusted_keys(tmp_path: Path) -> None:
     done = _verify(tmp_path / "b.jsonl", [stranger], tmp_path / "state")
     assert done.returncode != 0
     assert "trusted" in done.stdout
+
+
+def test_range_export_verifies_on_its_own_and_extends_state(tmp_path: Path) -> None:
+    keyring, witness, state = tmp_path / "keyring.json", tmp_path / "witness", tmp_path / "state"
+    _ledger(tmp_path / "a", keyring, witness, earns=9, points=5)
+    keys = _export(tmp_path / "a", keyring, witness, tmp_path / "whole.jsonl")
+    assert _verify(tmp_path / "whole.jsonl", keys, state).returncode == 0
+    _ledger(tmp_path / "a", keyring, witness, earns=4, points=5)
+    common = ["--data-dir", str(tmp_path / "a"), "--keyring", str(keyring)]
+    done = _cli(
+        "audit",
+        "export",
+        *common,
+        "--log",
+        "journal",
+        "--since",
+        "9",
+        "--out",
+        str(tmp_path / "range.jsonl"),
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "range.jsonl").read_text()
+    assert '"type":"start"' in text and '"seq":1,' not in text
+    ranged = _verify(tmp_path / "range.jsonl", keys[:1], state)
+    assert ranged.returncode == 0, ranged.stdout
+    assert "size: 13" in ranged.stdout
