@@ -125,7 +125,7 @@ def export(
                     writer.checkpoint(name, checkpoint.note)
             if since:
                 (last,) = reads.entries(log_id, since, since)
-                edge = Frontier.load(since, lambda key, i=log_id: reads.nodes(i, [key])[key])
+                edge = Frontier.load(since, _node_reader(reads, log_id))
                 writer.start(name, since, last.stored_hash, edge)
             for first in range(since + 1, size + 1, CHUNK):
                 for entry in reads.entries(log_id, first, min(size, first + CHUNK - 1)):
@@ -143,6 +143,13 @@ def export(
         print(f"{LOG_NAMES[log_id]}: {sizes[log_id]} entries, checkpoint at {sizes[log_id]}")
     print(f"wrote {out}")
     return 0
+
+
+def _node_reader(reads: LogReads, log_id: int) -> Callable[[tuple[int, int]], bytes]:
+    def read(key: tuple[int, int]) -> bytes:
+        return reads.nodes(log_id, [key])[key]
+
+    return read
 
 
 def _balances_at(db: Database, size: int) -> dict[str, int] | None:
