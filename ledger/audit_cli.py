@@ -21,14 +21,11 @@ from audit.bundle import BundleWriter, LogInfo
 from audit.merkle import Frontier
 from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.config import ServerConfig
-from ledger.errors import LedgerError
-from ledger.keys.errors import KeysError
 from ledger.keys.keyring import FileKeyring
 from ledger.merkle_logs import JOURNAL_LOG
-from ledger.storage.database import Database, open_database
+from ledger.storage.database import Database
 from ledger.storage.journal_reads import JournalReads, read_balances, read_head
 from ledger.storage.log_reads import LogReads
-from ledger.storage.migrate import upgrade
 
 CHUNK = 1000
 LOG_IDS = {name: log_id for log_id, name in LOG_NAMES.items()}
@@ -63,33 +60,21 @@ def add_arguments(
     )
 
 
-def run(config: ServerConfig, args: argparse.Namespace) -> int:
+def run(db: Database, keyring: FileKeyring, config: ServerConfig, args: argparse.Namespace) -> int:
     """export and public-key (verify runs offline, without configuration)."""
-    if not config.database_url:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(config.resolved_database_url())
-    try:
-        upgrade(db)
-        keys = LogKeys.from_keyring(FileKeyring.open(config.keyring_path), config.log_origin)
-        if args.audit_command == "public-key":
-            for log_id, name in LOG_NAMES.items():
-                print(f"{name}: {keys.verifier_key(log_id)}")
-            return 0
-        logs = list(LOG_NAMES) if args.log == "all" else [LOG_IDS[args.log]]
-        if args.since and len(logs) != 1:
-            print(
-                "FAILED: --since: export one log (--log journal or --log access)", file=sys.stderr
-            )
-            return 2
-        if args.since < 0:
-            print("FAILED: --since: must be >= 0", file=sys.stderr)
-            return 2
-        return export(db, keys, logs, args.out, config, since=args.since)
-    except (KeysError, LedgerError) as err:
-        print(f"FAILED: {err}", file=sys.stderr)
+    keys = LogKeys.from_keyring(keyring, config.log_origin)
+    if args.audit_command == "public-key":
+        for log_id, name in LOG_NAMES.items():
+            print(f"{name}: {keys.verifier_key(log_id)}")
+        return 0
+    logs = list(LOG_NAMES) if args.log == "all" else [LOG_IDS[args.log]]
+    if args.since and len(logs) != 1:
+        print("FAILED: --since: export one log (--log journal or --log access)", file=sys.stderr)
         return 2
-    finally:
-        db.dispose()
+    if args.since < 0:
+        print("FAILED: --since: must be >= 0", file=sys.stderr)
+        return 2
+    return export(db, keys, logs, args.out, config, since=args.since)
 
 
 def export(
@@ -106,7 +91,10 @@ def export(
     )
     sizes = {log_id: checkpointer.issue(log_id).size for log_id in logs}
     if any(since > size for size in sizes.values()):
-        print(f"FAILED: --since {since}: the log has only {max(sizes.values())} entries")
+        print(
+            f"FAILED: --since {since}: the log has only {max(sizes.values())} entries",
+            file=sys.stderr,
+        )
         return 2
     tty = sys.stderr.isatty()
     with out.open("w", encoding="utf-8") as fp:

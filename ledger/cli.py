@@ -6,7 +6,9 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -15,6 +17,9 @@ from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate, parse_rate
 from ledger import logging as ledger_logging
 from ledger.config import Limits, ServerConfig, env
 from ledger.storage.database import Database, open_database
+
+if TYPE_CHECKING:
+    from ledger.keys.keyring import FileKeyring
 
 log = structlog.get_logger(__name__)
 
@@ -262,6 +267,25 @@ def _database(config: ServerConfig) -> Database:
     return open_database(config.resolved_database_url())
 
 
+def _with_keyring(config: ServerConfig, action: Callable[[Database, FileKeyring], int]) -> int:
+    """Run ``action`` on the migrated database and the keyring; a key or
+    ledger error is printed as FAILED (exit 2), never a traceback."""
+    from ledger.errors import LedgerError
+    from ledger.keys.errors import KeysError
+    from ledger.keys.keyring import FileKeyring
+    from ledger.storage.migrate import upgrade
+
+    db = _database(config)
+    try:
+        upgrade(db)
+        return action(db, FileKeyring.open(config.keyring_path))
+    except (KeysError, LedgerError) as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+
+
 def _verify(config: ServerConfig) -> int:
     from ledger.verify import JournalMissingError, verify_database
 
@@ -368,11 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         from ledger import audit_cli
 
-        return audit_cli.run(config, args)
+        return _with_keyring(config, lambda db, keyring: audit_cli.run(db, keyring, config, args))
     if args.command == "keys":
         from ledger.keys_cli import run_keys
 
-        return run_keys(config, args)
+        return _with_keyring(config, lambda db, keyring: run_keys(db, keyring, args))
     if args.command == "grant-app-role":
         return _grant_app_role(config, args.role)
     return _migrate(config)

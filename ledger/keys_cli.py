@@ -9,32 +9,16 @@ import argparse
 import sys
 import time
 
-from ledger.config import ServerConfig
-from ledger.errors import LedgerError
-from ledger.keys.errors import KeysError
 from ledger.keys.keyring import FileKeyring
 from ledger.members import rotation
 from ledger.members.vault import MemberVault
-from ledger.storage.database import open_database
+from ledger.storage.database import Database
 from ledger.storage.members import MemberStore
-from ledger.storage.migrate import upgrade
 
 
-def run_keys(config: ServerConfig, args: argparse.Namespace) -> int:
-    if not config.database_url:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(config.resolved_database_url())
-    try:
-        upgrade(db)
-        keyring = FileKeyring.open(config.keyring_path)
-        store = MemberStore(db)
-        vault = MemberVault.for_keyring(keyring)
-        return _run(args.keys_command, args, keyring, store, vault)
-    except (KeysError, LedgerError) as err:
-        print(f"FAILED: {err}", file=sys.stderr)
-        return 2
-    finally:
-        db.dispose()
+def run_keys(db: Database, keyring: FileKeyring, args: argparse.Namespace) -> int:
+    store = MemberStore(db)
+    return _run(args.keys_command, args, keyring, store, MemberVault.for_keyring(keyring))
 
 
 def _run(

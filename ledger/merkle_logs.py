@@ -18,27 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from audit.access_format import AccessRecord
+import sqlalchemy as sa
+
+from audit.access_format import TEXT_FIELDS, AccessRecord
 from audit.decisions import AccessDecision
 from audit.entry_format import JournalEntry
 from audit.merkle import Frontier, NodeKey, leaf_hash
 from ledger.storage import journal_writes as sql
+from ledger.storage.schema import access_log
 
 JOURNAL_LOG = 1
 ACCESS_LOG = 2
 # column widths of access_log (characters): longer values are cut before
 # hashing, so the stored row is exactly what was hashed
-WIDTHS = {
-    "request_id": 64,
-    "principal": 128,
-    "role": 32,
-    "method": 128,
-    "decision": 8,
-    "reason": 256,
-    "purpose": 64,
-    "member_account_id": 64,
-    "fields": 512,
+WIDTHS: dict[str, int] = {
+    name: cast(sa.String, access_log.c[name].type).length or 0 for name in TEXT_FIELDS
 }
 
 

@@ -134,3 +134,17 @@ def test_range_export_verifies_on_its_own_and_extends_state(tmp_path: Path) -> N
     ranged = _verify(tmp_path / "range.jsonl", keys[:1], state)
     assert ranged.returncode == 0, ranged.stdout
     assert "size: 13" in ranged.stdout
+
+
+def test_range_export_refuses_bad_ranges(tmp_path: Path) -> None:
+    keyring, witness = tmp_path / "keyring.json", tmp_path / "witness"
+    _ledger(tmp_path / "a", keyring, witness, earns=3, points=5)
+    common = ["--data-dir", str(tmp_path / "a"), "--keyring", str(keyring)]
+    out = ["--out", str(tmp_path / "r.jsonl")]
+    for args, text in (
+        (["--log", "journal", "--since", "-1"], "--since: must be >= 0"),
+        (["--since", "2"], "--since: export one log"),
+        (["--log", "journal", "--since", "99"], "the log has only 3 entries"),
+    ):
+        done = _cli("audit", "export", *common, *args, *out)
+        assert done.returncode == 2 and text in done.stderr, (args, done.stderr)

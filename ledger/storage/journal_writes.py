@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from audit.access_format import AccessRecord
+from audit.access_format import TEXT_FIELDS, AccessRecord
 from audit.entry_format import Posting, is_member_account
 from ledger.errors import IntegrityError
 from ledger.members.vault import StoredKey
@@ -335,21 +335,7 @@ def read_access_head(tx: WriteTx) -> tuple[int, bytes, int]:
     return seq, bytes(digest), time_us
 
 
-_ACCESS_COLUMNS = (
-    "seq",
-    "time_us",
-    "request_id",
-    "principal",
-    "role",
-    "method",
-    "decision",
-    "reason",
-    "purpose",
-    "member_account_id",
-    "fields",
-    "prev_hash",
-    "hash",
-)
+_ACCESS_COLUMNS = ("seq", "time_us", *TEXT_FIELDS, "prev_hash", "hash")
 
 
 def insert_access(tx: WriteTx, rows: Sequence[tuple[AccessRecord, bytes]]) -> None:
@@ -358,22 +344,8 @@ def insert_access(tx: WriteTx, rows: Sequence[tuple[AccessRecord, bytes]]) -> No
         "access_log",
         _ACCESS_COLUMNS,
         [
-            (
-                r.sequence,
-                r.time_us,
-                r.request_id,
-                r.principal,
-                r.role,
-                r.method,
-                r.decision,
-                r.reason,
-                r.purpose,
-                r.member_account_id,
-                r.fields,
-                r.prev_hash,
-                digest,
-            )
-            for r, digest in rows
+            (r.sequence, r.time_us, *(getattr(r, name) for name in TEXT_FIELDS), r.prev_hash, h)
+            for r, h in rows
         ],
     )
 

@@ -12,25 +12,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from audit.access_format import AccessRecord
+from audit.access_format import TEXT_FIELDS, AccessRecord
 from audit.merkle import NodeKey
 from ledger.errors import IntegrityError
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.storage.database import Database
 from ledger.storage.journal_reads import _entries_between
 from ledger.storage.schema import access_head, access_log, checkpoints, journal_head
-
-TEXT = (
-    "request_id",
-    "principal",
-    "role",
-    "method",
-    "decision",
-    "reason",
-    "purpose",
-    "member_account_id",
-    "fields",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +148,7 @@ def _access_entries(conn: Connection, first: int, last: int) -> Iterator[LogEntr
     )
     for r in rows:
         record = AccessRecord(
-            r.seq, r.time_us, bytes(r.prev_hash), *(str(getattr(r, c)) for c in TEXT)
+            r.seq, r.time_us, bytes(r.prev_hash), *(str(getattr(r, c)) for c in TEXT_FIELDS)
         )
         yield LogEntry(r.seq, record.encode(), bytes(r.hash), "")
 

@@ -7,6 +7,8 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
+from ledger.storage.migrations.append_only import make_append_only
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -36,26 +38,7 @@ def upgrade() -> None:
         sa.Column("fields", sa.String(512), nullable=False),
     )
     op.create_index("ix_access_decisions_time", TABLE, ["time_us"])
-    if op.get_bind().dialect.name == "sqlite":
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {TABLE}_no_{action.lower()} BEFORE {action} ON {TABLE} "
-                f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END"
-            )
-        op.execute(
-            f"CREATE TRIGGER {TABLE}_no_replace BEFORE INSERT ON {TABLE} "
-            f"WHEN EXISTS (SELECT 1 FROM {TABLE} WHERE id = NEW.id) "
-            f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END"
-        )
-        return
-    op.execute(
-        f"CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE} "
-        "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
-    )
-    op.execute(
-        f"CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
-    )
+    make_append_only(TABLE, ("id",))
 
 
 def downgrade() -> None:

@@ -13,6 +13,8 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
+from ledger.storage.migrations.append_only import make_append_only
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -73,29 +75,8 @@ def upgrade() -> None:
         sa.Column("ended_us", sa.BigInteger, nullable=False),
         sa.Column("ended_by", sa.String(128), nullable=False),
     )
-    sqlite = op.get_bind().dialect.name == "sqlite"
     for table, key in APPEND_ONLY.items():
-        if sqlite:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
-            same = " AND ".join(f"{c} = NEW.{c}" for c in key)
-            op.execute(
-                f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
-                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {same}) "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
-        else:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
-            )
+        make_append_only(table, key)
 
 
 def downgrade() -> None:

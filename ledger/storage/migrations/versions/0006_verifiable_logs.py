@@ -20,6 +20,7 @@ from alembic import op
 from audit.access_format import AccessRecord
 from audit.entry_format import GENESIS_PREV_HASH, JournalEntry, Posting
 from audit.merkle import Frontier, leaf_hash
+from ledger.storage.migrations.append_only import make_append_only
 
 revision = "0006"
 down_revision = "0005"
@@ -85,36 +86,11 @@ def upgrade() -> None:
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
     )
-    _append_only()
+    for table, key in APPEND_ONLY.items():
+        make_append_only(table, key)
     bind = op.get_bind()
     _backfill_journal(bind)
     _copy_access_decisions(bind)
-
-
-def _append_only() -> None:
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    for table, key in APPEND_ONLY.items():
-        if sqlite:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
-            same = " AND ".join(f"{c} = NEW.{c}" for c in key)
-            op.execute(
-                f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
-                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {same}) "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
-        else:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
-            )
 
 
 def _insert_nodes(
