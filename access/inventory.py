@@ -140,6 +140,14 @@ INVENTORY: tuple[StoredField, ...] = (
         FOREVER,
     ),
     StoredField(
+        "done_tasks",
+        "name, done_us",
+        "no",
+        "one-off maintenance finished, so start-up does not repeat it",
+        (),
+        "kept as long as the database",
+    ),
+    StoredField(
         "checkpoints",
         "log, size, root, note, created_us",
         "no (signed tree heads)",

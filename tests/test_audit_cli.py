@@ -12,6 +12,7 @@ import grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
+from audit.note import Signer
 from ledger.config import ServerConfig
 from ledger.server import LedgerServer
 from tests.conftest import ctx, key
@@ -104,10 +105,13 @@ def test_verify_refuses_untrusted_keys(tmp_path: Path) -> None:
     keyring, witness = tmp_path / "keyring.json", tmp_path / "witness"
     _ledger(tmp_path / "a", keyring, witness, earns=2, points=5)
     _export(tmp_path / "a", keyring, witness, tmp_path / "b.jsonl")
-    stranger = "someone.else/journal+00000000+AQ" + "A" * 43
+    # a well-formed key of the same name, but not the log's: it must not vouch
+    stranger = Signer.generate("loyalty-ledger.local/journal").verifier_key()
     done = _verify(tmp_path / "b.jsonl", [stranger], tmp_path / "state")
     assert done.returncode != 0
+    assert done.returncode == 1  # verified and found wanting, not an unreadable key
     assert "trusted" in done.stdout
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
 
 
 def test_range_export_verifies_on_its_own_and_extends_state(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from ledger.storage.log_reads import LogReads
 from ledger.storage.migrate import upgrade
 
 MEMBER = "mbr_" + "c" * 26
+OTHER = "mbr_" + "d" * 26
 
 
 def test_upgrade_builds_trees_for_existing_history(db_url: str) -> None:
@@ -81,5 +82,65 @@ def test_upgrade_builds_trees_for_existing_history(db_url: str) -> None:
             assert prev == stored.stored_hash
         assert reads.head(2)[1] == prev
         assert tree_hash(7, lambda keys: reads.nodes(2, keys)) == mth([r.data for r in records])
+    finally:
+        db.dispose()
+
+
+def test_accounts_from_before_data_keys_get_one_once(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An account opened before migration 0004 gets its first data key when
+    a server starts, so its new entries' details are sealed; the scan is
+    recorded as done and not repeated."""
+    import grpc
+    from loyalty.ledger.v1 import ledger_pb2 as pb
+    from loyalty.ledger.v1 import ledger_pb2_grpc
+
+    from ledger.config import ServerConfig
+    from ledger.server import LedgerServer
+    from ledger.storage.members import task_done
+    from tests.conftest import ctx, key
+
+    db = open_database(db_url)
+    try:
+        upgrade(db, "0003")
+        with db.writer.begin() as conn:
+            conn.execute(sa.text("INSERT INTO accounts VALUES (:a, 0, 0, 1000)"), {"a": MEMBER})
+        config = ServerConfig(
+            data_dir=tmp_path,
+            database_url=db_url,
+            listen="127.0.0.1:0",
+            auth="none",
+            plaintext=True,
+        )
+        for start in range(2):
+            if start == 1:  # a row without a key now: the done scan must not come back
+                with db.writer.begin() as conn:
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO accounts (account_id, balance, last_seq, opened_us)"
+                            " VALUES (:a, 0, 0, 1000)"
+                        ),
+                        {"a": OTHER},
+                    )
+            server = LedgerServer(config)
+            server.start()
+            try:
+                with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                    earned = ledger_pb2_grpc.LedgerServiceStub(channel).Earn(
+                        pb.EarnRequest(
+                            idempotency_key=key(),
+                            context=ctx(store_id="store-0001"),
+                            member_account_id=MEMBER,
+                            points=5,
+                        )
+                    )
+                assert earned.entry.details[0] == 0x02  # sealed under the new key
+            finally:
+                server.stop(grace=1)
+            assert task_done(db, "data-key-backfill")
+        with db.reader.connect() as conn:
+            count = "SELECT COUNT(*) FROM member_keys WHERE account_id = :a"
+            assert conn.execute(sa.text(count), {"a": MEMBER}).scalar_one() == 1
+            # the second start did not scan the accounts again
+            assert conn.execute(sa.text(count), {"a": OTHER}).scalar_one() == 0
     finally:
         db.dispose()

@@ -30,7 +30,9 @@ from ledger.storage.members import (
     MemberStore,
     accounts_without_keys,
     add_first_key,
+    mark_task_done,
     newest_key,
+    task_done,
 )
 
 BATCH = 500
@@ -89,14 +91,22 @@ def rotate_member_key(store: MemberStore, vault: MemberVault, account: str, now_
     return store.rotate_member_key(account, reseal, now_us)
 
 
+BACKFILL_TASK = "data-key-backfill"
+
+
 def backfill_keys(db: Database, vault: MemberVault, now_us: int) -> int:
     """Give every open account without a data key its first one (accounts
     opened before data keys existed), so their new entries' details are
-    sealed too. Idempotent; returns how many keys were added."""
+    sealed too. Done once per database: every account opened since has its
+    key from the start, so later starts skip the scan. Idempotent; returns
+    how many keys were added."""
+    if task_done(db, BACKFILL_TASK):
+        return 0
     added = 0
     for account in accounts_without_keys(db):
         if add_first_key(db, account, vault.wrap(account, 1, new_data_key()), now_us):
             added += 1
+    mark_task_done(db, BACKFILL_TASK, now_us)
     return added
 
 

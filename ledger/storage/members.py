@@ -22,7 +22,13 @@ from sqlalchemy.engine import Connection
 from ledger.errors import MemberErasedError, NotFoundError
 from ledger.members.vault import StoredKey
 from ledger.storage.database import Database
-from ledger.storage.schema import accounts, member_fields, member_keys, member_lookup
+from ledger.storage.schema import (
+    accounts,
+    done_tasks,
+    member_fields,
+    member_keys,
+    member_lookup,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,3 +287,21 @@ def newest_key(db: Database) -> tuple[str, StoredKey] | None:
     if row is None:
         return None
     return row.account_id, StoredKey(row.dek_version, row.kek_version, bytes(row.wrapped))
+
+
+def task_done(db: Database, name: str) -> bool:
+    with db.reader.connect() as conn:
+        found = conn.execute(sa.select(done_tasks.c.name).where(done_tasks.c.name == name))
+        return found.first() is not None
+
+
+def mark_task_done(db: Database, name: str, now_us: int) -> None:
+    """Idempotent: a second server finishing the same task changes nothing."""
+    try:
+        with db.writer.begin() as conn:
+            if not conn.execute(
+                sa.select(done_tasks.c.name).where(done_tasks.c.name == name)
+            ).first():
+                conn.execute(sa.insert(done_tasks).values(name=name, done_us=now_us))
+    except sa.exc.IntegrityError:  # PostgreSQL: raced with another server
+        pass

@@ -219,3 +219,10 @@ checkpoints = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
 )
+
+done_tasks = sa.Table(
+    "done_tasks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # e.g. "data-key-backfill"
+    sa.Column("done_us", sa.BigInteger, nullable=False),
+)
