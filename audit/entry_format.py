@@ -68,6 +68,15 @@ class JournalEntry:
     def compute_hash(self) -> bytes:
         return hashlib.sha256(encode_entry(self)).digest()
 
+    def member_account(self) -> str:
+        """The first member account a posting names ("" for none): the
+        member whose key seals the entry's details."""
+        for posting in self.postings:
+            for account in (posting.from_account, posting.to_account):
+                if is_member_account(account):
+                    return account
+        return ""
+
 
 def _str(value: str, field: str) -> bytes:
     try:

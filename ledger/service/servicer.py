@@ -18,7 +18,6 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from access import scope as call_scope
 from access.purposes import ORDER_DETAILS
 from audit.chain import StoredEntry
-from audit.entry_format import is_member_account
 from ledger import validation as v
 from ledger.appender import Appender
 from ledger.commands import EntryDetails, open_details
@@ -34,18 +33,6 @@ from ledger.storage.members import MemberStore
 
 if TYPE_CHECKING:  # generic only in the type stubs
     Context = grpc.aio.ServicerContext[object, object]
-
-
-def _member_of(stored: StoredEntry) -> str:
-    return next(
-        (
-            a
-            for p in stored.entry.postings
-            for a in (p.from_account, p.to_account)
-            if is_member_account(a)
-        ),
-        "",
-    )
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
@@ -69,7 +56,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         shows them, and only while the member's key exists (an erased
         member's details stay withheld: they can no longer be read)."""
         scope = call_scope.current()
-        members = {_member_of(s) for s in entries} - {""}
+        members = {s.entry.member_account() for s in entries} - {""}
         if len(members) == 1 and not scope.member:
             scope.member = members.pop()  # named in the access record
         if not scope.shows(ORDER_DETAILS):
@@ -92,7 +79,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         data = stored.entry.details
         if not data:
             return EntryDetails()
-        member = _member_of(stored)
+        member = stored.entry.member_account()
         if member not in ciphers:
             keys = self._members.keys(member) if member else ()
             try:

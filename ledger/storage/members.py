@@ -41,14 +41,13 @@ class MemberRecord:
 Sealer = Callable[[MemberRecord], tuple[Mapping[str, bytes], Iterable[tuple[str, bytes]]]]
 
 
-def _keys(conn: Connection, account: str, *, lock: bool = False) -> tuple[StoredKey, ...]:
+def _keys(conn: Connection, account: str) -> tuple[StoredKey, ...]:
+    """The member's wrapped keys (writers lock the account row first: _lock_account)."""
     query = (
         sa.select(member_keys.c.dek_version, member_keys.c.kek_version, member_keys.c.wrapped)
         .where(member_keys.c.account_id == account)
         .order_by(member_keys.c.dek_version)
     )
-    if lock and conn.dialect.name != "sqlite":
-        query = query.with_for_update()
     return tuple(StoredKey(v, k, bytes(w)) for v, k, w in conn.execute(query))
 
 

@@ -29,7 +29,10 @@ def app_role_grants(role: str) -> list[str]:
     if not ROLE_RE.fullmatch(role):
         raise ValidationError("role", "must be a lower-case PostgreSQL identifier")
     statements = [f"GRANT USAGE ON SCHEMA public TO {role}"]
-    statements += [f"GRANT SELECT, INSERT ON {t} TO {role}" for t in APPEND_ONLY_TABLES]
+    # append-only tables, and done_tasks (rows are only ever added)
+    statements += [
+        f"GRANT SELECT, INSERT ON {t} TO {role}" for t in (*APPEND_ONLY_TABLES, "done_tasks")
+    ]
     statements += [f"GRANT SELECT, INSERT, UPDATE ON {t} TO {role}" for t in MUTABLE_TABLES]
     # personal data: erasure deletes it
     statements += [f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {role}" for t in MEMBER_TABLES]
