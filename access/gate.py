@@ -89,10 +89,9 @@ class Gate:
                 raise PermissionDeniedError(
                     "purpose: under a break-glass grant the purpose must be break_glass"
                 ) from None
-        context = getattr(request, "context", None)
-        channel_id = getattr(context, "channel_id", "")
-        if channel_id:  # an empty one is the validator's to report
-            check_channel(principal, channel_id)
+        for channel_id in _channels(request):
+            if channel_id:  # an empty one is the validator's to report
+                check_channel(principal, channel_id)
         scope = CallScope(principal)
         if method in PURPOSE_BOUND_METHODS or (
             method in PURPOSE_OPTIONAL_METHODS and declared_purpose(request)
@@ -127,3 +126,14 @@ def unauthenticated_scope(method: str, request: Any) -> CallScope:
             raise PermissionDeniedError("purpose: break_glass needs an authenticated grantee")
         scope.purpose = PURPOSES[name]
     return scope
+
+
+def _channels(request: object) -> list[str]:
+    """The channel ids a request acts for: its context's, or each replayed
+    item's (ReplayOffline)."""
+    found = [getattr(getattr(request, "context", None), "channel_id", "")]
+    for item in getattr(request, "items", ()):
+        operation = item.WhichOneof("operation") if hasattr(item, "WhichOneof") else None
+        if operation:
+            found.append(getattr(item, operation).context.channel_id)
+    return found

@@ -30,6 +30,15 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     LEDGER + "GetBalance": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
     LEDGER + "GetEntry": frozenset({Role.MEMBER_SERVICE, Role.COMPLIANCE}),
     LEDGER + "ListEntries": frozenset({Role.MEMBER_SERVICE}),
+    LEDGER + "Hold": frozenset({Role.CHANNEL}),
+    LEDGER + "CaptureHold": frozenset({Role.CHANNEL}),
+    LEDGER + "ReleaseHold": frozenset({Role.CHANNEL}),
+    LEDGER + "Transfer": frozenset({Role.CHANNEL}),
+    LEDGER + "ExchangeOut": frozenset({Role.CHANNEL}),
+    LEDGER + "ExchangeIn": frozenset({Role.CHANNEL}),
+    LEDGER + "ReplayOffline": frozenset({Role.CHANNEL}),
+    # aggregates only: no member, no personal data
+    LEDGER + "GetLiability": frozenset({Role.COMPLIANCE, Role.ANALYST, Role.ADMIN}),
     # members: channels enroll and look up by phone at a till but never read
     # personal data; reads declare a purpose (access/purposes.py)
     MEMBERS + "Enroll": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
@@ -58,7 +67,22 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
 
 # calls that change the journal: what abuse limits count
 MUTATING_METHODS = frozenset(
-    [LEDGER + name for name in ("OpenAccount", "Earn", "Redeem", "Reverse")]
+    [
+        LEDGER + name
+        for name in (
+            "OpenAccount",
+            "Earn",
+            "Redeem",
+            "Reverse",
+            "Hold",
+            "CaptureHold",
+            "ReleaseHold",
+            "Transfer",
+            "ExchangeOut",
+            "ExchangeIn",
+            "ReplayOffline",
+        )
+    ]
     + [MEMBERS + name for name in ("Enroll", "UpdateMember", "EraseMember")]
 )
 

@@ -9,11 +9,16 @@ every append, see ledger/appender.py):
 4. every posting moves a positive amount between two different accounts;
 5. no member account (``mbr_...``) is ever negative;
 6. time never goes backwards;
-7. each kind has its shape: earn = program:issued -> member, redeem =
-   member -> program:redeemed, reverse = the mirror of an earlier earn or
-   redeem, never reversing more than that entry moved; erase = member ->
-   program:forfeited of the member's whole balance, after which no entry
-   touches that member's account (it is closed);
+7. each kind has its shape (docs/journal-format.md §5.3): the accounts of
+   a member family (mbr_X, mbr_X/lot/N, mbr_X/pending/N, mbr_X/held/N, see
+   audit/accounts.py) are well formed, and each of earn, redeem, hold,
+   capture, release, mature, expire, transfer, exchange_out, exchange_in and
+   erase moves points only between the accounts its kind allows; a capture
+   or release resolves an open hold exactly once and gives back exactly what
+   it held; a reverse returns points of an earlier earn, redeem or capture
+   to where they came from, never more than that entry moved per account;
+   an erase leaves the member's whole family at 0, after which no entry
+   touches any account of that family (it is closed);
 8. at the end: the chain head recorded by the database is the last entry,
    the materialized balances equal the balances replayed from the journal,
    and they sum to zero.
@@ -28,9 +33,30 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
+from audit.accounts import (
+    FORM_HELD,
+    FORM_LEGACY,
+    FORM_LOT,
+    FORM_PENDING,
+    KIND_CAPTURE,
+    KIND_EXCHANGE_IN,
+    KIND_EXCHANGE_OUT,
+    KIND_EXPIRE,
+    KIND_HOLD,
+    KIND_MATURE,
+    KIND_RELEASE,
+    KIND_TRANSFER,
+    PROGRAM_EXPIRED,
+    MemberAccount,
+    is_issued_account,
+    is_partner_account,
+    owner_of,
+    parse_member_account,
+)
 from audit.entry_format import (
     GENESIS_PREV_HASH,
     KIND_EARN,
@@ -38,7 +64,6 @@ from audit.entry_format import (
     KIND_REDEEM,
     KIND_REVERSE,
     PROGRAM_FORFEITED,
-    PROGRAM_ISSUED,
     PROGRAM_REDEEMED,
     EncodingError,
     JournalEntry,
@@ -129,6 +154,33 @@ class VerificationResult:
         return min(seqs) if seqs else None
 
 
+# one posting of an entry with its accounts parsed: (index, posting, from, to);
+# from/to are None for program accounts
+_Parsed = tuple[int, Posting, MemberAccount | None, MemberAccount | None]
+# a reversible entry: (kind, owner, account, points left, account, points left, ...)
+_Reversible = tuple[str | int, ...]
+
+
+def _a(kind: str) -> str:
+    """``kind`` with its article, for messages."""
+    return f"an {kind}" if kind[:1] in ("a", "e", "i", "o", "u") else f"a {kind}"
+
+
+def _is_available(account: MemberAccount | None) -> bool:
+    """mbr_X or mbr_X/lot/N: points the member can spend."""
+    return account is not None and account.form in (FORM_LEGACY, FORM_LOT)
+
+
+def _is_new_lot(account: MemberAccount | None, seq: int, legacy: bool) -> bool:
+    """mbr_X/lot/S or mbr_X/pending/S with S the entry's own sequence (or,
+    when ``legacy``, the bare mbr_X)."""
+    if account is None:
+        return False
+    if account.form == FORM_LEGACY:
+        return legacy
+    return account.form in (FORM_LOT, FORM_PENDING) and account.lot == seq
+
+
 class _Replay:
     """Walks entries in stored order and records what is wrong."""
 
@@ -138,10 +190,16 @@ class _Replay:
         self.prev_seq = 0
         self.prev_hash = GENESIS_PREV_HASH
         self.prev_time_us = 0
-        # earn/redeem entries by sequence, with the points reversed so far;
-        # one small record per reversible entry
-        self.reversible: dict[int, tuple[Posting, int]] = {}
-        self.closed: dict[str, int] = {}  # erased member account -> erase sequence
+        # earn/redeem/capture entries by sequence, with the points left to
+        # reverse per account: one small flat tuple per reversible entry
+        self.reversible: dict[int, _Reversible] = {}
+        # open holds by sequence: held account -> points the hold put in;
+        # removed when a capture or release resolves the hold
+        self.holds: dict[int, dict[str, int]] = {}
+        self.closed: dict[str, int] = {}  # erased member (owner) -> erase sequence
+        # member -> its sub-accounts (ids with a "/") in the order first seen,
+        # so an erase checks the whole family without scanning every balance
+        self.families: dict[str, list[str]] = {}
 
     def problem(self, seq: int | None, check: str, message: str) -> None:
         self.result.problems.append(Problem(seq, check, message))
@@ -211,13 +269,20 @@ class _Replay:
             self.problem(seq, "postings", "entry has no postings")
         for i, posting in enumerate(entry.postings):
             for account in (posting.from_account, posting.to_account):
-                if account in self.closed:
+                if not is_member_account(account):
+                    continue
+                owner = owner_of(account)
+                if owner in self.closed:
                     self.problem(
                         seq,
                         "closed",
-                        f"posting {i}: touches an account closed by the erasure at "
-                        f"sequence {self.closed[account]}",
+                        f"posting {i}: touches {account}, whose member was erased at "
+                        f"sequence {self.closed[owner]}",
                     )
+                if owner != account and account not in self.balances:
+                    family = self.families.setdefault(owner, [])
+                    if account not in family[-1:]:  # from == to: seen twice
+                        family.append(account)
             if posting.points <= 0:
                 self.problem(
                     seq, "postings", f"posting {i}: points must be > 0, got {posting.points}"
@@ -230,77 +295,355 @@ class _Replay:
             account = posting.from_account
             if is_member_account(account) and self.balances[account] < 0:
                 self.problem(
-                    seq, "overdraft", f"member account balance below zero: {self.balances[account]}"
+                    seq,
+                    "overdraft",
+                    f"member account balance below zero: {account} {self.balances[account]}",
                 )
 
     def _kind_rules(self, entry: JournalEntry) -> None:
-        """The shape each kind of entry must have (docs/journal-format.md §4)."""
+        """The shape each kind of entry must have (docs/journal-format.md §5.3)."""
         seq, kind = entry.sequence, entry.kind
-        if len(entry.postings) != 1:
-            self.problem(
-                seq, "kind", f"a {kind} entry has exactly 1 posting, got {len(entry.postings)}"
-            )
+        rule = _RULES.get(kind)
+        if rule is None:
+            self.problem(seq, "kind", f"unknown entry kind {kind!r}")
             return
-        posting = entry.postings[0]
-        if kind in (KIND_EARN, KIND_REDEEM):
-            source, target = (
-                (PROGRAM_ISSUED, posting.to_account)
-                if kind == KIND_EARN
-                else (posting.from_account, PROGRAM_REDEEMED)
-            )
-            member = posting.to_account if kind == KIND_EARN else posting.from_account
-            if (posting.from_account, posting.to_account) != (
-                source,
-                target,
-            ) or not is_member_account(member):
-                self.problem(seq, "kind", f"a {kind} entry moves points the wrong way")
-            if entry.reverses != 0:
-                self.problem(seq, "kind", f"a {kind} entry cannot reference an entry to reverse")
-            self.reversible[seq] = (posting, 0)
-        elif kind == KIND_REVERSE:
-            self._reversal(seq, entry.reverses, posting)
-        elif kind == KIND_ERASE:
-            member = posting.from_account
-            if posting.to_account != PROGRAM_FORFEITED or not is_member_account(member):
-                self.problem(seq, "kind", "an erase entry moves points the wrong way")
-            elif self.balances[member] != 0:
+        if not entry.postings:
+            self.problem(seq, "kind", f"{_a(kind)} entry has at least one posting, got 0")
+            return
+        usable: list[_Parsed] = []
+        for i, posting in enumerate(entry.postings):
+            source, target = posting.from_account, posting.to_account
+            parsed_from, parsed_to = parse_member_account(source), parse_member_account(target)
+            if (parsed_from is None and is_member_account(source)) or (
+                parsed_to is None and is_member_account(target)
+            ):
+                malformed = [
+                    account
+                    for account, parsed in ((source, parsed_from), (target, parsed_to))
+                    if parsed is None and is_member_account(account)
+                ]
+                self.problem(
+                    seq, "kind", f"posting {i}: malformed member account id {', '.join(malformed)}"
+                )
+            else:
+                usable.append((i, posting, parsed_from, parsed_to))
+        if kind not in _REFERENCING and entry.reverses != 0:
+            self.problem(seq, "kind", f"{_a(kind)} entry cannot reference an entry to reverse")
+        rule(self, entry, usable)
+
+    # -- helpers of the rules ------------------------------------------------
+
+    def _shape(
+        self,
+        seq: int,
+        kind: str,
+        usable: list[_Parsed],
+        shape: str,
+        ok: Callable[[Posting, MemberAccount | None, MemberAccount | None], bool],
+    ) -> list[_Parsed]:
+        """Report every posting that does not have ``shape``; the others."""
+        good: list[_Parsed] = []
+        for parsed in usable:
+            i, posting, source, target = parsed
+            if ok(posting, source, target):
+                good.append(parsed)
+            else:
                 self.problem(
                     seq,
                     "kind",
-                    "an erase entry forfeits the whole balance: expected 0 left, "
-                    f"got {self.balances[member]}",
+                    f"posting {i}: {_a(kind)} entry moves {shape}, got "
+                    f"{posting.from_account} -> {posting.to_account}",
                 )
-            if entry.reverses != 0:
-                self.problem(seq, "kind", "an erase entry cannot reference an entry to reverse")
-            self.closed.setdefault(member, seq)
-        else:
-            self.problem(seq, "kind", f"unknown entry kind {kind!r}")
+        return good
 
-    def _reversal(self, seq: int, original_seq: int, posting: Posting) -> None:
-        original = self.reversible.get(original_seq)
-        if original is None:
+    def _one(self, seq: int, kind: str, what: str, values: set[str]) -> None:
+        if len(values) > 1:
+            self.problem(seq, "kind", f"{_a(kind)} entry has one {what}, got {len(values)}")
+
+    def _one_owner(self, seq: int, kind: str, good: list[_Parsed]) -> None:
+        owners = {m.owner for _, _, f, t in good for m in (f, t) if m is not None}
+        self._one(seq, kind, "owner", owners)
+
+    def _remember(self, seq: int, kind: str, owner: str, amounts: Mapping[str, int]) -> None:
+        """A reversible entry as one flat tuple (kind, owner, account, points
+        left to reverse, account, points, ...): a tuple is a third of a dict."""
+        flat: list[str | int] = [kind, owner]
+        for account, points in amounts.items():
+            flat += (account, points)
+        self.reversible[seq] = tuple(flat)
+
+    def _recall(self, seq: int) -> tuple[str, str, dict[str, int]] | None:
+        """(kind, owner, points left per account) of a remembered entry."""
+        record = self.reversible.get(seq)
+        if record is None:
+            return None
+        kind, owner, *flat = record
+        left = {cast(str, flat[i]): cast(int, flat[i + 1]) for i in range(0, len(flat), 2)}
+        return cast(str, kind), cast(str, owner), left
+
+    # -- the rules, one per kind ---------------------------------------------
+
+    def _earn(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_EARN,
+            usable,
+            f"program:issued[:<rule>] -> mbr_X, mbr_X/lot/{seq} or mbr_X/pending/{seq}",
+            lambda p, _, t: is_issued_account(p.from_account) and _is_new_lot(t, seq, True),
+        )
+        self._one(seq, KIND_EARN, "target", {p.to_account for _, p, _, _ in good})
+        taken: defaultdict[str, int] = defaultdict(int)
+        for _, posting, _, _ in good:
+            if posting.from_account in taken:
+                self.problem(
+                    seq,
+                    "kind",
+                    f"an earn entry has one posting per rule, got {posting.from_account} twice",
+                )
+            taken[posting.from_account] += posting.points
+        owner = owner_of(good[0][1].to_account) if good else ""
+        self._remember(seq, KIND_EARN, owner, taken)
+
+    def _redeem(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        good = self._shape(
+            entry.sequence,
+            KIND_REDEEM,
+            usable,
+            f"an available lot of the member (mbr_X or mbr_X/lot/N) -> {PROGRAM_REDEEMED}",
+            lambda p, f, _: _is_available(f) and p.to_account == PROGRAM_REDEEMED,
+        )
+        self._one_owner(entry.sequence, KIND_REDEEM, good)
+        taken: defaultdict[str, int] = defaultdict(int)
+        for _, posting, _, _ in good:
+            taken[posting.from_account] += posting.points
+        self._remember(entry.sequence, KIND_REDEEM, "", taken)
+
+    def _exchange_out(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_EXCHANGE_OUT,
+            usable,
+            "an available lot of the member (mbr_X or mbr_X/lot/N) -> partner:<id>",
+            lambda p, f, _: _is_available(f) and is_partner_account(p.to_account),
+        )
+        self._one_owner(seq, KIND_EXCHANGE_OUT, good)
+        self._one(seq, KIND_EXCHANGE_OUT, "partner", {p.to_account for _, p, _, _ in good})
+
+    def _exchange_in(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_EXCHANGE_IN,
+            usable,
+            f"partner:<id> -> mbr_X/lot/{seq} or mbr_X/pending/{seq}",
+            lambda p, _, t: is_partner_account(p.from_account) and _is_new_lot(t, seq, False),
+        )
+        self._one(seq, KIND_EXCHANGE_IN, "partner", {p.from_account for _, p, _, _ in good})
+        self._one(seq, KIND_EXCHANGE_IN, "target", {p.to_account for _, p, _, _ in good})
+
+    def _transfer(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_TRANSFER,
+            usable,
+            f"an available lot of the member (mbr_X or mbr_X/lot/N) -> mbr_B/lot/{seq}",
+            lambda _, f, t: (
+                _is_available(f) and t is not None and t.form == FORM_LOT and t.lot == seq
+            ),
+        )
+        senders = {f.owner for _, _, f, _ in good if f is not None}
+        receivers = {t.owner for _, _, _, t in good if t is not None}
+        self._one(seq, KIND_TRANSFER, "sending owner", senders)
+        self._one(seq, KIND_TRANSFER, "target", {p.to_account for _, p, _, _ in good})
+        if senders & receivers:
+            self.problem(
+                seq, "kind", "a transfer entry moves points to another member, not its own"
+            )
+
+    def _hold(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_HOLD,
+            usable,
+            "the available form of lot N (mbr_X or mbr_X/lot/N) -> mbr_X/held/N",
+            lambda _, f, t: (
+                f is not None
+                and _is_available(f)
+                and t is not None
+                and t.form == FORM_HELD
+                and (t.owner, t.lot) == (f.owner, f.lot)
+            ),
+        )
+        self._one_owner(seq, KIND_HOLD, good)
+        held: defaultdict[str, int] = defaultdict(int)
+        for _, posting, _, _ in good:
+            held[posting.to_account] += posting.points
+        self.holds[seq] = dict(held)
+
+    def _capture(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        good = self._resolve(entry, usable, KIND_CAPTURE)
+        taken: defaultdict[str, int] = defaultdict(int)
+        for _, posting, source, _ in good:
+            if posting.to_account == PROGRAM_REDEEMED and source is not None:
+                taken[source.available] += posting.points
+        self._remember(entry.sequence, KIND_CAPTURE, "", taken)
+
+    def _release(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        self._resolve(entry, usable, KIND_RELEASE)
+
+    def _resolve(self, entry: JournalEntry, usable: list[_Parsed], kind: str) -> list[_Parsed]:
+        """A capture or release: its own shape (``kind``), then against its hold
+        (``reversal``): the hold is open, and every held account gives back
+        exactly what the hold put in."""
+        seq = entry.sequence
+        captured = " or program:redeemed" if kind == KIND_CAPTURE else ""
+        good = self._shape(
+            seq,
+            kind,
+            usable,
+            f"mbr_X/held/N -> the available form of lot N{captured}",
+            lambda p, f, _: (
+                f is not None
+                and f.form == FORM_HELD
+                and (
+                    p.to_account == f.available
+                    or (kind == KIND_CAPTURE and p.to_account == PROGRAM_REDEEMED)
+                )
+            ),
+        )
+        self._one_owner(seq, kind, good)
+        hold = self.holds.pop(entry.reverses, None)
+        if hold is None:
             self.problem(
                 seq,
                 "reversal",
-                f"reverses sequence {original_seq}, which is no earlier earn or redeem",
+                f"a {kind} names sequence {entry.reverses}, which is no open hold (not an "
+                "earlier hold, or already captured or released)",
             )
-            return
-        original_posting, reversed_so_far = original
-        if (posting.from_account, posting.to_account) != (
-            original_posting.to_account,
-            original_posting.from_account,
-        ):
-            self.problem(seq, "reversal", f"does not mirror the posting of sequence {original_seq}")
-            return
-        total = reversed_so_far + posting.points
-        if total > original_posting.points:
+            return good
+        moved: defaultdict[str, int] = defaultdict(int)
+        for _, posting, source, _ in usable:  # a wrong target is a kind problem only
+            if source is not None and source.form == FORM_HELD:
+                moved[posting.from_account] += posting.points
+        for account in sorted(set(hold) | set(moved)):
+            if moved.get(account, 0) != hold.get(account, 0):
+                self.problem(
+                    seq,
+                    "reversal",
+                    f"moves {moved.get(account, 0)} out of {account}, but the hold at sequence "
+                    f"{entry.reverses} put {hold.get(account, 0)} into it",
+                )
+        return good
+
+    def _mature(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        good = self._shape(
+            entry.sequence,
+            KIND_MATURE,
+            usable,
+            "mbr_X/pending/N -> mbr_X/lot/N",
+            lambda _, f, t: (
+                f is not None
+                and t is not None
+                and (f.form, t.form) == (FORM_PENDING, FORM_LOT)
+                and (f.owner, f.lot) == (t.owner, t.lot)
+            ),
+        )
+        self._one_owner(entry.sequence, KIND_MATURE, good)
+
+    def _expire(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        good = self._shape(
+            entry.sequence,
+            KIND_EXPIRE,
+            usable,
+            f"mbr_X/lot/N (N >= 1) -> {PROGRAM_EXPIRED}",
+            lambda p, f, _: (
+                f is not None and f.form == FORM_LOT and p.to_account == PROGRAM_EXPIRED
+            ),
+        )
+        self._one_owner(entry.sequence, KIND_EXPIRE, good)
+
+    def _erase(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_ERASE,
+            usable,
+            f"an account of the member's family -> {PROGRAM_FORFEITED}",
+            lambda p, f, _: f is not None and p.to_account == PROGRAM_FORFEITED,
+        )
+        self._one_owner(seq, KIND_ERASE, good)
+        erased = sorted(
+            {owner_of(p.from_account) for p in entry.postings if is_member_account(p.from_account)}
+        )
+        for owner in erased:
+            left = [
+                f"{account} {self.balances[account]}"
+                for account in (owner, *self.families.get(owner, ()))
+                if self.balances.get(account, 0) != 0
+            ]
+            if left:
+                self.problem(
+                    seq,
+                    "kind",
+                    "an erase entry leaves every account of the member's family at 0, got: "
+                    + ", ".join(left),
+                )
+            self.closed.setdefault(owner, seq)
+
+    def _reverse(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq, original_seq = entry.sequence, entry.reverses
+        record = self._recall(original_seq)
+        if record is None:
             self.problem(
                 seq,
                 "reversal",
-                f"reverses more than sequence {original_seq} moved: expected at most "
-                f"{original_posting.points}, got {total}",
+                f"reverses sequence {original_seq}, which is no earlier earn, redeem or capture",
             )
-        self.reversible[original_seq] = (original_posting, total)
+            return
+        kind, owner, left = record
+        if kind == KIND_EARN:
+            shape = (
+                "an available or pending account of its member -> a program:issued account "
+                "the earn took from"
+            )
+        else:
+            shape = f"{PROGRAM_REDEEMED} -> the available form of a lot the {kind} took from"
+        returned: defaultdict[str, int] = defaultdict(int)
+        for i, posting, source, _ in usable:
+            # the keys of ``left`` are the program:issued accounts an earn took
+            # from, or the available lots a redeem or capture took from
+            if kind == KIND_EARN:
+                ok = (
+                    source is not None
+                    and source.owner == owner
+                    and source.form != FORM_HELD
+                    and posting.to_account in left
+                )
+            else:
+                ok = posting.from_account == PROGRAM_REDEEMED and posting.to_account in left
+            if ok:
+                returned[posting.to_account] += posting.points
+            else:
+                self.problem(
+                    seq,
+                    "reversal",
+                    f"posting {i}: a reversal of the {kind} at sequence {original_seq} moves "
+                    f"{shape}, got {posting.from_account} -> {posting.to_account}",
+                )
+        for account, points in sorted(returned.items()):
+            if points > left[account]:
+                self.problem(
+                    seq,
+                    "reversal",
+                    f"reverses more than sequence {original_seq} moved for {account}: "
+                    f"expected at most {left[account]} left, got {points}",
+                )
+            left[account] -= points
+        self._remember(original_seq, kind, owner, left)
 
     def finish(self, head: Head | None, materialized: Mapping[str, int] | None) -> None:
         self.result.head = Head(self.prev_seq, self.prev_hash) if self.result.entries else None
@@ -330,6 +673,25 @@ class _Replay:
                     f"materialized balance of {account} differs from the journal: "
                     f"expected {want}, got {got}",
                 )
+
+
+_Rule = Callable[[_Replay, JournalEntry, list[_Parsed]], None]
+_RULES: dict[str, _Rule] = {
+    KIND_EARN: _Replay._earn,
+    KIND_REDEEM: _Replay._redeem,
+    KIND_REVERSE: _Replay._reverse,
+    KIND_ERASE: _Replay._erase,
+    KIND_HOLD: _Replay._hold,
+    KIND_CAPTURE: _Replay._capture,
+    KIND_RELEASE: _Replay._release,
+    KIND_MATURE: _Replay._mature,
+    KIND_EXPIRE: _Replay._expire,
+    KIND_TRANSFER: _Replay._transfer,
+    KIND_EXCHANGE_OUT: _Replay._exchange_out,
+    KIND_EXCHANGE_IN: _Replay._exchange_in,
+}
+# kinds whose ``reverses`` names an earlier entry
+_REFERENCING = frozenset({KIND_REVERSE, KIND_CAPTURE, KIND_RELEASE})
 
 
 def check_chain(

@@ -69,12 +69,12 @@ class JournalEntry:
         return hashlib.sha256(encode_entry(self)).digest()
 
     def member_account(self) -> str:
-        """The first member account a posting names ("" for none): the
-        member whose key seals the entry's details."""
+        """The member (owner of the first member account a posting names,
+        "" for none) whose key seals the entry's details."""
         for posting in self.postings:
             for account in (posting.from_account, posting.to_account):
                 if is_member_account(account):
-                    return account
+                    return account.split("/", 1)[0]
         return ""
 
 

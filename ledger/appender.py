@@ -30,16 +30,25 @@ from dataclasses import dataclass
 
 import structlog
 
+from audit.accounts import PARTNER_PREFIX, PROGRAM_EXPIRED, available_form, owner_of
 from audit.decisions import AccessDecision
+from audit.entry_format import is_member_account
 from ledger.commands import (
+    KIND_EARN,
     PROGRAM_ACCOUNTS,
+    Capture,
     Command,
     Earn,
     Enroll,
     EntryDetails,
     Erase,
+    Exchange,
+    Hold,
     Redeem,
+    Release,
     Reverse,
+    Settle,
+    Transfer,
     open_details,
     seal_details,
 )
@@ -56,6 +65,9 @@ from ledger.planner import (
     clear_details,
     same_clear_details,
 )
+from ledger.program.config import DEFAULT_PROGRAM, Program
+from ledger.program.earn_rules import BASE_RULE, issued_account
+from ledger.program.lots import Family
 from ledger.storage import journal_writes as sql
 from ledger.storage.database import Database
 
@@ -106,8 +118,11 @@ class Appender:
         max_batch: int = 512,
         vault: MemberVault | None = None,
         journal_tree: bool = True,
+        program: Program = DEFAULT_PROGRAM,
     ) -> None:
         self._db = db
+        self._program = program
+        self._rule_ids = [BASE_RULE, *program.earn.rule_ids()]
         self._vault = vault  # None: entry details stay clear (format 0x01)
         # unwrapped data keys, to seal entry details; an erasure drops its own
         self._ciphers: dict[str, FieldCipher] = {}
@@ -124,8 +139,8 @@ class Appender:
         self._thread.start()
         # balances (and closed accounts) as of _cache_head, see _balances();
         # only the appender thread uses them
-        self._cache: dict[str, int] = {}
-        self._closed_accounts: set[str] = set()
+        self._cache: dict[str, Family] = {}  # member -> its lots, holds, activity
+        self._program_cache: dict[str, int] = {}
         self._cache_head: tuple[int, bytes, int] | None = None
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
@@ -230,32 +245,33 @@ class Appender:
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 log.warning("results_undeliverable", size=len(settled))
 
-    def _balances(
-        self, tx: sql.WriteTx, head: Head, wanted: set[str]
-    ) -> tuple[dict[str, int], set[str]]:
-        """Balances of ``wanted`` accounts, from the cache where it is valid.
+    def _state(
+        self, tx: sql.WriteTx, head: Head, owners: set[str], programs: set[str], lots: set[str]
+    ) -> tuple[dict[str, Family], dict[str, int]]:
+        """The families of ``owners`` and balances of ``programs`` accounts,
+        from the cache where it is valid.
 
-        The cache holds balances as of the head this appender last wrote.
-        Every entry moves the head and every erasure its epoch, so an
-        unchanged (sequence, hash, epoch) proves no other writer (another
-        server process) changed a balance or closed an account since;
-        otherwise the cache is dropped and everything is read again.
+        The cache holds them as of the head this appender last wrote. Every
+        entry moves the head and every erasure its epoch, so an unchanged
+        (sequence, hash, epoch) proves no other writer (another server
+        process) changed a balance or closed an account since; otherwise
+        the cache is dropped and everything is read again.
         """
         if (
             self._cache_head != (head.sequence, head.hash, head.epoch)
             or len(self._cache) > _CACHE_LIMIT
         ):
             self._cache.clear()
-            self._closed_accounts.clear()
+            self._program_cache.clear()
             self._ciphers.clear()  # another process may have erased someone
-        found = {a: self._cache[a] for a in wanted if a in self._cache}
-        closed = wanted & self._closed_accounts
-        missing = wanted - found.keys() - closed
-        if missing:
-            loaded, loaded_closed = sql.load_balances(tx, missing)
-            found.update(loaded)
-            closed |= loaded_closed
-        return found, closed
+        families = {o: self._cache[o] for o in owners if o in self._cache}
+        missing = owners - families.keys()
+        if missing or lots:
+            families.update(sql.load_families(tx, missing | {owner_of(a) for a in lots}, lots))
+        balances = {a: self._program_cache[a] for a in programs if a in self._program_cache}
+        if programs - balances.keys():
+            balances.update(sql.load_balances(tx, programs - balances.keys()))
+        return families, balances
 
     def _commit(self, batch: list[_Item]) -> list[Outcome]:
         """One transaction on the driver connection (see journal_writes):
@@ -288,11 +304,10 @@ class Appender:
         results: list[Outcome] = [
             next(outcomes) if item.command is not None else b"" for item in batch
         ]
-        self._cache.update(planner.balances)
+        self._cache.update(planner.families)
+        self._program_cache.update(planner.balances)
         for account in planner.closed:
-            self._cache.pop(account, None)
             self._ciphers.pop(account, None)
-            self._closed_accounts.add(account)
         self._cache_head = (planner.head.sequence, planner.head.hash, planner.head.epoch)
         return results
 
@@ -371,24 +386,54 @@ class Appender:
         originals = sql.load_originals(
             tx, {c.original_sequence for c in commands if isinstance(c, Reverse)}
         )
-        wanted = set(PROGRAM_ACCOUNTS)
-        wanted.update(c.account for c in commands if isinstance(c, Earn | Redeem | Enroll | Erase))
-        for o in originals.values():
-            wanted.update((o.posting.from_account, o.posting.to_account))
-        balances, closed = self._balances(tx, head, wanted)
-        seal, same = self._details_checks(tx, commands, wanted)
+        holds = sql.load_open_holds(
+            tx, set(), {c.hold_sequence for c in commands if isinstance(c, Capture | Release)}
+        )
+        owners: set[str] = set()
+        for c in commands:
+            if isinstance(c, Earn | Redeem | Enroll | Erase | Hold | Exchange | Settle):
+                owners.add(c.account)
+            elif isinstance(c, Transfer):
+                owners.update((c.account, c.to_account))
+        owners.update(o.owner for o in originals.values())
+        owners.update(h.owner for h in holds.values())
+        owners.discard("")
+        # the lots a reversal of a redeem or capture gives points back to
+        lots = {
+            available_form(p.from_account)
+            for o in originals.values()
+            if o.kind != KIND_EARN
+            for p in o.postings
+            if is_member_account(p.from_account)
+        }
+        programs = set(PROGRAM_ACCOUNTS) | {PROGRAM_EXPIRED}
+        programs.update(p.from_account for o in originals.values() for p in o.postings)
+        programs.update(issued_account(r) for r in self._rule_ids)
+        programs.update(PARTNER_PREFIX + p.id for p in self._program.partners)
+        programs = {a for a in programs if not is_member_account(a)}
+        families, balances = self._state(tx, head, owners, programs, lots)
+        seal, same = self._details_checks(tx, commands, owners)
         planner = BatchPlanner(
             head=head,
             now_us=self._clock(),
             balances=balances,
-            closed=closed,
+            families=families,
+            holds=holds,
+            program=self._program,
             seal=seal,
             same_details=same,
             originals=originals,
             idempotency=sql.load_idempotency(
-                tx, {(c.meta.channel_id, c.meta.idempotency_key) for c in commands}
+                tx,
+                {
+                    (c.meta.channel_id, c.meta.idempotency_key)
+                    for c in commands
+                    if not isinstance(c, Settle)
+                },
             ),
         )
+        for owner in sorted(families):
+            planner.settle(owner)
         results: list[Outcome] = []
         for command in commands:
             try:

@@ -16,6 +16,7 @@ from access.principal import Role
 from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate, parse_rate
 from ledger import logging as ledger_logging
 from ledger.config import Limits, ServerConfig, env
+from ledger.program.config import DEFAULT_PROGRAM, ProgramError, load_program
 from ledger.storage.database import Database, open_database
 
 if TYPE_CHECKING:
@@ -136,6 +137,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_keyring_arg(serve)
     _add_log_args(serve)
+    program = env("PROGRAM")
+    serve.add_argument(
+        "--program",
+        type=Path,
+        default=Path(program) if program else None,
+        help="the program file (TOML, docs/program-rules.md): expiry, return windows, "
+        "holds, earn rules, tiers, referrals, partners (env LOYALTY_LEDGER_PROGRAM; "
+        "default: points never expire, no return window, no computed earns)",
+    )
     serve.add_argument(
         "--checkpoint-interval",
         type=float,
@@ -202,6 +212,12 @@ def _parser() -> argparse.ArgumentParser:
         help="custom member fields of the live configuration (as for serve)",
     )
 
+    check = sub.add_parser("program", help="the program file").add_subparsers(
+        dest="program_command", required=True
+    )
+    check.add_parser("check", help="validate a program file and print it as read").add_argument(
+        "file", type=Path
+    )
     certs = sub.add_parser(
         "dev-certs", help="write a development CA, server and client certificates (mTLS)"
     )
@@ -236,6 +252,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         log_origin=getattr(args, "log_origin", "loyalty-ledger.local"),
         checkpoint_interval=getattr(args, "checkpoint_interval", 60.0),
         witness_dir=getattr(args, "witness_dir", None),
+        program=load_program(args.program) if getattr(args, "program", None) else DEFAULT_PROGRAM,
     )
 
 
@@ -364,6 +381,16 @@ def _token(config: ServerConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_program(path: Path) -> int:
+    try:
+        program = load_program(path)
+    except ProgramError as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    print(program.model_dump_json(indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ledger_logging.configure(args.log_level)
@@ -382,7 +409,13 @@ def main(argv: list[str] | None = None) -> int:
         from audit.verify_cli import run_verify  # offline: no database, no configuration
 
         return run_verify(args.bundle, args.key, args.state, sys.stdout)
-    config = _config(args)
+    if args.command == "program":
+        return _check_program(args.file)
+    try:
+        config = _config(args)
+    except ProgramError as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return _serve(config)
     if args.command == "verify":

@@ -25,6 +25,7 @@ from audit.entry_format import (
     JournalEntry,
 )
 from ledger.keys.field_cipher import FieldCipher
+from ledger.program.lots import BalanceView
 
 PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED, PROGRAM_FORFEITED)
 __all__ = [
@@ -145,7 +146,14 @@ class Appended:
     entry: JournalEntry
     hash: bytes
     member_account: str
-    balance_after: int
+    balance: BalanceView  # the member's balance after the entry
+    hold_expires_us: int = 0  # Hold: when it releases itself
+    partner_units: int = 0  # exchange out: units the partner credits
+    rules: tuple[tuple[str, int], ...] = ()  # computed earn: (rule id, points)
+
+    @property
+    def balance_after(self) -> int:
+        return self.balance.total
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +180,74 @@ class _MemberPoints:
 
 @dataclass(frozen=True, slots=True)
 class Earn(_MemberPoints):
-    """Credit the member: program:issued -> member."""
+    """Credit the member: a new lot, pending for the purchase's return
+    window. ``points`` 0 with a purchase: the program's earn rules compute
+    them (docs/program-rules.md)."""
+
+    categories: tuple[str, ...] = ()
+    occurred_us: int = 0  # offline replay: when the purchase happened; 0: now
 
 
 @dataclass(frozen=True, slots=True)
 class Redeem(_MemberPoints):
-    """Debit the member: member -> program:redeemed; never overdraws."""
+    """Debit the member's available lots, soonest expiry first; never overdraws."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(_MemberPoints):
+    """Set points aside (lots -> held) until captured, released or timed out."""
+
+    minutes: int = 0  # 0: the program's default timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """Redeem ``points`` of an open hold (None: all of it); the rest goes
+    back to its lots. Any channel may capture (omni-channel)."""
+
+    meta: RequestMeta
+    hold_sequence: int
+    points: int | None
+    details: EntryDetails
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Void an open hold: its points go back to their lots."""
+
+    meta: RequestMeta
+    hold_sequence: int
+    details: EntryDetails
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(_MemberPoints):
+    """Member to member (family pooling): the receiver gets a new lot that
+    expires when the soonest of the lots it came from would have."""
+
+    to_account: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange(_MemberPoints):
+    """To or from a partner program through its clearing account.
+    Direction "out": ``points`` leave the member. Direction "in": ``units``
+    partner units arrive and become points at the partner's rate."""
+
+    partner: str = ""
+    direction: str = "out"  # "out" | "in"
+    units: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Post what time has made due for a member (hold timeouts, matured and
+    expired lots). Sent by the sweeper; every batch settles the members it
+    touches anyway, so this is idempotent and needs no key."""
+
+    account: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,4 +301,16 @@ class Erase:
     render: Renderer = field(repr=False, compare=False)
 
 
-Command = Earn | Redeem | Reverse | Enroll | Erase
+Command = (
+    Earn
+    | Redeem
+    | Reverse
+    | Enroll
+    | Erase
+    | Hold
+    | Capture
+    | Release
+    | Transfer
+    | Exchange
+    | Settle
+)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate
+from ledger.program.config import DEFAULT_PROGRAM, Program
 
 ENV_PREFIX = "LOYALTY_LEDGER_"
 
@@ -48,6 +49,8 @@ class ServerConfig:
     log_origin: str = "loyalty-ledger.local"  # checkpoint origins: <this>/journal, <this>/access
     checkpoint_interval: float = 60.0  # seconds between scheduled checkpoints; 0: on demand only
     witness_dir: Path | None = None  # every new checkpoint is also written here
+    program: Program = DEFAULT_PROGRAM  # the program file's rules (docs/program-rules.md)
+    settle_interval: float = 1.0  # seconds between sweeps for due holds, lots, pending points
 
     @property
     def token_key_path(self) -> Path:

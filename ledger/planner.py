@@ -26,6 +26,24 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from audit.accounts import (
+    KIND_CAPTURE,
+    KIND_EXCHANGE_IN,
+    KIND_EXCHANGE_OUT,
+    KIND_EXPIRE,
+    KIND_HOLD,
+    KIND_MATURE,
+    KIND_RELEASE,
+    KIND_TRANSFER,
+    PARTNER_PREFIX,
+    PROGRAM_EXPIRED,
+    available_form,
+    held_account,
+    lot_account,
+    lot_of,
+    owner_of,
+    pending_account,
+)
 from audit.entry_format import JournalEntry, Posting, is_member_account
 from ledger.commands import (
     KIND_EARN,
@@ -37,16 +55,22 @@ from ledger.commands import (
     PROGRAM_REDEEMED,
     AccountOpened,
     Appended,
+    Capture,
     Command,
     Earn,
     Enroll,
     EntryDetails,
     Erase,
+    Exchange,
+    Hold,
     MemberErased,
     Outcome,
     Redeem,
+    Release,
     RequestMeta,
     Reverse,
+    Settle,
+    Transfer,
 )
 from ledger.errors import (
     AccountClosedError,
@@ -55,8 +79,14 @@ from ledger.errors import (
     InsufficientPointsError,
     NotFoundError,
     NotReversibleError,
+    PreconditionError,
     UnavailableError,
+    ValidationError,
 )
+from ledger.program.config import DEFAULT_PROGRAM, Program
+from ledger.program.earn_rules import compute_earn, issued_account
+from ledger.program.lots import Family, HoldState, LotTerms, pair, view
+from ledger.program.terms import expires_us, matures_us
 
 IdemKey = tuple[str, str]
 # details -> the bytes the entry carries (sealed under the member's key);
@@ -79,12 +109,44 @@ def same_clear_details(sequence: int, details: EntryDetails) -> bool:
 
 @dataclass(slots=True)
 class Original:
-    """A reversible entry (one posting) and how much of it is reversed already."""
+    """A reversible entry (earn, redeem, capture) and what its reversals
+    returned so far, per account they returned to (docs/journal-format.md 5.3)."""
 
     sequence: int
     kind: str
-    posting: Posting
-    reversed_points: int
+    postings: tuple[Posting, ...]
+    reversed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def owner(self) -> str:
+        return next(
+            (
+                owner_of(a)
+                for p in self.postings
+                for a in (p.from_account, p.to_account)
+                if is_member_account(a)
+            ),
+            "",
+        )
+
+    def limits(self) -> list[tuple[str, int]]:
+        """(account a reversal returns points to, points still returnable),
+        in the order a reversal uses them (the last one first)."""
+        given: dict[str, int] = {}
+        for p in self.postings:
+            if self.kind == KIND_EARN:
+                key = p.from_account  # a program:issued* account
+            elif p.to_account == PROGRAM_REDEEMED:
+                key = available_form(p.from_account)
+            else:
+                continue
+            given[key] = given.get(key, 0) + p.points
+        out = [(k, n - self.reversed.get(k, 0)) for k, n in given.items()]
+        return [(k, n) for k, n in reversed(out) if n > 0]
+
+    @property
+    def left(self) -> int:
+        return sum(n for _, n in self.limits())
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +166,24 @@ class Head:
     epoch: int = 0  # moves on every erasure (journal_head.epoch)
 
 
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A member sub-account the batch created, with its lot's terms."""
+
+    owner: str
+    terms: LotTerms
+
+
 @dataclass(slots=True)
 class BatchPlanner:
     head: Head
     now_us: int
-    balances: dict[str, int]
+    balances: dict[str, int]  # program and partner accounts
     originals: dict[int, Original]
     idempotency: dict[IdemKey, IdempotencyRecord]
-    closed: set[str] = field(default_factory=set)  # erased members' accounts
+    families: dict[str, Family] = field(default_factory=dict)  # member -> its lots
+    holds: dict[int, HoldState] = field(default_factory=dict)  # open holds commands name
+    program: Program = DEFAULT_PROGRAM
     seal: DetailsSealer = clear_details
     same_details: SameDetails = same_clear_details
     # produced
@@ -119,18 +191,58 @@ class BatchPlanner:
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
     leaves: list[bytes] = field(default_factory=list)  # canonical bytes of each entry
     touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
+    new_accounts: dict[str, NewAccount] = field(default_factory=dict)
     opened: list[str] = field(default_factory=list)
     new_records: list[IdempotencyRecord] = field(default_factory=list)
     enrolled: list[Enroll] = field(default_factory=list)
     made_details: dict[int, EntryDetails] = field(default_factory=dict)  # seq -> clear details
     lookups: set[tuple[str, bytes]] = field(default_factory=set)  # tokens enrolled in the batch
     erased: list[tuple[Erase, int | None]] = field(default_factory=list)  # (command, seq)
+    new_holds: list[HoldState] = field(default_factory=list)
+    ended_holds: list[tuple[int, int]] = field(default_factory=list)  # (hold seq, ending seq)
 
     def __post_init__(self) -> None:
         self.start = Head(self.head.sequence, self.head.hash, self.head.time_us, self.head.epoch)
+        for family in self.families.values():
+            for hold in family.holds.values():
+                self.holds.setdefault(hold.sequence, hold)
+
+    @property
+    def closed(self) -> set[str]:
+        return {owner for owner, f in self.families.items() if f.closed}
+
+    def balance_of(self, account: str) -> int:
+        if is_member_account(account):
+            family = self.families.get(owner_of(account))
+            return family.accounts.get(account, 0) if family else 0
+        return self.balances.get(account, 0)
+
+    # -- commands ---------------------------------------------------------------
+
+    def settle(self, owner: str) -> None:
+        """Post what time has made due for ``owner``: timed-out holds go
+        back to their lots, pending lots past their return window mature,
+        lots past their expiry expire. Run for every member of a batch
+        before its commands, so every command sees a settled balance."""
+        family = self.families.get(owner)
+        if family is None or family.closed:
+            return
+        holds, maturing, expiring = family.due(self.now_us)
+        for hold in holds:
+            self._end_hold(hold, KIND_RELEASE, _SYSTEM, 0, EntryDetails())
+        if maturing:
+            postings = [Posting(a, lot_account(owner, lot_of(a)), n) for a, n in maturing]
+            self._post(KIND_MATURE, _SYSTEM, 0, postings, EntryDetails(), owner)
+        _, _, expiring = family.due(self.now_us)  # holds released back into expired lots
+        if expiring:
+            postings = [Posting(a, PROGRAM_EXPIRED, n) for a, n in expiring]
+            self._post(KIND_EXPIRE, _SYSTEM, 0, postings, EntryDetails(), owner)
 
     def apply(self, command: Command) -> bytes:
         """Decide one command; return its serialized response or raise LedgerError."""
+        if isinstance(command, Settle):
+            self.settle(command.account)
+            return b""
         meta = command.meta
         key = (meta.channel_id, meta.idempotency_key)
         previous = self.idempotency.get(key)
@@ -154,10 +266,18 @@ class BatchPlanner:
         outcome: Outcome
         if isinstance(command, Earn):
             outcome = self._earn(command)
+        elif isinstance(command, Hold):
+            outcome = self._hold(command)
+        elif isinstance(command, Transfer):
+            outcome = self._transfer(command)
+        elif isinstance(command, Exchange):
+            outcome = self._exchange(command)
         elif isinstance(command, Redeem):
             outcome = self._redeem(command)
         elif isinstance(command, Reverse):
             outcome = self._reverse(command)
+        elif isinstance(command, Capture | Release):
+            outcome = self._resolve(command)
         elif isinstance(command, Enroll):
             outcome = self._enroll(command)
         else:
@@ -189,56 +309,233 @@ class BatchPlanner:
         taken = clash[0] if clash else (cmd.taken() if cmd.taken else None)
         if taken:
             raise ConflictError(f"profile.{taken}: another member is enrolled with it")
-        if cmd.account in self.balances or cmd.account in self.closed:
+        if cmd.account in self.families:
             # 128 random bits collided: never in practice; nothing was written
             # (the account id is chosen before the batch: ciphertexts bind it)
             raise UnavailableError("member_account_id: generated id is taken; retry")
-        self.balances[cmd.account] = 0
+        self.families[cmd.account] = Family(cmd.account, {cmd.account: 0})
         self.opened.append(cmd.account)
         self.enrolled.append(cmd)
         self.lookups.update(cmd.sealed.lookups)
         return AccountOpened(cmd.account)
 
     def _erase(self, cmd: Erase) -> MemberErased:
-        self._require_account(cmd.account)
-        balance = self.balances[cmd.account]
+        family = self._family(cmd.account)
+        postings = [
+            Posting(a, PROGRAM_FORFEITED, n) for a, n in sorted(family.accounts.items()) if n > 0
+        ]
+        balance = sum(p.points for p in postings)
         seq = 0
-        if balance > 0:
-            posting = Posting(cmd.account, PROGRAM_FORFEITED, balance)
-            appended = self._append(KIND_ERASE, cmd.meta, 0, posting, EntryDetails(), cmd.account)
+        if postings:
+            appended = self._post(
+                KIND_ERASE, cmd.meta.channel_id, 0, postings, EntryDetails(), cmd.account
+            )
             seq = appended.entry.sequence
-        self.closed.add(cmd.account)
+        for hold in list(family.holds.values()):
+            family.holds.pop(hold.sequence)
+            self.holds.pop(hold.sequence, None)
+            self.ended_holds.append((hold.sequence, seq))
+        family.closed = True
         self.erased.append((cmd, seq or None))
         self.head.epoch += 1  # tells other appenders their caches are stale
         return MemberErased(cmd.account, balance, seq)
 
-    def _require_account(self, account: str) -> None:
-        if account in self.closed:
+    def _family(self, account: str) -> Family:
+        family = self.families.get(owner_of(account))
+        if family is not None and family.closed:
             raise AccountClosedError()
-        if account not in self.balances:
+        if family is None:
             raise NotFoundError("member_account_id: no such account")
+        return family
+
+    def _new_lot(self, owner: str, seq: int, terms: LotTerms) -> str:
+        account = (pending_account if terms.matures_us else lot_account)(owner, seq)
+        self.families[owner].terms[seq] = terms
+        for make in (lot_account, pending_account, held_account):
+            self.new_accounts[make(owner, seq)] = NewAccount(owner, terms)
+        return account
 
     def _earn(self, cmd: Earn) -> Appended:
-        self._require_account(cmd.account)
-        posting = Posting(PROGRAM_ISSUED, cmd.account, cmd.points)
-        return self._append(KIND_EARN, cmd.meta, 0, posting, cmd.details, cmd.account)
+        family = self._family(cmd.account)
+        when = cmd.occurred_us or self.now_us
+        rules: tuple[tuple[str, int], ...] = ()
+        if cmd.points:
+            sources = [(PROGRAM_ISSUED, cmd.points)]
+        else:
+            rules = compute_earn(
+                self.program,
+                purchase_minor=cmd.details.purchase_minor_units,
+                currency=cmd.details.purchase_currency,
+                categories=cmd.categories,
+                channel_id=cmd.meta.channel_id,
+                member=family.owner,
+                tier=family.tier,
+                recent=family.recent,
+                when_us=when,
+            )
+            sources = [(issued_account(rule), n) for rule, n in rules]
+        purchase = bool(cmd.details.purchase_currency)
+        terms = LotTerms(
+            expires_us=expires_us(self.program, when),
+            matures_us=(
+                matures_us(self.program, when, cmd.meta.channel_id, cmd.categories)
+                if purchase
+                else 0
+            ),
+        )
+        if terms.matures_us and terms.matures_us <= self.now_us:
+            terms = LotTerms(terms.expires_us, 0)  # an offline purchase already past its window
+        seq = self.head.sequence + 1
+        target = self._new_lot(family.owner, seq, terms)
+        postings = [Posting(source, target, n) for source, n in sources]
+        if purchase:
+            family.note_purchase(cmd.categories, when)
+        return self._post(
+            KIND_EARN, cmd.meta.channel_id, 0, postings, cmd.details, family.owner, rules=rules
+        )
+
+    def _take(self, family: Family, points: int) -> list[tuple[str, int]]:
+        taken = family.take(points)
+        if taken is None:
+            raise InsufficientPointsError(available=family.available(), requested=points)
+        return taken
 
     def _redeem(self, cmd: Redeem) -> Appended:
-        self._require_account(cmd.account)
-        self._require_funds(cmd.account, cmd.points)
-        posting = Posting(cmd.account, PROGRAM_REDEEMED, cmd.points)
-        return self._append(KIND_REDEEM, cmd.meta, 0, posting, cmd.details, cmd.account)
+        family = self._family(cmd.account)
+        postings = [Posting(a, PROGRAM_REDEEMED, n) for a, n in self._take(family, cmd.points)]
+        return self._post(KIND_REDEEM, cmd.meta.channel_id, 0, postings, cmd.details, family.owner)
+
+    def _hold(self, cmd: Hold) -> Appended:
+        family = self._family(cmd.account)
+        minutes = cmd.minutes or self.program.holds.default_minutes
+        if minutes > self.program.holds.max_minutes:
+            raise ValidationError(
+                "minutes", f"must be at most {self.program.holds.max_minutes} (the program's limit)"
+            )
+        postings = [
+            Posting(a, held_account(family.owner, lot_of(a)), n)
+            for a, n in self._take(family, cmd.points)
+        ]
+        expires = self.now_us + minutes * 60_000_000
+        seq = self.head.sequence + 1
+        hold = HoldState(seq, family.owner, tuple(postings), expires, cmd.meta.channel_id)
+        family.holds[seq] = hold
+        self.holds[seq] = hold
+        self.new_holds.append(hold)
+        return self._post(
+            KIND_HOLD,
+            cmd.meta.channel_id,
+            0,
+            postings,
+            cmd.details,
+            family.owner,
+            hold_expires_us=expires,
+        )
+
+    def _resolve(self, cmd: Capture | Release) -> Appended:
+        hold = self.holds.get(cmd.hold_sequence)
+        if hold is None:
+            raise NotFoundError(
+                "hold_sequence: no open hold with this sequence (never made, already "
+                "captured or released, or timed out)"
+            )
+        self._family(hold.owner)
+        if isinstance(cmd, Release):
+            return self._end_hold(hold, KIND_RELEASE, cmd.meta.channel_id, 0, cmd.details)
+        points = hold.points if cmd.points is None else cmd.points
+        if points > hold.points:
+            raise InsufficientPointsError(available=hold.points, requested=points)
+        return self._end_hold(hold, KIND_CAPTURE, cmd.meta.channel_id, points, cmd.details)
+
+    def _end_hold(
+        self, hold: HoldState, kind: str, channel: str, capture: int, details: EntryDetails
+    ) -> Appended:
+        postings: list[Posting] = []
+        left = capture
+        for p in hold.postings:
+            use = min(left, p.points)
+            left -= use
+            if use:
+                postings.append(Posting(p.to_account, PROGRAM_REDEEMED, use))
+            if p.points - use:
+                postings.append(Posting(p.to_account, p.from_account, p.points - use))
+        family = self.families[hold.owner]
+        family.holds.pop(hold.sequence, None)
+        self.holds.pop(hold.sequence, None)
+        appended = self._post(kind, channel, hold.sequence, postings, details, hold.owner)
+        self.ended_holds.append((hold.sequence, appended.entry.sequence))
+        return appended
+
+    def _transfer(self, cmd: Transfer) -> Appended:
+        sender = self._family(cmd.account)
+        receiver = self._family(cmd.to_account)
+        if sender.owner == receiver.owner:
+            raise ValidationError("to_member_account_id", "must differ from member_account_id")
+        if not self.program.transfers.enabled:
+            raise PreconditionError("transfers: the program does not allow them")
+        if cmd.points > self.program.transfers.max_points:
+            raise ValidationError(
+                "points", f"must be at most {self.program.transfers.max_points} per transfer"
+            )
+        taken = self._take(sender, cmd.points)
+        expiries = [sender.terms_of(lot_of(a)).expires_us for a, _ in taken]
+        soonest = min((e for e in expiries if e), default=0)
+        seq = self.head.sequence + 1
+        target = self._new_lot(receiver.owner, seq, LotTerms(soonest, 0))
+        postings = [Posting(a, target, n) for a, n in taken]
+        return self._post(
+            KIND_TRANSFER, cmd.meta.channel_id, 0, postings, cmd.details, sender.owner
+        )
+
+    def _exchange(self, cmd: Exchange) -> Appended:
+        family = self._family(cmd.account)
+        partner = self.program.partner(cmd.partner)
+        if partner is None:
+            raise ValidationError("partner_id", "names no partner of the program")
+        clearing = PARTNER_PREFIX + partner.id
+        if cmd.direction == "out":
+            if partner.units_per_point_out is None:
+                raise PreconditionError("partner_id: the partner takes no points")
+            units = int(cmd.points * partner.units_per_point_out)
+            if units < 1:
+                raise ValidationError("points", "too few to make one partner unit")
+            postings = [Posting(a, clearing, n) for a, n in self._take(family, cmd.points)]
+            return self._post(
+                KIND_EXCHANGE_OUT,
+                cmd.meta.channel_id,
+                0,
+                postings,
+                cmd.details,
+                family.owner,
+                partner_units=units,
+            )
+        if partner.points_per_unit_in is None:
+            raise PreconditionError("partner_id: the partner sends no points")
+        points = int(cmd.units * partner.points_per_unit_in)
+        if points < 1:
+            raise ValidationError("units", "too few to make one point")
+        seq = self.head.sequence + 1
+        target = self._new_lot(family.owner, seq, LotTerms(expires_us(self.program, self.now_us)))
+        return self._post(
+            KIND_EXCHANGE_IN,
+            cmd.meta.channel_id,
+            0,
+            [Posting(clearing, target, points)],
+            cmd.details,
+            family.owner,
+            partner_units=cmd.units,
+        )
 
     def _reverse(self, cmd: Reverse) -> Appended:
         original = self.originals.get(cmd.original_sequence)
         if original is None:
             raise NotFoundError("original_sequence: no such entry")
-        if original.kind not in (KIND_EARN, KIND_REDEEM):
+        if original.kind not in (KIND_EARN, KIND_REDEEM, KIND_CAPTURE):
             raise NotReversibleError(
                 f"original_sequence: a {original.kind} entry cannot be reversed",
                 metadata={"kind": original.kind},
             )
-        left = original.posting.points - original.reversed_points
+        left = original.left
         if left == 0:
             raise NotReversibleError(
                 "original_sequence: entry is already fully reversed",
@@ -251,32 +548,70 @@ class BatchPlanner:
                 "(see left_to_reverse in ErrorInfo)",
                 metadata={"left_to_reverse": str(left), "requested": str(points)},
             )
-        mirror = Posting(original.posting.to_account, original.posting.from_account, points)
-        if mirror.from_account in self.closed or mirror.to_account in self.closed:
+        family = self.families.get(original.owner)
+        if family is None or family.closed:
             raise AccountClosedError("original_sequence")
-        self._require_funds(mirror.from_account, points)
-        member = next(a for a in (mirror.from_account, mirror.to_account) if is_member_account(a))
-        appended = self._append(
-            KIND_REVERSE, cmd.meta, original.sequence, mirror, cmd.details, member
+        targets = _first(original.limits(), points)
+        if original.kind == KIND_EARN:
+            sources = self._clawback(family, original, points)
+        else:
+            sources = [(PROGRAM_REDEEMED, points)]
+        postings = pair(sources, targets)
+        appended = self._post(
+            KIND_REVERSE,
+            cmd.meta.channel_id,
+            original.sequence,
+            postings,
+            cmd.details,
+            family.owner,
         )
-        original.reversed_points += points
+        for key, n in targets:
+            original.reversed[key] = original.reversed.get(key, 0) + n
         return appended
 
-    def _require_funds(self, account: str, points: int) -> None:
-        if not is_member_account(account):
-            return
-        available = self.balances.get(account, 0)
-        if available < points:
+    def _clawback(self, family: Family, original: Original, points: int) -> list[tuple[str, int]]:
+        """Where a refund takes an earn's points back from: the earn's own
+        lot first (pending points before anything else), then the member's
+        other available lots, soonest expiry first."""
+        lot = original.sequence
+        own = [
+            a
+            for a in (pending_account(family.owner, lot), lot_account(family.owner, lot))
+            if family.accounts.get(a, 0) > 0
+        ]
+        legacy = [family.owner] if not original.postings[0].to_account.count("/") else []
+        sources: list[tuple[str, int]] = []
+        left = points
+        for account in own + legacy:
+            use = min(left, family.accounts.get(account, 0))
+            if use:
+                sources.append((account, use))
+                left -= use
+        used = {a for a, _ in sources}
+        for account, have in family.spend_order():
+            if left == 0:
+                break
+            if account in used:
+                continue
+            use = min(have, left)
+            sources.append((account, use))
+            left -= use
+        if left:
+            available = points - left
             raise InsufficientPointsError(available=available, requested=points)
+        return sources
 
-    def _append(
+    # -- writing entries --------------------------------------------------------
+
+    def _post(
         self,
         kind: str,
-        meta: RequestMeta,
+        channel_id: str,
         reverses: int,
-        posting: Posting,
+        postings: list[Posting],
         details: EntryDetails,
         member: str,
+        **extra: object,
     ) -> Appended:
         head = self.head
         entry = JournalEntry(
@@ -284,9 +619,9 @@ class BatchPlanner:
             time_us=max(self.now_us, head.time_us),
             prev_hash=head.hash,
             kind=kind,
-            channel_id=meta.channel_id,
+            channel_id=channel_id,
             reverses=reverses,
-            postings=(posting,),
+            postings=tuple(postings),
             details=self.seal(member, details) if not details.is_empty() else b"",
         )
         encoded = entry.encode()
@@ -294,15 +629,34 @@ class BatchPlanner:
         self.entries.append((entry, digest))
         self.leaves.append(encoded)  # the Merkle leaf data, encoded once
         self.made_details[entry.sequence] = details
-        if kind in (KIND_EARN, KIND_REDEEM):  # reversible by later commands of the batch
-            self.originals[entry.sequence] = Original(entry.sequence, kind, posting, 0)
+        if kind in (KIND_EARN, KIND_REDEEM, KIND_CAPTURE):  # reversible by later commands
+            self.originals[entry.sequence] = Original(entry.sequence, kind, entry.postings)
         self.head = Head(entry.sequence, digest, entry.time_us, head.epoch)
-        self.balances[posting.from_account] = (
-            self.balances.get(posting.from_account, 0) - posting.points
-        )
-        self.balances[posting.to_account] = (
-            self.balances.get(posting.to_account, 0) + posting.points
-        )
-        self.touched[posting.from_account] = entry.sequence
-        self.touched[posting.to_account] = entry.sequence
-        return Appended(entry, digest, member, self.balances[member])
+        for posting in postings:
+            self._move(posting.from_account, -posting.points, entry.sequence)
+            self._move(posting.to_account, posting.points, entry.sequence)
+        family = self.families[member]
+        return Appended(entry, digest, member, view(family, self.now_us), **extra)  # type: ignore[arg-type]
+
+    def _move(self, account: str, points: int, seq: int) -> None:
+        if is_member_account(account):
+            family = self.families[owner_of(account)]
+            family.accounts[account] = family.accounts.get(account, 0) + points
+        else:
+            self.balances[account] = self.balances.get(account, 0) + points
+        self.touched[account] = seq
+
+
+_SYSTEM = "program"  # the channel of entries the ledger posts by itself
+
+
+def _first(limits: list[tuple[str, int]], points: int) -> list[tuple[str, int]]:
+    """The first ``points`` of ``limits``, in order."""
+    out: list[tuple[str, int]] = []
+    for key, n in limits:
+        if points == 0:
+            break
+        use = min(n, points)
+        out.append((key, use))
+        points -= use
+    return out

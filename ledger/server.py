@@ -35,6 +35,7 @@ from access.ratelimit import CallLimits
 from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.checkpoints import Checkpointer, LogKeys
+from ledger.commands import Settle
 from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
 from ledger.members.profile import ProfileRules
@@ -131,7 +132,11 @@ class LedgerServer:
             if added:
                 log.info("data_keys_backfilled", accounts=added)
             self.appender = Appender(
-                db=self.db, clock=self._clock, max_batch=cfg.max_batch, vault=self.vault
+                db=self.db,
+                clock=self._clock,
+                max_batch=cfg.max_batch,
+                vault=self.vault,
+                program=cfg.program,
             )
             self.break_glass = BreakGlass(
                 store=GrantTable(self.db),
@@ -194,6 +199,7 @@ class LedgerServer:
                     limits=cfg.limits,
                     vault=self.vault,
                     members=store,
+                    clock=self._clock,
                 ),
             ),
             (members_pb2_grpc.add_MemberServiceServicer_to_server, members),
@@ -228,6 +234,12 @@ class LedgerServer:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._tasks.append(asyncio.create_task(self._sweep(self.break_glass)))
         self._tasks.append(asyncio.create_task(self._summaries(checks)))
+        if cfg.settle_interval > 0:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._settle(appender, JournalReads(db.reader), cfg.settle_interval)
+                )
+            )
         if cfg.checkpoint_interval > 0:
             self._tasks.append(
                 asyncio.create_task(self._checkpoints(self.checkpointer, cfg.checkpoint_interval))
@@ -254,6 +266,25 @@ class LedgerServer:
                     await asyncio.to_thread(checkpointer.issue_if_grown, log_id)
                 except Exception:
                     log.exception("scheduled_checkpoint_failed", log=log_id)
+
+    async def _settle(self, appender: Appender, reads: JournalReads, interval: float) -> None:
+        """Settle members whose holds timed out or whose lots matured or
+        expired, a bounded batch at a time. Every server may run this: a
+        settle decides from the state under the writers' lock, so a member
+        settled twice gets nothing the second time."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.settle_due(appender, reads)
+            except Exception:
+                log.exception("settle_sweep_failed")
+
+    async def settle_due(self, appender: Appender, reads: JournalReads) -> int:
+        """One sweep; returns how many members were settled."""
+        due = await asyncio.to_thread(reads.due_members, self._clock(), 500)
+        if due:
+            await asyncio.gather(*(appender.append(Settle(member)) for member in due))
+        return len(due)
 
     @staticmethod
     async def _sweep(break_glass: BreakGlass) -> None:

@@ -8,6 +8,7 @@ echoed back.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 import pycountry
@@ -23,7 +24,7 @@ MINOR_UNITS_MAX = 10**15
 
 
 # channel ids the ledger itself uses as idempotency scopes: never a caller's
-RESERVED_CHANNELS = frozenset({"erasure"})
+RESERVED_CHANNELS = frozenset({"erasure", "program"})
 
 
 def channel_id(value: str, field: str = "context.channel_id") -> str:
@@ -110,3 +111,29 @@ def page_size(value: int, default: int = 20) -> int:
             "page_size", f"must be between 0 and {PAGE_SIZE_MAX} (0 means {default})"
         )
     return value or default
+
+
+_PROGRAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+MAX_CATEGORIES = 16
+
+
+def program_name(value: str, field: str) -> str:
+    """A category or partner id: [a-z0-9][a-z0-9_-]{0,39}."""
+    if not _PROGRAM_NAME.fullmatch(value):
+        raise ValidationError(field, "must match [a-z0-9][a-z0-9_-]{0,39}")
+    return value
+
+
+def categories(values: Sequence[str], field: str = "categories") -> tuple[str, ...]:
+    if len(values) > MAX_CATEGORIES:
+        raise ValidationError(field, f"at most {MAX_CATEGORIES} categories")
+    found = tuple(program_name(c, f"{field}[{i}]") for i, c in enumerate(values))
+    if len(set(found)) != len(found):
+        raise ValidationError(field, "must not repeat a category")
+    return tuple(sorted(found))
+
+
+def hold_minutes(value: int) -> int:
+    if not 0 <= value <= 10_080:
+        raise ValidationError("minutes", "must be between 0 (the program's default) and 10080")
+    return value

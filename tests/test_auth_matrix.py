@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loyalty.access.v1 import access_pb2 as apb
 from loyalty.access.v1 import access_pb2_grpc
@@ -126,6 +127,67 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
         "ListEntries": lambda md: stub.ListEntries(
             pb.ListEntriesRequest(member_account_id=account), metadata=md
         ),
+        "Hold": lambda md: stub.Hold(
+            pb.HoldRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=account, points=1
+            ),
+            metadata=md,
+        ),
+        "CaptureHold": lambda md: stub.CaptureHold(
+            pb.CaptureHoldRequest(idempotency_key=key(), context=ctx(), hold_sequence=1),
+            metadata=md,
+        ),
+        "ReleaseHold": lambda md: stub.ReleaseHold(
+            pb.ReleaseHoldRequest(idempotency_key=key(), context=ctx(), hold_sequence=1),
+            metadata=md,
+        ),
+        "Transfer": lambda md: stub.Transfer(
+            pb.TransferRequest(
+                idempotency_key=key(),
+                context=ctx(),
+                member_account_id=account,
+                to_member_account_id=new_member_account_id(),
+                points=1,
+            ),
+            metadata=md,
+        ),
+        "ExchangeOut": lambda md: stub.ExchangeOut(
+            pb.ExchangeOutRequest(
+                idempotency_key=key(),
+                context=ctx(),
+                member_account_id=account,
+                partner_id="hotel-test",
+                points=1,
+            ),
+            metadata=md,
+        ),
+        "ExchangeIn": lambda md: stub.ExchangeIn(
+            pb.ExchangeInRequest(
+                idempotency_key=key(),
+                context=ctx(),
+                member_account_id=account,
+                partner_id="hotel-test",
+                partner_units=1,
+            ),
+            metadata=md,
+        ),
+        "ReplayOffline": lambda md: stub.ReplayOffline(
+            pb.ReplayOfflineRequest(
+                items=[
+                    pb.ReplayItem(
+                        occurred_at=Timestamp(seconds=1_700_000_000),
+                        redeem=pb.RedeemRequest(
+                            idempotency_key=key(),
+                            context=ctx(),
+                            member_account_id=account,
+                            points=1,
+                        ),
+                    )
+                ]
+            ),
+            metadata=md,
+        ),
+        "GetLiability": lambda md: stub.GetLiability(pb.GetLiabilityRequest(), metadata=md),
     }
     member_calls: dict[str, Callable[..., object]] = {
         "Enroll": lambda md: members.Enroll(
@@ -273,7 +335,8 @@ def test_channel_principal_cannot_act_for_another_channel(secured: Secured) -> N
     account = _seed(secured)
     seq = head_sequence(secured.server)
     app = _auth(secured.token(Role.CHANNEL, channel="app-test"))
-    for method in ("OpenAccount", "Earn", "Redeem", "Reverse", "Enroll"):  # context pos-test
+    methods = ("OpenAccount", "Earn", "Redeem", "Reverse", "Hold", "ReplayOffline", "Enroll")
+    for method in methods:  # context pos-test
         service = "MemberService" if method == "Enroll" else "LedgerService"
         code, details = _code(_calls(secured, account)[f"{service}/{method}"], app)
         assert code == grpc.StatusCode.PERMISSION_DENIED, (method, details)

@@ -21,8 +21,11 @@ def test_earn_credits_member_and_chains_entries(stub, server: LedgerServer) -> N
     assert first.balance.points == 120
     assert second.balance.points == 150
     assert first.entry.kind == pb.ENTRY_KIND_EARN
+    # every earn makes a lot, named after the entry's own sequence
     assert first.entry.postings[0] == pb.Posting(
-        from_account="program:issued", to_account=account, points=120
+        from_account="program:issued",
+        to_account=f"{account}/lot/{first.entry.sequence}",
+        points=120,
     )
     # the response withholds the order details (stored encrypted under the
     # member's key); a read for a purpose that shows them opens them
@@ -76,8 +79,8 @@ def test_reverse_earn_fully_and_redeem_partly(stub, server: LedgerServer) -> Non
     )
     assert part.entry.kind == pb.ENTRY_KIND_REVERSE
     assert part.entry.reverses_sequence == redeemed.sequence
-    assert part.entry.postings[0] == pb.Posting(
-        from_account="program:redeemed", to_account=account, points=15
+    assert part.entry.postings[0] == pb.Posting(  # back into the lot it came from
+        from_account="program:redeemed", to_account=f"{account}/lot/{earned.sequence}", points=15
     )
     assert part.balance.points == 75
 

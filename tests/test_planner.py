@@ -8,6 +8,7 @@ from audit.entry_format import GENESIS_PREV_HASH
 from ledger.commands import Earn, EntryDetails, Redeem, RequestMeta, Reverse
 from ledger.errors import IdempotencyConflictError, InsufficientPointsError
 from ledger.planner import BatchPlanner, Head
+from ledger.program.lots import Family
 
 MEMBER = "mbr_" + "a" * 26
 
@@ -16,7 +17,8 @@ def _planner() -> BatchPlanner:
     return BatchPlanner(
         head=Head(0, GENESIS_PREV_HASH, 0),
         now_us=1_000,
-        balances={MEMBER: 0, "program:issued": 0, "program:redeemed": 0},
+        balances={"program:issued": 0, "program:redeemed": 0},
+        families={MEMBER: Family(MEMBER, {MEMBER: 0})},
         originals={},
         idempotency={},
     )
@@ -36,9 +38,10 @@ def test_reverse_of_an_entry_appended_earlier_in_the_same_batch() -> None:
     planner.apply(Reverse(_meta("k-rev-001"), 1, 10, EntryDetails(), render=_render))
     with pytest.raises(InsufficientPointsError):  # 20 left, and reversal bounds hold
         planner.apply(Redeem(_meta("k-red-001"), MEMBER, 21, EntryDetails(), render=_render))
-    assert planner.balances[MEMBER] == 20
+    assert planner.balance_of(MEMBER + "/lot/1") == 20
+    assert planner.families[MEMBER].available() == 20
     assert [e.kind for e, _ in planner.entries] == ["earn", "reverse"]
-    assert planner.originals[1].reversed_points == 10
+    assert planner.originals[1].reversed == {"program:issued": 10}
 
 
 def test_same_key_twice_in_one_batch() -> None:

@@ -14,6 +14,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from access.detectors import check_free_text
+from audit.accounts import (
+    KIND_CAPTURE,
+    KIND_EXCHANGE_IN,
+    KIND_EXCHANGE_OUT,
+    KIND_EXPIRE,
+    KIND_HOLD,
+    KIND_MATURE,
+    KIND_RELEASE,
+    KIND_TRANSFER,
+)
 from audit.chain import StoredEntry
 from audit.entry_format import JournalEntry
 from ledger import validation as v
@@ -24,25 +34,39 @@ from ledger.commands import (
     KIND_REVERSE,
     AccountOpened,
     Appended,
+    Capture,
     Earn,
     Enroll,
     EntryDetails,
+    Exchange,
+    Hold,
     Outcome,
     Redeem,
+    Release,
     Renderer,
     RequestMeta,
     Reverse,
+    Transfer,
     is_sealed,
     new_member_account_id,
 )
 from ledger.errors import ValidationError
 from ledger.members.vault import MemberVault
+from ledger.program.lots import BalanceView
 
 _KINDS = {
     KIND_ERASE: pb.ENTRY_KIND_ERASE,
     KIND_EARN: pb.ENTRY_KIND_EARN,
     KIND_REDEEM: pb.ENTRY_KIND_REDEEM,
     KIND_REVERSE: pb.ENTRY_KIND_REVERSE,
+    KIND_HOLD: pb.ENTRY_KIND_HOLD,
+    KIND_CAPTURE: pb.ENTRY_KIND_CAPTURE,
+    KIND_RELEASE: pb.ENTRY_KIND_RELEASE,
+    KIND_MATURE: pb.ENTRY_KIND_MATURE,
+    KIND_EXPIRE: pb.ENTRY_KIND_EXPIRE,
+    KIND_TRANSFER: pb.ENTRY_KIND_TRANSFER,
+    KIND_EXCHANGE_OUT: pb.ENTRY_KIND_EXCHANGE_OUT,
+    KIND_EXCHANGE_IN: pb.ENTRY_KIND_EXCHANGE_IN,
 }
 _PAGE_TOKEN = struct.Struct(">BQ")
 _PAGE_TOKEN_VERSION = 1
@@ -78,13 +102,23 @@ def open_account_command(request: pb.OpenAccountRequest, vault: MemberVault) -> 
     return Enroll(meta, account, vault.seal_new(account, {}), render=render_open_account)
 
 
-def earn_command(request: pb.EarnRequest, *, limit: int) -> Earn:
+def earn_command(request: pb.EarnRequest, *, limit: int, occurred_us: int = 0) -> Earn:
     meta = request_meta("Earn", request, request.idempotency_key, request.context)
     account = v.member_account_id(request.member_account_id)
-    points = v.points(request.points, limit=limit)
     purchase = request.purchase if request.HasField("purchase") else None
+    # 0 points with a purchase: the program prices it
+    points = v.points(request.points, limit=limit) if request.points or not purchase else 0
+    categories = v.categories(request.categories)
     details = entry_details(request.context, purchase)
-    return Earn(meta, account, points, details, render=_render_entry(pb.EarnResponse))
+    return Earn(
+        meta,
+        account,
+        points,
+        details,
+        render=_render_entry(pb.EarnResponse),
+        categories=categories,
+        occurred_us=occurred_us,
+    )
 
 
 def redeem_command(request: pb.RedeemRequest, *, limit: int) -> Redeem:
@@ -97,6 +131,88 @@ def redeem_command(request: pb.RedeemRequest, *, limit: int) -> Redeem:
         points,
         entry_details(request.context),
         render=_render_entry(pb.RedeemResponse),
+    )
+
+
+def hold_command(request: pb.HoldRequest, *, limit: int) -> Hold:
+    meta = request_meta("Hold", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
+    points = v.points(request.points, limit=limit)
+    minutes = v.hold_minutes(request.minutes)
+    return Hold(
+        meta,
+        account,
+        points,
+        entry_details(request.context),
+        render=_render_entry(pb.HoldResponse),
+        minutes=minutes,
+    )
+
+
+def capture_command(request: pb.CaptureHoldRequest, *, limit: int) -> Capture:
+    meta = request_meta("CaptureHold", request, request.idempotency_key, request.context)
+    hold = v.sequence(request.hold_sequence, "hold_sequence")
+    points = v.points(request.points, limit=limit) if request.HasField("points") else None
+    return Capture(
+        meta, hold, points, entry_details(request.context), _render_entry(pb.CaptureHoldResponse)
+    )
+
+
+def release_command(request: pb.ReleaseHoldRequest) -> Release:
+    meta = request_meta("ReleaseHold", request, request.idempotency_key, request.context)
+    hold = v.sequence(request.hold_sequence, "hold_sequence")
+    return Release(
+        meta, hold, entry_details(request.context), _render_entry(pb.ReleaseHoldResponse)
+    )
+
+
+def transfer_command(request: pb.TransferRequest, *, limit: int) -> Transfer:
+    meta = request_meta("Transfer", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
+    to = v.member_account_id(request.to_member_account_id, "to_member_account_id")
+    if to == account:
+        raise ValidationError("to_member_account_id", "must differ from member_account_id")
+    points = v.points(request.points, limit=limit)
+    return Transfer(
+        meta,
+        account,
+        points,
+        entry_details(request.context),
+        render=_render_entry(pb.TransferResponse),
+        to_account=to,
+    )
+
+
+def exchange_out_command(request: pb.ExchangeOutRequest, *, limit: int) -> Exchange:
+    meta = request_meta("ExchangeOut", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
+    partner = v.program_name(request.partner_id, "partner_id")
+    points = v.points(request.points, limit=limit)
+    return Exchange(
+        meta,
+        account,
+        points,
+        entry_details(request.context),
+        render=_render_entry(pb.ExchangeOutResponse),
+        partner=partner,
+        direction="out",
+    )
+
+
+def exchange_in_command(request: pb.ExchangeInRequest, *, limit: int) -> Exchange:
+    meta = request_meta("ExchangeIn", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
+    partner = v.program_name(request.partner_id, "partner_id")
+    units = v.points(request.partner_units, limit=limit, field="partner_units")
+    return Exchange(
+        meta,
+        account,
+        0,
+        entry_details(request.context),
+        render=_render_entry(pb.ExchangeInResponse),
+        partner=partner,
+        direction="in",
+        units=units,
     )
 
 
@@ -120,17 +236,40 @@ def render_open_account(outcome: Outcome) -> bytes:
     )
 
 
+def timestamp(time_us: int) -> Timestamp:
+    return Timestamp(seconds=time_us // 1_000_000, nanos=(time_us % 1_000_000) * 1000)
+
+
+def balance_message(account: str, balance: BalanceView, as_of: int) -> pb.Balance:
+    return pb.Balance(
+        member_account_id=account,
+        points=balance.total,
+        as_of_sequence=as_of,
+        available=balance.available,
+        pending=balance.pending,
+        held=balance.held,
+        expiring=[
+            pb.ExpiringPoints(expires=timestamp(when), points=n) for when, n in balance.expiring
+        ],
+    )
+
+
 def _render_entry(response_type: Callable[..., Message]) -> Renderer:
     def render(outcome: Outcome) -> bytes:
         assert isinstance(outcome, Appended)
         response = response_type(
             entry=entry_message(StoredEntry(outcome.entry, outcome.hash)),
-            balance=pb.Balance(
-                member_account_id=outcome.member_account,
-                points=outcome.balance_after,
-                as_of_sequence=outcome.entry.sequence,
+            balance=balance_message(
+                outcome.member_account, outcome.balance, outcome.entry.sequence
             ),
         )
+        if isinstance(response, pb.EarnResponse):
+            response.rules.extend(pb.AppliedRule(rule_id=r, points=n) for r, n in outcome.rules)
+        elif isinstance(response, pb.HoldResponse):
+            response.hold_sequence = outcome.entry.sequence
+            response.expires.CopyFrom(timestamp(outcome.hold_expires_us))
+        elif isinstance(response, pb.ExchangeOutResponse):
+            response.partner_units = outcome.partner_units
         return response.SerializeToString(deterministic=True)
 
     return render

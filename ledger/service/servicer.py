@@ -19,14 +19,17 @@ from access import scope as call_scope
 from access.purposes import ORDER_DETAILS
 from audit.chain import StoredEntry
 from ledger import validation as v
-from ledger.appender import Appender
+from ledger.appender import Appender, Clock, system_clock_us
 from ledger.commands import EntryDetails, open_details
 from ledger.config import Limits
 from ledger.errors import NotFoundError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
 from ledger.members.vault import MemberVault
+from ledger.program.lots import view
 from ledger.service import messages as m
+from ledger.service import replay
+from ledger.service.liability import liability_message
 from ledger.service.observe import take_pending_record
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.members import MemberStore
@@ -44,7 +47,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         limits: Limits,
         vault: MemberVault,
         members: MemberStore,
+        clock: Clock = system_clock_us,
     ) -> None:
+        self._clock = clock
         self._appender = appender
         self._reads = reads
         self._limits = limits
@@ -121,17 +126,70 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             m.reverse_command(request, limit=limit), take_pending_record()
         )
 
+    async def Hold(self, request: pb.HoldRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(
+            m.hold_command(request, limit=limit), take_pending_record()
+        )
+
+    async def CaptureHold(self, request: pb.CaptureHoldRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(
+            m.capture_command(request, limit=limit), take_pending_record()
+        )
+
+    async def ReleaseHold(self, request: pb.ReleaseHoldRequest, context: Context) -> bytes:
+        return await self._appender.append(m.release_command(request), take_pending_record())
+
+    async def Transfer(self, request: pb.TransferRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(
+            m.transfer_command(request, limit=limit), take_pending_record()
+        )
+
+    async def ExchangeOut(self, request: pb.ExchangeOutRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(
+            m.exchange_out_command(request, limit=limit), take_pending_record()
+        )
+
+    async def ExchangeIn(self, request: pb.ExchangeInRequest, context: Context) -> bytes:
+        limit = self._limits.max_points_per_entry
+        return await self._appender.append(
+            m.exchange_in_command(request, limit=limit), take_pending_record()
+        )
+
+    async def ReplayOffline(
+        self, request: pb.ReplayOfflineRequest, context: Context
+    ) -> pb.ReplayOfflineResponse:
+        items = replay.plan(request, limit=self._limits.max_points_per_entry, now_us=self._clock())
+        # queued in occurred_at order: the appender applies them in that order
+        waits = [
+            self._appender.append(item.command) if item.command is not None else None
+            for item in items
+        ]
+        outcomes = await asyncio.gather(
+            *(w for w in waits if w is not None), return_exceptions=True
+        )
+        return replay.results(items, iter(outcomes))
+
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context
     ) -> pb.GetBalanceResponse:
         account = v.member_account_id(request.member_account_id)
-        found = await asyncio.to_thread(self._reads.balance, account)
+        found = await asyncio.to_thread(self._reads.family, account)
         if found is None:
             raise NotFoundError("member_account_id: no such account")
-        points, as_of = found
+        family, as_of = found
         return pb.GetBalanceResponse(
-            balance=pb.Balance(member_account_id=account, points=points, as_of_sequence=as_of)
+            balance=m.balance_message(account, view(family, self._clock()), as_of)
         )
+
+    async def GetLiability(
+        self, request: pb.GetLiabilityRequest, context: Context
+    ) -> pb.GetLiabilityResponse:
+        found = await asyncio.to_thread(self._reads.liability)
+        return liability_message(found)
 
     async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
         seq = v.sequence(request.sequence, "sequence")

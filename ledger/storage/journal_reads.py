@@ -6,20 +6,36 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from audit.accounts import lot_of
 from audit.chain import MISSING_HEAD, Head, StoredEntry
 from audit.entry_format import JournalEntry, Posting
+from ledger.program.lots import Family, HoldState, LotTerms
+from ledger.program.terms import month_of
 from ledger.storage.schema import (
     account_entries,
     accounts,
+    hold_ends,
+    holds,
     journal_entries,
     journal_head,
     journal_postings,
 )
+
+_DAY_US = 86_400_000_000
+
+
+@dataclass(slots=True)
+class Liability:
+    as_of_sequence: int
+    program: dict[str, int] = field(default_factory=dict)  # program and partner accounts
+    by_state: dict[str, int] = field(default_factory=dict)
+    by_expiry_month: dict[str, int] = field(default_factory=dict)
 
 
 def _raw(value: Any) -> Any:
@@ -88,6 +104,114 @@ class JournalReads:
                 sa.select(accounts.c.balance, head_seq).where(accounts.c.account_id == account_id)
             ).first()
         return None if row is None else (row[0], row[1])
+
+    def family(self, account_id: str) -> tuple[Family, int] | None:
+        """A member's sub-accounts with points, their lots' terms and open
+        holds, and the sequence they reflect, from one consistent snapshot;
+        None when the member does not exist."""
+        with self.snapshot() as conn:
+            head_seq = conn.execute(
+                sa.select(journal_head.c.seq).where(journal_head.c.id == 1)
+            ).scalar_one()
+            rows = conn.execute(
+                sa.select(
+                    accounts.c.account_id,
+                    accounts.c.balance,
+                    accounts.c.closed_us,
+                    accounts.c.expires_us,
+                    accounts.c.matures_us,
+                ).where(
+                    accounts.c.owner == account_id,
+                    sa.or_(accounts.c.balance != 0, accounts.c.account_id == account_id),
+                )
+            ).all()
+            owner_row = next((r for r in rows if r.account_id == account_id), None)
+            if owner_row is None:
+                return None
+            family = Family(account_id, {}, closed=bool(owner_row.closed_us))
+            for r in rows:
+                family.accounts[r.account_id] = r.balance
+                if r.expires_us or r.matures_us:
+                    family.terms[lot_of(r.account_id)] = LotTerms(r.expires_us, r.matures_us)
+            ended = sa.select(hold_ends.c.seq).where(hold_ends.c.seq == holds.c.seq)
+            for h in conn.execute(
+                sa.select(holds).where(holds.c.owner == account_id, ~sa.exists(ended))
+            ):
+                postings = conn.execute(
+                    sa.select(journal_postings)
+                    .where(journal_postings.c.seq == h.seq)
+                    .order_by(journal_postings.c.idx)
+                ).all()
+                family.holds[h.seq] = HoldState(
+                    h.seq,
+                    account_id,
+                    tuple(Posting(p.from_account, p.to_account, p.points) for p in postings),
+                    h.expires_us,
+                    h.channel_id,
+                )
+        return family, head_seq
+
+    def due_members(self, now_us: int, limit: int) -> list[str]:
+        """Members with something time has made due: a hold past its
+        timeout, a pending lot past its window, a lot past its expiry."""
+        ended = sa.select(hold_ends.c.seq).where(hold_ends.c.seq == holds.c.seq)
+        with self._engine.connect() as conn:
+            lots = conn.execute(
+                sa.select(accounts.c.owner)
+                .where(
+                    accounts.c.due_us > 0,
+                    accounts.c.due_us <= now_us,
+                    accounts.c.balance > 0,
+                    accounts.c.closed_us == 0,
+                )
+                .distinct()
+                .limit(limit)
+            ).scalars()
+            timed_out = conn.execute(
+                sa.select(holds.c.owner)
+                .where(holds.c.expires_us <= now_us, ~sa.exists(ended))
+                .distinct()
+                .limit(limit)
+            ).scalars()
+            return sorted(set(lots) | set(timed_out))[:limit]
+
+    def liability(self) -> Liability:
+        """Outstanding points by state, by expiry day and per partner, and
+        the program accounts, from one snapshot. Streams grouped rows: the
+        database does the sums, memory holds one row per distinct day."""
+        day = sa.literal(_DAY_US, sa.BigInteger)
+        with self.snapshot() as conn:
+            as_of = conn.execute(
+                sa.select(journal_head.c.seq).where(journal_head.c.id == 1)
+            ).scalar_one()
+            out = Liability(as_of)
+            member = accounts.c.owner != ""
+            for account, balance in conn.execute(
+                sa.select(accounts.c.account_id, accounts.c.balance).where(~member)
+            ):
+                out.program[account] = balance
+            form = sa.case(
+                (accounts.c.account_id.like("%/pending/%"), "pending"),
+                (accounts.c.account_id.like("%/held/%"), "held"),
+                else_="available",
+            )
+            for state, total in conn.execute(
+                sa.select(form, sa.func.sum(accounts.c.balance))
+                .where(member, accounts.c.balance != 0)
+                .group_by(form)
+            ):
+                out.by_state[state] = int(total)
+            expiry_day = sa.case(
+                (accounts.c.expires_us == 0, -1), else_=accounts.c.expires_us / day
+            )
+            for days, total in conn.execute(
+                sa.select(expiry_day, sa.func.sum(accounts.c.balance))
+                .where(member, accounts.c.balance != 0, ~accounts.c.account_id.like("%/held/%"))
+                .group_by(expiry_day)
+            ):
+                key = "never" if days < 0 else month_of(int(days) * _DAY_US)
+                out.by_expiry_month[key] = out.by_expiry_month.get(key, 0) + int(total)
+        return out
 
     def entry(self, seq: int) -> StoredEntry | None:
         with self._engine.connect() as conn:

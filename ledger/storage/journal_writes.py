@@ -16,10 +16,13 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from audit.access_format import TEXT_FIELDS, AccessRecord
+from audit.accounts import lot_of, owner_of, parse_member_account
 from audit.entry_format import Posting, is_member_account
 from ledger.errors import IntegrityError
 from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
+from ledger.program.lots import Family, HoldState, LotTerms
+from ledger.storage.schema import MEMBER_TABLES
 
 _CHUNK = 500  # bound on IN-list sizes
 _MAX_PARAMS = 30_000  # per statement; SQLite allows 32766
@@ -100,23 +103,87 @@ def lock_head(tx: WriteTx) -> Head:
     return Head(seq, bytes(digest), time_us, epoch)
 
 
-def load_balances(tx: WriteTx, account_ids: set[str]) -> tuple[dict[str, int], set[str]]:
-    """Balances of the open accounts among ``account_ids``, and which of
-    them are closed (erased members)."""
+def load_balances(tx: WriteTx, account_ids: set[str]) -> dict[str, int]:
+    """Balances of program and partner accounts (absent: 0)."""
     found: dict[str, int] = {}
-    closed: set[str] = set()
     for part in _chunks(sorted(account_ids)):
         rows = tx.execute(
-            "SELECT account_id, balance, closed_us FROM accounts"
+            f"SELECT account_id, balance FROM accounts WHERE account_id IN ({_marks(len(part))})",
+            part,
+        )
+        found.update((account, balance) for account, balance in rows)
+    return found
+
+
+def load_families(tx: WriteTx, owners: set[str], lots: set[str]) -> dict[str, Family]:
+    """The members among ``owners`` that exist: each one's sub-accounts
+    with points, the terms of their lots, open holds and recent purchases.
+    ``lots``: sub-accounts to load even when empty (the lots a reversal
+    may give points back to), for their terms."""
+    families: dict[str, Family] = {}
+    rows: list[tuple[Any, ...]] = []
+    for part in _chunks(sorted(owners)):
+        rows += tx.execute(
+            "SELECT account_id, owner, balance, closed_us, expires_us, matures_us FROM accounts"
+            f" WHERE owner IN ({_marks(len(part))}) AND (balance <> 0 OR account_id = owner)",
+            part,
+        )
+    for part in _chunks(sorted(lots)):
+        rows += tx.execute(
+            "SELECT account_id, owner, balance, closed_us, expires_us, matures_us FROM accounts"
             f" WHERE account_id IN ({_marks(len(part))})",
             part,
         )
-        for account, balance, closed_us in rows:
-            if closed_us:
-                closed.add(account)
-            else:
-                found[account] = balance
-    return found, closed
+    for account, owner, balance, closed_us, expires, matures in sorted(
+        rows,
+        key=lambda r: r[0] != r[1],  # owner rows first
+    ):
+        if account == owner:
+            families[owner] = Family(owner, {owner: balance}, closed=bool(closed_us))
+            continue
+        family = families.get(owner)
+        if family is None:
+            continue
+        family.accounts[account] = balance
+        if expires or matures:
+            family.terms[lot_of(account)] = LotTerms(expires, matures)
+    live = set(families)
+    for hold in load_open_holds(tx, live, set()).values():
+        families[hold.owner].holds[hold.sequence] = hold
+    for part in _chunks(sorted(live)):
+        for owner, category, last_us in tx.execute(
+            "SELECT account_id, category, last_us FROM member_activity"
+            f" WHERE account_id IN ({_marks(len(part))})",
+            part,
+        ):
+            families[owner].recent[category] = last_us
+    return families
+
+
+def load_open_holds(tx: WriteTx, owners: set[str], seqs: set[int]) -> dict[int, HoldState]:
+    """Open holds of ``owners`` and open holds among ``seqs``."""
+    found: list[tuple[Any, ...]] = []
+    open_only = " AND NOT EXISTS (SELECT 1 FROM hold_ends e WHERE e.seq = h.seq)"
+    for column, values in (("owner", sorted(owners)), ("seq", sorted(seqs))):
+        for part in _chunks(values):
+            found += tx.execute(
+                "SELECT h.seq, h.owner, h.expires_us, h.channel_id FROM holds h"
+                f" WHERE h.{column} IN ({_marks(len(part))})" + open_only,
+                part,
+            )
+    heads = {seq: (owner, expires, channel) for seq, owner, expires, channel in found}
+    postings: dict[int, list[Posting]] = {}
+    for part in _chunks(sorted(heads)):
+        for seq, source, target, points in tx.execute(
+            "SELECT seq, from_account, to_account, points FROM journal_postings"
+            f" WHERE seq IN ({_marks(len(part))}) ORDER BY seq, idx",
+            part,
+        ):
+            postings.setdefault(seq, []).append(Posting(source, target, points))
+    return {
+        seq: HoldState(seq, owner, tuple(postings.get(seq, ())), expires, channel)
+        for seq, (owner, expires, channel) in heads.items()
+    }
 
 
 def load_member_keys(tx: WriteTx, account_ids: set[str]) -> dict[str, list[StoredKey]]:
@@ -144,30 +211,36 @@ def load_entry_details(tx: WriteTx, sequence: int) -> tuple[str, bytes] | None:
     if not rows:
         return None
     details, source, target = rows[0]
-    return (source if is_member_account(source) else target), bytes(details)
+    return owner_of(source if is_member_account(source) else target), bytes(details)
 
 
 def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
-    """The entries a batch wants to reverse, with how much is reversed already."""
+    """The entries a batch wants to reverse, with what their reversals
+    returned so far, per account they returned to."""
     originals: dict[int, Original] = {}
     for part in _chunks(sorted(seqs)):
         marks = _marks(len(part))
+        postings: dict[int, tuple[str, list[Posting]]] = {}
         for seq, kind, from_account, to_account, points in tx.execute(
             "SELECT e.seq, e.kind, p.from_account, p.to_account, p.points"
             " FROM journal_entries e JOIN journal_postings p ON p.seq = e.seq"
-            f" WHERE e.seq IN ({marks}) AND p.idx = 0",
+            f" WHERE e.seq IN ({marks}) ORDER BY e.seq, p.idx",
             part,
         ):
-            posting = Posting(from_account, to_account, points)
-            originals[seq] = Original(seq, kind, posting, 0)
-        for seq, total in tx.execute(
-            "SELECT e.reverses, SUM(p.points)"
+            postings.setdefault(seq, (kind, []))[1].append(
+                Posting(from_account, to_account, points)
+            )
+        for seq, (kind, found) in postings.items():
+            originals[seq] = Original(seq, kind, tuple(found))
+        for seq, to_account, total in tx.execute(
+            "SELECT e.reverses, p.to_account, SUM(p.points)"
             " FROM journal_entries e JOIN journal_postings p ON p.seq = e.seq"
-            f" WHERE e.reverses IN ({marks}) GROUP BY e.reverses",
+            f" WHERE e.reverses IN ({marks}) AND e.kind = 'reverse'"
+            " GROUP BY e.reverses, p.to_account",
             part,
         ):
             if seq in originals:
-                originals[seq].reversed_points = int(total)
+                originals[seq].reversed[to_account] = int(total)
     return originals
 
 
@@ -194,13 +267,36 @@ def load_idempotency(tx: WriteTx, keys: set[IdemKey]) -> dict[IdemKey, Idempoten
 
 _UPSERT_SET = "balance = excluded.balance, last_seq = excluded.last_seq"
 _UPSERT_BALANCES = f" ON CONFLICT (account_id) DO UPDATE SET {_UPSERT_SET}"
-_ACCOUNT_COLUMNS = ("account_id", "balance", "last_seq", "opened_us")
+_ACCOUNT_COLUMNS = (
+    "account_id",
+    "balance",
+    "last_seq",
+    "opened_us",
+    "owner",
+    "expires_us",
+    "matures_us",
+    "due_us",
+)
+
+
+def _account_row(planner: BatchPlanner, account: str, seq: int, opened: int) -> tuple[object, ...]:
+    """The row of a touched account; the terms only matter when the row is
+    new (the upsert updates balance and last_seq alone)."""
+    balance = planner.balance_of(account)
+    parsed = parse_member_account(account)
+    if parsed is None:
+        return (account, balance, seq, opened, "", 0, 0, 0)
+    terms = planner.families[parsed.owner].terms_of(parsed.lot)
+    due = {"lot": terms.expires_us, "pending": terms.matures_us}.get(parsed.form, 0)
+    return (account, balance, seq, opened, parsed.owner, terms.expires_us, terms.matures_us, due)
 
 
 def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
     """Persist everything the planner decided, in the caller's transaction."""
     now = planner.now_us
-    insert_rows(tx, "accounts", _ACCOUNT_COLUMNS, [(a, 0, 0, now) for a in planner.opened])
+    insert_rows(
+        tx, "accounts", _ACCOUNT_COLUMNS, [(a, 0, 0, now, a, 0, 0, 0) for a in planner.opened]
+    )
     if planner.entries:
         insert_rows(
             tx,
@@ -221,9 +317,10 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
                 for i, p in enumerate(e.postings)
             ],
         )
+        # a member's history lists every entry of its family under its id
         history = sorted(
             {
-                (a, e.sequence)
+                (owner_of(a), e.sequence)
                 for e, _ in planner.entries
                 for p in e.postings
                 for a in (p.from_account, p.to_account)
@@ -231,13 +328,13 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             }
         )
         insert_rows(tx, "account_entries", ("account_id", "seq"), history)
-        # every touched account exists (the planner refuses unknown ones), so
-        # this upsert only ever updates; it is one statement for the batch
+        # one statement for the batch: updates existing accounts, creates
+        # the sub-accounts (lots, holds) and program accounts first used
         insert_rows(
             tx,
             "accounts",
             _ACCOUNT_COLUMNS,
-            [(a, planner.balances[a], seq, 0) for a, seq in planner.touched.items()],
+            [_account_row(planner, a, seq, now) for a, seq in planner.touched.items()],
             suffix=_UPSERT_BALANCES,
         )
     if planner.entries or planner.erased:
@@ -246,6 +343,14 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             "UPDATE journal_head SET seq = ?, hash = ?, time_us = ?, epoch = ? WHERE id = 1",
             (head.sequence, head.hash, head.time_us, head.epoch),
         )
+    insert_rows(
+        tx,
+        "holds",
+        ("seq", "owner", "expires_us", "channel_id"),
+        [(h.sequence, h.owner, h.expires_us, h.channel_id) for h in planner.new_holds],
+    )
+    insert_rows(tx, "hold_ends", ("seq", "end_seq"), planner.ended_holds)
+    _write_activity(tx, planner)
     _write_members(tx, planner)
     insert_rows(
         tx,
@@ -255,6 +360,24 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             (r.channel_id, r.idempotency_key, r.fingerprint, r.response, r.sequence, now)
             for r in planner.new_records
         ],
+    )
+
+
+def _write_activity(tx: WriteTx, planner: BatchPlanner) -> None:
+    rows = [
+        (f.owner, category, last)
+        for f in planner.families.values()
+        if f.recent_changed and not f.closed
+        for category, last in sorted(f.recent.items())
+    ]
+    for f in planner.families.values():
+        f.recent_changed = False
+    insert_rows(
+        tx,
+        "member_activity",
+        ("account_id", "category", "last_us"),
+        rows,
+        suffix=" ON CONFLICT (account_id, category) DO UPDATE SET last_us = excluded.last_us",
     )
 
 
@@ -291,10 +414,8 @@ def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
             # close first: the row lock makes a concurrent key rotation or
             # profile update (which lock the account row) finish before the
             # deletes below start, so they see its rows (PostgreSQL)
-            tx.execute(
-                f"UPDATE accounts SET closed_us = ? WHERE account_id IN ({marks})", [now, *part]
-            )
-            for table in ("member_keys", "member_fields", "member_lookup"):
+            tx.execute(f"UPDATE accounts SET closed_us = ? WHERE owner IN ({marks})", [now, *part])
+            for table in MEMBER_TABLES:
                 tx.execute(f"DELETE FROM {table} WHERE account_id IN ({marks})", part)
         insert_rows(
             tx,

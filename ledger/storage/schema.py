@@ -26,9 +26,11 @@ APPEND_ONLY_TABLES = (
     "merkle_nodes",
     "access_log",
     "checkpoints",
+    "holds",
+    "hold_ends",
 )
 # personal data must be erasable: these change and lose rows (0004)
-MEMBER_TABLES = ("member_keys", "member_fields", "member_lookup")
+MEMBER_TABLES = ("member_keys", "member_fields", "member_lookup", "member_activity")
 # derived heads, rewritten on every append
 HEAD_TABLES = ("journal_head", "access_head")
 
@@ -40,6 +42,39 @@ accounts = sa.Table(
     sa.Column("last_seq", sa.BigInteger, nullable=False),  # last entry touching it
     sa.Column("opened_us", sa.BigInteger, nullable=False),  # microseconds since epoch
     sa.Column("closed_us", sa.BigInteger, nullable=False, server_default="0"),  # 0: open
+    # 0009: member sub-accounts (lots) carry their owner and their lot's terms
+    sa.Column("owner", sa.String(64), nullable=False, server_default=""),
+    sa.Column("expires_us", sa.BigInteger, nullable=False, server_default="0"),  # 0: never
+    sa.Column("matures_us", sa.BigInteger, nullable=False, server_default="0"),  # 0: at once
+    sa.Column("due_us", sa.BigInteger, nullable=False, server_default="0"),  # sweeper: look then
+)
+sa.Index("ix_accounts_owner", accounts.c.owner)
+sa.Index("ix_accounts_due", accounts.c.due_us)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+    sa.Column("channel_id", sa.String(64), nullable=False),
+)
+sa.Index("ix_holds_owner", holds.c.owner)
+sa.Index("ix_holds_expires", holds.c.expires_us)
+
+hold_ends = sa.Table(
+    "hold_ends",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("end_seq", sa.BigInteger, nullable=False),
+)
+
+member_activity = sa.Table(
+    "member_activity",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("category", sa.String(40), primary_key=True),
+    sa.Column("last_us", sa.BigInteger, nullable=False),
 )
 
 journal_head = sa.Table(

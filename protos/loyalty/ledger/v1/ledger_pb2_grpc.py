@@ -69,6 +69,46 @@ class LedgerServiceStub:
                 request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ListEntriesRequest.SerializeToString,
                 response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ListEntriesResponse.FromString,
                 _registered_method=True)
+        self.Hold = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/Hold',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.HoldRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.HoldResponse.FromString,
+                _registered_method=True)
+        self.CaptureHold = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/CaptureHold',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.CaptureHoldRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.CaptureHoldResponse.FromString,
+                _registered_method=True)
+        self.ReleaseHold = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/ReleaseHold',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReleaseHoldRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReleaseHoldResponse.FromString,
+                _registered_method=True)
+        self.Transfer = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/Transfer',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.TransferRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.TransferResponse.FromString,
+                _registered_method=True)
+        self.ExchangeOut = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/ExchangeOut',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeOutRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeOutResponse.FromString,
+                _registered_method=True)
+        self.ExchangeIn = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/ExchangeIn',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeInRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeInResponse.FromString,
+                _registered_method=True)
+        self.ReplayOffline = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/ReplayOffline',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReplayOfflineRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReplayOfflineResponse.FromString,
+                _registered_method=True)
+        self.GetLiability = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/GetLiability',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -121,6 +161,66 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Hold(self, request, context):
+        """Two-phase redemption: set points aside (from the lots that expire
+        soonest), then capture all or part of them, or release them. A hold
+        made in one channel may be captured or released in another; it
+        releases itself after its timeout. It resolves at most once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CaptureHold(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseHold(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Transfer(self, request, context):
+        """Member to member (family pooling).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExchangeOut(self, request, context):
+        """Points to and from partner programs, through the partner's clearing
+        account at the program file's rate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExchangeIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayOffline(self, request, context):
+        """A store's queued operations, replayed after an outage with their
+        original idempotency keys and times: nothing counts twice, and each
+        item gets its own result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLiability(self, request, context):
+        """What the program owes: outstanding points by state and expiry month,
+        per partner, breakage and redemption rate (finance, IFRS 15).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +258,46 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListEntries,
                     request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ListEntriesRequest.FromString,
                     response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ListEntriesResponse.SerializeToString,
+            ),
+            'Hold': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hold,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.HoldRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.HoldResponse.SerializeToString,
+            ),
+            'CaptureHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.CaptureHold,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.CaptureHoldRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.CaptureHoldResponse.SerializeToString,
+            ),
+            'ReleaseHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseHold,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReleaseHoldRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReleaseHoldResponse.SerializeToString,
+            ),
+            'Transfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Transfer,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.TransferRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.TransferResponse.SerializeToString,
+            ),
+            'ExchangeOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeOut,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeOutRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeOutResponse.SerializeToString,
+            ),
+            'ExchangeIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeIn,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeInRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeInResponse.SerializeToString,
+            ),
+            'ReplayOffline': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayOffline,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReplayOfflineRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReplayOfflineResponse.SerializeToString,
+            ),
+            'GetLiability': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLiability,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +489,222 @@ class LedgerService:
             '/loyalty.ledger.v1.LedgerService/ListEntries',
             loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ListEntriesRequest.SerializeToString,
             loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ListEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/Hold',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.HoldRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.HoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CaptureHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/CaptureHold',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.CaptureHoldRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.CaptureHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/ReleaseHold',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReleaseHoldRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReleaseHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/Transfer',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.TransferRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.TransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/ExchangeOut',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeOutRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/ExchangeIn',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeInRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ExchangeInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayOffline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/ReplayOffline',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReplayOfflineRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReplayOfflineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLiability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/GetLiability',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

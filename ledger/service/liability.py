@@ -1,0 +1,39 @@
+"""The liability view finance needs (IFRS 15): what the program owes in
+points, and how points end (redeemed, expired, forfeited)."""
+
+from __future__ import annotations
+
+from loyalty.ledger.v1 import ledger_pb2 as pb
+
+from audit.accounts import ISSUED_PREFIX, PARTNER_PREFIX, PROGRAM_EXPIRED
+from audit.entry_format import PROGRAM_FORFEITED, PROGRAM_REDEEMED
+from ledger.storage.journal_reads import Liability
+
+STATES = ("available", "pending", "held")
+
+
+def liability_message(found: Liability) -> pb.GetLiabilityResponse:
+    program = found.program
+    issued = -sum(n for a, n in program.items() if a.startswith(ISSUED_PREFIX))
+    redeemed = program.get(PROGRAM_REDEEMED, 0)
+    expired = program.get(PROGRAM_EXPIRED, 0)
+    partners = sorted(
+        (a.removeprefix(PARTNER_PREFIX), n)
+        for a, n in program.items()
+        if a.startswith(PARTNER_PREFIX)
+    )
+    return pb.GetLiabilityResponse(
+        as_of_sequence=found.as_of_sequence,
+        outstanding=sum(found.by_state.values()),
+        by_state=[pb.LiabilityBucket(key=s, points=found.by_state.get(s, 0)) for s in STATES],
+        by_expiry_month=[
+            pb.LiabilityBucket(key=k, points=n) for k, n in sorted(found.by_expiry_month.items())
+        ],
+        by_partner=[pb.LiabilityBucket(key=k, points=n) for k, n in partners],
+        issued=issued,
+        redeemed=redeemed,
+        expired=expired,
+        forfeited=program.get(PROGRAM_FORFEITED, 0),
+        breakage_rate=expired / issued if issued > 0 else 0.0,
+        redemption_rate=redeemed / issued if issued > 0 else 0.0,
+    )
