@@ -103,7 +103,7 @@ def test_reverse_earn_fully_and_redeem_partly(stub, server: LedgerServer) -> Non
         pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=earned.sequence)
     )
     assert full.entry.postings[0] == pb.Posting(
-        from_account=account, to_account="program:issued", points=100
+        from_account=f"{account}/lot/{earned.sequence}", to_account="program:issued", points=100
     )
     assert full.balance.points == 0
     assert server.db is not None and verify_database(server.db)
