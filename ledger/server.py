@@ -279,6 +279,11 @@ class LedgerServer:
             except Exception:
                 log.exception("settle_sweep_failed")
 
+    def settle_now(self) -> int:
+        """One settle sweep, from any thread (tests, after moving the clock)."""
+        assert self.appender is not None and self.db is not None
+        return _LoopThread.run(self.settle_due(self.appender, JournalReads(self.db.reader)))
+
     async def settle_due(self, appender: Appender, reads: JournalReads) -> int:
         """One sweep; returns how many members were settled."""
         due = await asyncio.to_thread(reads.due_members, self._clock(), 500)
