@@ -37,6 +37,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     LEDGER + "ExchangeOut": frozenset({Role.CHANNEL}),
     LEDGER + "ExchangeIn": frozenset({Role.CHANNEL}),
     LEDGER + "ReplayOffline": frozenset({Role.CHANNEL}),
+    LEDGER + "Refer": frozenset({Role.CHANNEL}),
+    LEDGER + "GetTier": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
     # aggregates only: no member, no personal data
     LEDGER + "GetLiability": frozenset({Role.COMPLIANCE, Role.ANALYST, Role.ADMIN}),
     # members: channels enroll and look up by phone at a till but never read
@@ -81,6 +83,7 @@ MUTATING_METHODS = frozenset(
             "ExchangeOut",
             "ExchangeIn",
             "ReplayOffline",
+            "Refer",
         )
     ]
     + [MEMBERS + name for name in ("Enroll", "UpdateMember", "EraseMember")]

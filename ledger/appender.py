@@ -45,6 +45,7 @@ from ledger.commands import (
     Exchange,
     Hold,
     Redeem,
+    Refer,
     Release,
     Reverse,
     Settle,
@@ -66,7 +67,7 @@ from ledger.planner import (
     same_clear_details,
 )
 from ledger.program.config import DEFAULT_PROGRAM, Program
-from ledger.program.earn_rules import BASE_RULE, issued_account
+from ledger.program.earn_rules import BASE_RULE, REFERRAL_RULE, issued_account
 from ledger.program.lots import Family
 from ledger.storage import journal_writes as sql
 from ledger.storage.database import Database
@@ -122,7 +123,7 @@ class Appender:
     ) -> None:
         self._db = db
         self._program = program
-        self._rule_ids = [BASE_RULE, *program.earn.rule_ids()]
+        self._rule_ids = [BASE_RULE, REFERRAL_RULE, *program.earn.rule_ids()]
         self._vault = vault  # None: entry details stay clear (format 0x01)
         # unwrapped data keys, to seal entry details; an erasure drops its own
         self._ciphers: dict[str, FieldCipher] = {}
@@ -395,6 +396,8 @@ class Appender:
                 owners.add(c.account)
             elif isinstance(c, Transfer):
                 owners.update((c.account, c.to_account))
+            elif isinstance(c, Refer):
+                owners.update((c.account, c.referred))
         owners.update(o.owner for o in originals.values())
         owners.update(h.owner for h in holds.values())
         owners.discard("")
@@ -412,6 +415,21 @@ class Appender:
         programs.update(PARTNER_PREFIX + p.id for p in self._program.partners)
         programs = {a for a in programs if not is_member_account(a)}
         families, balances = self._state(tx, head, owners, programs, lots)
+        # referrers of the batch's members: a first purchase rewards them, a
+        # refund inside the window takes the reward back
+        referrers = {f.stats.referrer for f in families.values() if f.stats.referrer}
+        if referrers - families.keys():
+            more, _ = self._state(tx, head, referrers - families.keys(), set(), set())
+            families.update(more)
+        rewards = {f.stats.reward_seq for f in families.values() if f.stats.reward_seq}
+        if rewards - originals.keys():
+            originals.update(sql.load_originals(tx, rewards - originals.keys()))
+        window = self._program.referrals.window_days * 86_400_000_000
+        facts = sql.load_referral_facts(
+            tx,
+            {(c.account, c.referred, c.device_token) for c in commands if isinstance(c, Refer)},
+            self._clock() - window,
+        )
         seal, same = self._details_checks(tx, commands, owners)
         planner = BatchPlanner(
             head=head,
@@ -423,6 +441,7 @@ class Appender:
             seal=seal,
             same_details=same,
             originals=originals,
+            referral_facts=facts,
             idempotency=sql.load_idempotency(
                 tx,
                 {

@@ -163,7 +163,14 @@ class MemberErased:
     sequence: int  # the erase entry, 0 when the balance was already zero
 
 
-Outcome = AccountOpened | Appended | MemberErased
+@dataclass(frozen=True, slots=True)
+class Referred:
+    referrer: str
+    referred: str
+    referrals: int  # the referrer's rewarded referrals so far
+
+
+Outcome = AccountOpened | Appended | MemberErased | Referred
 Renderer = Callable[[Outcome], bytes]
 
 
@@ -242,6 +249,20 @@ class Exchange(_MemberPoints):
 
 
 @dataclass(frozen=True, slots=True)
+class Refer:
+    """Register that ``account`` referred ``referred`` (a new member). The
+    referrer is rewarded when the referred member's first purchase clears
+    its return window. Device ids arrive as keyed tokens, never in clear."""
+
+    meta: RequestMeta
+    account: str  # the referrer
+    referred: str
+    device_token: bytes  # of the referred member's device (b"": not sent)
+    referrer_device_token: bytes
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Settle:
     """Post what time has made due for a member (hold timeouts, matured and
     expired lots). Sent by the sweeper; every batch settles the members it
@@ -312,5 +333,6 @@ Command = (
     | Release
     | Transfer
     | Exchange
+    | Refer
     | Settle
 )

@@ -72,6 +72,14 @@ class NotReversibleError(PreconditionError):
     reason = "NOT_REVERSIBLE"
 
 
+class ReferralRefusedError(PreconditionError):
+    """A referral the anti-abuse rules refuse; ``reason`` is its code."""
+
+    def __init__(self, code: str, explanation: str) -> None:
+        super().__init__(f"referral refused: {explanation}", metadata={"refusal": code})
+        self.reason = code
+
+
 class AccountClosedError(PreconditionError):
     reason = "ACCOUNT_CLOSED"
 

@@ -66,6 +66,8 @@ from ledger.commands import (
     MemberErased,
     Outcome,
     Redeem,
+    Refer,
+    Referred,
     Release,
     RequestMeta,
     Reverse,
@@ -80,13 +82,16 @@ from ledger.errors import (
     NotFoundError,
     NotReversibleError,
     PreconditionError,
+    ReferralRefusedError,
     UnavailableError,
     ValidationError,
 )
 from ledger.program.config import DEFAULT_PROGRAM, Program
-from ledger.program.earn_rules import compute_earn, issued_account
+from ledger.program.earn_rules import REFERRAL_RULE, compute_earn, issued_account
 from ledger.program.lots import Family, HoldState, LotTerms, pair, view
+from ledger.program.referrals import EXPLAINED, ReferralFacts, refusal
 from ledger.program.terms import expires_us, matures_us
+from ledger.program.tiers import next_tier, review_after
 
 IdemKey = tuple[str, str]
 # details -> the bytes the entry carries (sealed under the member's key);
@@ -200,6 +205,13 @@ class BatchPlanner:
     erased: list[tuple[Erase, int | None]] = field(default_factory=list)  # (command, seq)
     new_holds: list[HoldState] = field(default_factory=list)
     ended_holds: list[tuple[int, int]] = field(default_factory=list)  # (hold seq, ending seq)
+    # referrals: facts loaded per (referrer, referred); what this batch decided
+    referral_facts: dict[tuple[str, str], ReferralFacts] = field(default_factory=dict)
+    new_referrals: list[Refer] = field(default_factory=list)
+    refusals: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (referrer, referred, reason)
+    tier_changes: list[tuple[str, int, str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.start = Head(self.head.sequence, self.head.hash, self.head.time_us, self.head.epoch)
@@ -233,10 +245,16 @@ class BatchPlanner:
         if maturing:
             postings = [Posting(a, lot_account(owner, lot_of(a)), n) for a, n in maturing]
             self._post(KIND_MATURE, _SYSTEM, 0, postings, EntryDetails(), owner)
+        # pending purchases whose points were all refunded or spent mature too
+        for lot in [
+            n for n in family.stats.pending if family.terms_of(n).matures_us <= self.now_us
+        ]:
+            family.stats.mature(lot)
         _, _, expiring = family.due(self.now_us)  # holds released back into expired lots
         if expiring:
             postings = [Posting(a, PROGRAM_EXPIRED, n) for a, n in expiring]
             self._post(KIND_EXPIRE, _SYSTEM, 0, postings, EntryDetails(), owner)
+        self._retier(family)
 
     def apply(self, command: Command) -> bytes:
         """Decide one command; return its serialized response or raise LedgerError."""
@@ -280,6 +298,8 @@ class BatchPlanner:
             outcome = self._resolve(command)
         elif isinstance(command, Enroll):
             outcome = self._enroll(command)
+        elif isinstance(command, Refer):
+            outcome = self._refer(command)
         else:
             outcome = self._erase(command)
         response = command.render(outcome)
@@ -388,11 +408,104 @@ class BatchPlanner:
         seq = self.head.sequence + 1
         target = self._new_lot(family.owner, seq, terms)
         postings = [Posting(source, target, n) for source, n in sources]
+        first = purchase and not family.stats.bought
         if purchase:
             family.note_purchase(cmd.categories, when)
-        return self._post(
+            family.stats.add_purchase(
+                seq, cmd.details.purchase_minor_units, when, matured=not terms.matures_us
+            )
+        appended = self._post(
             KIND_EARN, cmd.meta.channel_id, 0, postings, cmd.details, family.owner, rules=rules
         )
+        if first and family.stats.referrer:
+            self._reward_referrer(family, terms.matures_us)
+        self._retier(family)
+        return appended
+
+    def _reward_referrer(self, referred: Family, matures: int) -> None:
+        """The referred member's first purchase: the referrer's reward, held
+        pending until that purchase clears its return window."""
+        referrer = self.families.get(referred.stats.referrer)
+        if referrer is None or referrer.closed:
+            return
+        seq = self.head.sequence + 1
+        terms = LotTerms(expires_us(self.program, self.now_us), matures)
+        target = self._new_lot(referrer.owner, seq, terms)
+        points = self.program.referrals.reward_points
+        posting = Posting(issued_account(REFERRAL_RULE), target, points)
+        self._post(KIND_EARN, _SYSTEM, 0, [posting], EntryDetails(), referrer.owner)
+        referred.stats.reward_seq = seq
+        referred.stats.changed = True
+        referrer.stats.referrals += 1
+        referrer.stats.changed = True
+        self._retier(referrer)
+
+    def _clawback_reward(self, referred: Family) -> None:
+        """The first purchase was refunded while the referrer's reward was
+        still pending: the reward goes too (fake orders earn nothing)."""
+        reward = self.originals.get(referred.stats.reward_seq)
+        referrer = self.families.get(referred.stats.referrer)
+        if reward is None or referrer is None or referrer.closed:
+            return
+        pending = pending_account(referrer.owner, reward.sequence)
+        points = min(referrer.accounts.get(pending, 0), reward.left)
+        if points <= 0:
+            return
+        postings = pair([(pending, points)], _first(reward.limits(), points))
+        self._post(KIND_REVERSE, _SYSTEM, reward.sequence, postings, EntryDetails(), referrer.owner)
+        for p in postings:
+            reward.reversed[p.to_account] = reward.reversed.get(p.to_account, 0) + p.points
+        referred.stats.reward_seq = 0
+        referred.stats.changed = True
+        referrer.stats.referrals -= 1
+        referrer.stats.changed = True
+
+    def _retier(self, family: Family) -> None:
+        stats = family.stats
+        change = next_tier(stats, self.program, self.now_us)
+        if change is not None:
+            tier, reason = change
+            stats.changes += 1
+            self.tier_changes.append((family.owner, stats.changes, stats.tier, tier, reason))
+            stats.tier = tier
+            family.tier = tier
+            stats.changed = True
+        if stats.tier != "none" and (
+            change is not None or not stats.review_us or stats.review_us <= self.now_us
+        ):
+            stats.review_us = review_after(self.program, self.now_us)
+            stats.changed = True
+
+    def _refer(self, cmd: Refer) -> Referred:
+        referrer = self._family(cmd.account)
+        referred = self._family(cmd.referred)
+        if referrer.owner == referred.owner:
+            raise ValidationError("referred_member_account_id", "must differ from the referrer")
+        facts = self.referral_facts.get(
+            (referrer.owner, referred.owner), ReferralFacts(0, 0, False, b"")
+        )
+        # what this batch registered counts towards the caps too
+        mine = [r for r in self.new_referrals if r.account == referrer.owner]
+        same_device = [
+            r for r in self.new_referrals if cmd.device_token and r.device_token == cmd.device_token
+        ]
+        facts = ReferralFacts(
+            facts.referrer_recent + len(mine),
+            facts.device_recent + len(same_device),
+            facts.shared_lookup,
+            facts.referrer_device,
+        )
+        reason = refusal(
+            self.program, referrer, referred, facts, cmd.device_token, cmd.referrer_device_token
+        )
+        if reason is not None:
+            # kept for fraud review (security reports), though the call fails
+            self.refusals.append((referrer.owner, referred.owner, reason))
+            raise ReferralRefusedError(reason, EXPLAINED[reason])
+        referred.stats.referrer = referrer.owner
+        referred.stats.changed = True
+        self.new_referrals.append(cmd)
+        return Referred(referrer.owner, referred.owner, referrer.stats.referrals)
 
     def _take(self, family: Family, points: int) -> list[tuple[str, int]]:
         taken = family.take(points)

@@ -200,6 +200,7 @@ class LedgerServer:
                     vault=self.vault,
                     members=store,
                     clock=self._clock,
+                    program=cfg.program,
                 ),
             ),
             (members_pb2_grpc.add_MemberServiceServicer_to_server, members),

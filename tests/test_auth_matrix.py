@@ -188,6 +188,18 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
             metadata=md,
         ),
         "GetLiability": lambda md: stub.GetLiability(pb.GetLiabilityRequest(), metadata=md),
+        "Refer": lambda md: stub.Refer(
+            pb.ReferRequest(
+                idempotency_key=key(),
+                context=ctx(),
+                member_account_id=account,
+                referred_member_account_id=new_member_account_id(),
+            ),
+            metadata=md,
+        ),
+        "GetTier": lambda md: stub.GetTier(
+            pb.GetTierRequest(member_account_id=account), metadata=md
+        ),
     }
     member_calls: dict[str, Callable[..., object]] = {
         "Enroll": lambda md: members.Enroll(

@@ -38,6 +38,8 @@ EXPECTED = {
     "LedgerService/ExchangeOut": {R.CHANNEL},
     "LedgerService/ExchangeIn": {R.CHANNEL},
     "LedgerService/ReplayOffline": {R.CHANNEL},
+    "LedgerService/Refer": {R.CHANNEL},
+    "LedgerService/GetTier": {R.CHANNEL, R.MEMBER_SERVICE},
     "LedgerService/GetLiability": {R.COMPLIANCE, R.ANALYST, R.ADMIN},
     "MemberService/Enroll": {R.CHANNEL, R.MEMBER_SERVICE},
     "MemberService/UpdateMember": {R.MEMBER_SERVICE},

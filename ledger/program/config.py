@@ -123,9 +123,11 @@ class Earn(_Model):
         if "none" not in self.base_rate:
             raise ValueError("base_rate: needs a rate for tier 'none'")
         ids = self.rule_ids()
-        dupes = sorted({i for i in ids if ids.count(i) > 1} | ({"base"} & set(ids)))
+        dupes = sorted({i for i in ids if ids.count(i) > 1} | ({"base", "referral"} & set(ids)))
         if dupes:
-            raise ValueError(f"rule ids must be unique and not 'base': {', '.join(dupes)}")
+            raise ValueError(
+                f"rule ids must be unique and not 'base' or 'referral': {', '.join(dupes)}"
+            )
         return self
 
     def rule_ids(self) -> list[str]:

@@ -18,6 +18,7 @@ from ledger.errors import ValidationError
 from ledger.program.config import Program
 
 BASE_RULE = "base"
+REFERRAL_RULE = "referral"  # the referrer's reward (program file: [referrals])
 _HOUR_US = 3_600 * 1_000_000
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from audit.accounts import lot_of, parse_member_account
 from audit.entry_format import Posting
+from ledger.program.tiers import Stats
 
 NEVER = 1 << 62  # sorts after every real expiry
 
@@ -47,6 +48,7 @@ class Family:
     # category -> time of the member's last purchase in it (follow-up rewards)
     recent: dict[str, int] = field(default_factory=dict)
     recent_changed: bool = False
+    stats: Stats = field(default_factory=Stats)  # tiers and referrals
 
     def note_purchase(self, categories: tuple[str, ...], when_us: int) -> None:
         for category in categories:

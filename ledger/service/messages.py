@@ -42,6 +42,8 @@ from ledger.commands import (
     Hold,
     Outcome,
     Redeem,
+    Refer,
+    Referred,
     Release,
     Renderer,
     RequestMeta,
@@ -53,6 +55,8 @@ from ledger.commands import (
 from ledger.errors import ValidationError
 from ledger.members.vault import MemberVault
 from ledger.program.lots import BalanceView
+
+DEVICE_TOKEN_KIND = "device"  # blind-index kind of device ids (referral anti-abuse)
 
 _KINDS = {
     KIND_ERASE: pb.ENTRY_KIND_ERASE,
@@ -214,6 +218,28 @@ def exchange_in_command(request: pb.ExchangeInRequest, *, limit: int) -> Exchang
         direction="in",
         units=units,
     )
+
+
+def refer_command(request: pb.ReferRequest, vault: MemberVault) -> Refer:
+    meta = request_meta("Refer", request, request.idempotency_key, request.context)
+    referrer = v.member_account_id(request.member_account_id)
+    referred = v.member_account_id(request.referred_member_account_id, "referred_member_account_id")
+    if referrer == referred:
+        raise ValidationError("referred_member_account_id", "must differ from the referrer")
+    tokens = []
+    for name in ("device_id", "referrer_device_id"):
+        value = getattr(request, name)
+        if value and not (len(value) <= 128 and value.isascii() and value.isprintable()):
+            raise ValidationError(name, "must be printable ASCII, at most 128 characters")
+        tokens.append(vault.token(DEVICE_TOKEN_KIND, value) if value else b"")
+    return Refer(meta, referrer, referred, tokens[0], tokens[1], render=render_referred)
+
+
+def render_referred(outcome: Outcome) -> bytes:
+    assert isinstance(outcome, Referred)
+    return pb.ReferResponse(
+        member_account_id=outcome.referrer, referred_member_account_id=outcome.referred
+    ).SerializeToString(deterministic=True)
 
 
 def reverse_command(request: pb.ReverseRequest, *, limit: int) -> Reverse:

@@ -26,6 +26,7 @@ from ledger.errors import NotFoundError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
 from ledger.members.vault import MemberVault
+from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.lots import view
 from ledger.service import messages as m
 from ledger.service import replay
@@ -48,8 +49,10 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         vault: MemberVault,
         members: MemberStore,
         clock: Clock = system_clock_us,
+        program: Program = DEFAULT_PROGRAM,
     ) -> None:
         self._clock = clock
+        self._program = program
         self._appender = appender
         self._reads = reads
         self._limits = limits
@@ -183,6 +186,28 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         family, as_of = found
         return pb.GetBalanceResponse(
             balance=m.balance_message(account, view(family, self._clock()), as_of)
+        )
+
+    async def Refer(self, request: pb.ReferRequest, context: Context) -> bytes:
+        return await self._appender.append(
+            m.refer_command(request, self._vault), take_pending_record()
+        )
+
+    async def GetTier(self, request: pb.GetTierRequest, context: Context) -> pb.GetTierResponse:
+        account = v.member_account_id(request.member_account_id)
+        found = await asyncio.to_thread(self._reads.tier, account)
+        if found is None:
+            raise NotFoundError("member_account_id: no such account")
+        stats, history = found
+        return pb.GetTierResponse(
+            tier=stats.tier,
+            super_fan=stats.referrals >= self._program.referrals.super_fan_chain,
+            referrals=stats.referrals,
+            next_review=m.timestamp(stats.review_us),
+            history=[
+                pb.TierChange(time=m.timestamp(t), from_tier=a, to_tier=b, reason=why)
+                for t, a, b, why in history
+            ],
         )
 
     async def GetLiability(

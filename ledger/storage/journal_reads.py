@@ -17,6 +17,7 @@ from audit.chain import MISSING_HEAD, Head, StoredEntry
 from audit.entry_format import JournalEntry, Posting
 from ledger.program.lots import Family, HoldState, LotTerms
 from ledger.program.terms import month_of
+from ledger.program.tiers import Stats
 from ledger.storage.schema import (
     account_entries,
     accounts,
@@ -25,6 +26,8 @@ from ledger.storage.schema import (
     journal_entries,
     journal_head,
     journal_postings,
+    member_stats,
+    tier_changes,
 )
 
 _DAY_US = 86_400_000_000
@@ -151,6 +154,31 @@ class JournalReads:
                 )
         return family, head_seq
 
+    def tier(self, account_id: str) -> tuple[Stats, list[tuple[int, str, str, str]]] | None:
+        """A member's tier stats and tier history (oldest first); None when
+        the member does not exist."""
+        with self.snapshot() as conn:
+            exists = conn.execute(
+                sa.select(accounts.c.account_id).where(accounts.c.account_id == account_id)
+            ).first()
+            if exists is None:
+                return None
+            data = conn.execute(
+                sa.select(member_stats.c.data).where(member_stats.c.account_id == account_id)
+            ).scalar()
+            history = conn.execute(
+                sa.select(
+                    tier_changes.c.time_us,
+                    tier_changes.c.from_tier,
+                    tier_changes.c.to_tier,
+                    tier_changes.c.reason,
+                )
+                .where(tier_changes.c.account_id == account_id)
+                .order_by(tier_changes.c.idx)
+            ).all()
+        stats = Stats.from_json(bytes(data)) if data is not None else Stats()
+        return stats, [tuple(r) for r in history]
+
     def due_members(self, now_us: int, limit: int) -> list[str]:
         """Members with something time has made due: a hold past its
         timeout, a pending lot past its window, a lot past its expiry."""
@@ -173,7 +201,12 @@ class JournalReads:
                 .distinct()
                 .limit(limit)
             ).scalars()
-            return sorted(set(lots) | set(timed_out))[:limit]
+            reviews = conn.execute(
+                sa.select(member_stats.c.account_id)
+                .where(member_stats.c.review_us > 0, member_stats.c.review_us <= now_us)
+                .limit(limit)
+            ).scalars()
+            return sorted(set(lots) | set(timed_out) | set(reviews))[:limit]
 
     def liability(self) -> Liability:
         """Outstanding points by state, by expiry day and per partner, and

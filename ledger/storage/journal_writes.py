@@ -22,6 +22,8 @@ from ledger.errors import IntegrityError
 from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
 from ledger.program.lots import Family, HoldState, LotTerms
+from ledger.program.referrals import ReferralFacts
+from ledger.program.tiers import Stats
 from ledger.storage.schema import MEMBER_TABLES
 
 _CHUNK = 500  # bound on IN-list sizes
@@ -151,6 +153,13 @@ def load_families(tx: WriteTx, owners: set[str], lots: set[str]) -> dict[str, Fa
     for hold in load_open_holds(tx, live, set()).values():
         families[hold.owner].holds[hold.sequence] = hold
     for part in _chunks(sorted(live)):
+        for owner, data in tx.execute(
+            f"SELECT account_id, data FROM member_stats WHERE account_id IN ({_marks(len(part))})",
+            part,
+        ):
+            stats = Stats.from_json(bytes(data))
+            families[owner].stats = stats
+            families[owner].tier = stats.tier
         for owner, category, last_us in tx.execute(
             "SELECT account_id, category, last_us FROM member_activity"
             f" WHERE account_id IN ({_marks(len(part))})",
@@ -158,6 +167,38 @@ def load_families(tx: WriteTx, owners: set[str], lots: set[str]) -> dict[str, Fa
         ):
             families[owner].recent[category] = last_us
     return families
+
+
+def load_referral_facts(
+    tx: WriteTx, pairs: set[tuple[str, str, bytes]], since_us: int
+) -> dict[tuple[str, str], ReferralFacts]:
+    """For each (referrer, referred, device token): the referrer's and the
+    device's referrals since ``since_us``, whether the two members share a
+    phone or e-mail lookup token, and the device the referrer was referred
+    with."""
+    found = {}
+    for referrer, referred, device in pairs:
+        ((mine,),) = tx.execute(
+            "SELECT COUNT(*) FROM referrals WHERE referrer = ? AND created_us > ?",
+            (referrer, since_us),
+        )
+        device_count = 0
+        if device:
+            ((device_count,),) = tx.execute(
+                "SELECT COUNT(*) FROM referrals WHERE device_token = ? AND created_us > ?",
+                (device, since_us),
+            )
+        shared = tx.execute(
+            "SELECT 1 FROM member_lookup a JOIN member_lookup b"
+            " ON a.kind = b.kind AND a.token = b.token"
+            " WHERE a.account_id = ? AND b.account_id = ?",
+            (referrer, referred),
+        )
+        own = tx.execute("SELECT device_token FROM referrals WHERE referred = ?", (referrer,))
+        found[(referrer, referred)] = ReferralFacts(
+            int(mine), int(device_count), bool(shared), bytes(own[0][0]) if own else b""
+        )
+    return found
 
 
 def load_open_holds(tx: WriteTx, owners: set[str], seqs: set[int]) -> dict[int, HoldState]:
@@ -351,6 +392,7 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
     )
     insert_rows(tx, "hold_ends", ("seq", "end_seq"), planner.ended_holds)
     _write_activity(tx, planner)
+    _write_program(tx, planner)
     _write_members(tx, planner)
     insert_rows(
         tx,
@@ -360,6 +402,41 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             (r.channel_id, r.idempotency_key, r.fingerprint, r.response, r.sequence, now)
             for r in planner.new_records
         ],
+    )
+
+
+def _write_program(tx: WriteTx, planner: BatchPlanner) -> None:
+    """Tiers and referrals: stats of changed members, tier history,
+    referrals registered and refused."""
+    now = planner.now_us
+    changed = [f for f in planner.families.values() if f.stats.changed and not f.closed]
+    insert_rows(
+        tx,
+        "member_stats",
+        ("account_id", "data", "review_us"),
+        [(f.owner, f.stats.to_json(), f.stats.review_us) for f in changed],
+        suffix=" ON CONFLICT (account_id) DO UPDATE SET data = excluded.data,"
+        " review_us = excluded.review_us",
+    )
+    for f in changed:
+        f.stats.changed = False
+    insert_rows(
+        tx,
+        "tier_changes",
+        ("account_id", "idx", "time_us", "from_tier", "to_tier", "reason"),
+        [(a, i, now, old, new, why) for a, i, old, new, why in planner.tier_changes],
+    )
+    insert_rows(
+        tx,
+        "referrals",
+        ("referred", "referrer", "device_token", "created_us"),
+        [(r.referred, r.account, r.device_token, now) for r in planner.new_referrals],
+    )
+    insert_rows(
+        tx,
+        "referral_refusals",
+        ("referrer", "referred", "reason", "time_us"),
+        [(a, b, why, now) for a, b, why in planner.refusals],
     )
 
 

@@ -28,9 +28,18 @@ APPEND_ONLY_TABLES = (
     "checkpoints",
     "holds",
     "hold_ends",
+    "tier_changes",
+    "referrals",
+    "referral_refusals",
 )
 # personal data must be erasable: these change and lose rows (0004)
-MEMBER_TABLES = ("member_keys", "member_fields", "member_lookup", "member_activity")
+MEMBER_TABLES = (
+    "member_keys",
+    "member_fields",
+    "member_lookup",
+    "member_activity",
+    "member_stats",
+)
 # derived heads, rewritten on every append
 HEAD_TABLES = ("journal_head", "access_head")
 
@@ -260,4 +269,49 @@ done_tasks = sa.Table(
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),  # e.g. "data-key-backfill"
     sa.Column("done_us", sa.BigInteger, nullable=False),
+)
+
+# -- tiers and referrals (0010) ---------------------------------------------------
+
+member_stats = sa.Table(
+    "member_stats",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("review_us", sa.BigInteger, nullable=False, server_default="0"),
+)
+sa.Index("ix_member_stats_review", member_stats.c.review_us)
+
+tier_changes = sa.Table(
+    "tier_changes",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.Column("from_tier", sa.String(16), nullable=False),
+    sa.Column("to_tier", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+)
+
+referrals = sa.Table(
+    "referrals",
+    metadata,
+    sa.Column("referred", sa.String(64), primary_key=True),
+    sa.Column("referrer", sa.String(64), nullable=False),
+    sa.Column("device_token", sa.LargeBinary(16), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_referrals_referrer", referrals.c.referrer, referrals.c.created_us)
+sa.Index("ix_referrals_device", referrals.c.device_token, referrals.c.created_us)
+
+referral_refusals = sa.Table(
+    "referral_refusals",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.Identity(), primary_key=True
+    ),
+    sa.Column("referrer", sa.String(64), nullable=False),
+    sa.Column("referred", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
 )

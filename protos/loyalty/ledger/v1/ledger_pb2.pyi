@@ -478,3 +478,59 @@ class GetLiabilityResponse(_message.Message):
     breakage_rate: float
     redemption_rate: float
     def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ...) -> None: ...
+
+class ReferRequest(_message.Message):
+    __slots__ = ("idempotency_key", "context", "member_account_id", "referred_member_account_id", "device_id", "referrer_device_id")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRER_DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    context: ChannelContext
+    member_account_id: str
+    referred_member_account_id: str
+    device_id: str
+    referrer_device_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., member_account_id: _Optional[str] = ..., referred_member_account_id: _Optional[str] = ..., device_id: _Optional[str] = ..., referrer_device_id: _Optional[str] = ...) -> None: ...
+
+class ReferResponse(_message.Message):
+    __slots__ = ("member_account_id", "referred_member_account_id")
+    MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRED_MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    member_account_id: str
+    referred_member_account_id: str
+    def __init__(self, member_account_id: _Optional[str] = ..., referred_member_account_id: _Optional[str] = ...) -> None: ...
+
+class GetTierRequest(_message.Message):
+    __slots__ = ("member_account_id",)
+    MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    member_account_id: str
+    def __init__(self, member_account_id: _Optional[str] = ...) -> None: ...
+
+class TierChange(_message.Message):
+    __slots__ = ("time", "from_tier", "to_tier", "reason")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIER_FIELD_NUMBER: _ClassVar[int]
+    TO_TIER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    from_tier: str
+    to_tier: str
+    reason: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., from_tier: _Optional[str] = ..., to_tier: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetTierResponse(_message.Message):
+    __slots__ = ("tier", "super_fan", "referrals", "next_review", "history")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SUPER_FAN_FIELD_NUMBER: _ClassVar[int]
+    REFERRALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    super_fan: bool
+    referrals: int
+    next_review: _timestamp_pb2.Timestamp
+    history: _containers.RepeatedCompositeFieldContainer[TierChange]
+    def __init__(self, tier: _Optional[str] = ..., super_fan: _Optional[bool] = ..., referrals: _Optional[int] = ..., next_review: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TierChange, _Mapping]]] = ...) -> None: ...

@@ -109,6 +109,16 @@ class LedgerServiceStub:
                 request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityRequest.SerializeToString,
                 response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityResponse.FromString,
                 _registered_method=True)
+        self.Refer = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/Refer',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReferRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReferResponse.FromString,
+                _registered_method=True)
+        self.GetTier = channel.unary_unary(
+                '/loyalty.ledger.v1.LedgerService/GetTier',
+                request_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetTierRequest.SerializeToString,
+                response_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetTierResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -221,6 +231,25 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Refer(self, request, context):
+        """Registers a referral of a new member. Refused (FAILED_PRECONDITION,
+        ErrorInfo metadata "refusal" = the reason code, the message explains)
+        for self-referral, cycles, members who bought before, and beyond the
+        program's per-referrer and per-device caps. The referrer's reward is
+        posted on the referred member's first purchase, pending until that
+        purchase clears its return window.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTier(self, request, context):
+        """The member's tier on the growth ladder, and its history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -298,6 +327,16 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetLiability,
                     request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityRequest.FromString,
                     response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityResponse.SerializeToString,
+            ),
+            'Refer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Refer,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReferRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReferResponse.SerializeToString,
+            ),
+            'GetTier': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTier,
+                    request_deserializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetTierRequest.FromString,
+                    response_serializer=loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetTierResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -705,6 +744,60 @@ class LedgerService:
             '/loyalty.ledger.v1.LedgerService/GetLiability',
             loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityRequest.SerializeToString,
             loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetLiabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/Refer',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReferRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.ReferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.ledger.v1.LedgerService/GetTier',
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetTierRequest.SerializeToString,
+            loyalty_dot_ledger_dot_v1_dot_ledger__pb2.GetTierResponse.FromString,
             options,
             channel_credentials,
             insecure,
