@@ -680,6 +680,11 @@ class BatchPlanner:
         )
         for key, n in targets:
             original.reversed[key] = original.reversed.get(key, 0) + n
+        refunded = original.kind == KIND_EARN and original.left == 0
+        if refunded and original.sequence in family.stats.pending:  # inside its window
+            family.stats.drop_pending(original.sequence)
+            if family.stats.reward_seq and not family.stats.bought:
+                self._clawback_reward(family)
         return appended
 
     def _clawback(self, family: Family, original: Original, points: int) -> list[tuple[str, int]]:
