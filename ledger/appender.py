@@ -170,6 +170,12 @@ class Appender:
         self._put(_Item(None, decision, loop, future))
         await future
 
+    def append_blocking(self, command: Command) -> bytes:
+        """``append`` for callers outside an event loop (the settle CLI)."""
+        future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        self._put(_Item(command, None, None, future))
+        return future.result()
+
     def record_blocking(self, decision: AccessDecision) -> None:
         """``record`` for callers outside the event loop (worker threads)."""
         future: concurrent.futures.Future[bytes] = concurrent.futures.Future()

@@ -15,6 +15,7 @@ import structlog
 from access.principal import Role
 from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate, parse_rate
 from ledger import logging as ledger_logging
+from ledger.appender import system_clock_us
 from ledger.config import Limits, ServerConfig, env
 from ledger.program.config import DEFAULT_PROGRAM, ProgramError, load_program
 from ledger.storage.database import Database, open_database
@@ -49,6 +50,18 @@ def _add_keyring_arg(p: argparse.ArgumentParser) -> None:
         default=Path(keyring) if keyring else None,
         help="key-encryption keyring file, kept outside the database with mode 0600 "
         "(env LOYALTY_LEDGER_KEYRING; default: keys/keyring.json in the data directory)",
+    )
+
+
+def _add_program_arg(p: argparse.ArgumentParser) -> None:
+    program = env("PROGRAM")
+    p.add_argument(
+        "--program",
+        type=Path,
+        default=Path(program) if program else None,
+        help="the program file (TOML, docs/program-rules.md): expiry, return windows, "
+        "holds, earn rules, tiers, referrals, partners (env LOYALTY_LEDGER_PROGRAM; "
+        "default: points never expire, no return window, no computed earns)",
     )
 
 
@@ -137,15 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_keyring_arg(serve)
     _add_log_args(serve)
-    program = env("PROGRAM")
-    serve.add_argument(
-        "--program",
-        type=Path,
-        default=Path(program) if program else None,
-        help="the program file (TOML, docs/program-rules.md): expiry, return windows, "
-        "holds, earn rules, tiers, referrals, partners (env LOYALTY_LEDGER_PROGRAM; "
-        "default: points never expire, no return window, no computed earns)",
-    )
+    _add_program_arg(serve)
     serve.add_argument(
         "--checkpoint-interval",
         type=float,
@@ -182,6 +187,14 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
     _add_database_args(verify)
+
+    settle = sub.add_parser(
+        "settle",
+        help="post what is due now (hold timeouts, matured and expired lots, tier reviews); "
+        "idempotent, safe beside running servers",
+    )
+    _add_database_args(settle)
+    _add_program_arg(settle)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _add_database_args(migrate)
@@ -331,6 +344,35 @@ def _verify(config: ServerConfig) -> int:
     return 1
 
 
+def _settle(config: ServerConfig) -> int:
+    from ledger.appender import Appender
+    from ledger.commands import Settle
+    from ledger.storage.journal_reads import JournalReads
+    from ledger.storage.migrate import upgrade
+
+    db = _database(config)
+    appender: Appender | None = None
+    try:
+        upgrade(db)
+        appender = Appender(db=db, program=config.program)
+        reads = JournalReads(db.reader)
+        settled, seen = 0, set[str]()
+        while True:
+            due = reads.due_members(system_clock_us(), 500)
+            if not due or set(due) <= seen:  # nothing left, or nothing moved
+                break
+            for member in due:
+                appender.append_blocking(Settle(member))
+            settled += len(due)
+            seen = set(due)
+    finally:
+        if appender is not None:
+            appender.close()
+        db.dispose()
+    print(f"settled {settled} members")
+    return 0
+
+
 def _migrate(config: ServerConfig) -> int:
     from ledger.storage.migrate import upgrade
 
@@ -420,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(config)
     if args.command == "verify":
         return _verify(config)
+    if args.command == "settle":
+        return _settle(config)
     if args.command == "token":
         return _token(config, args)
     if args.command == "audit":
