@@ -152,6 +152,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_log_args(serve)
     _add_program_arg(serve)
     serve.add_argument(
+        "--settle-interval",
+        type=float,
+        default=float(env("SETTLE_INTERVAL", "1")),
+        help="seconds between sweeps that post hold timeouts, maturing and expiry; "
+        "0: only when a member is touched or by `loyalty-ledger settle` "
+        "(env LOYALTY_LEDGER_SETTLE_INTERVAL)",
+    )
+    serve.add_argument(
         "--checkpoint-interval",
         type=float,
         default=float(env("CHECKPOINT_INTERVAL", "60")),
@@ -266,6 +274,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         checkpoint_interval=getattr(args, "checkpoint_interval", 60.0),
         witness_dir=getattr(args, "witness_dir", None),
         program=load_program(args.program) if getattr(args, "program", None) else DEFAULT_PROGRAM,
+        settle_interval=getattr(args, "settle_interval", 1.0),
     )
 
 
