@@ -433,3 +433,44 @@ def test_erase_forfeits_every_sub_account(db_url: str, tmp_path: Path) -> None:
         ps.verify()
     finally:
         ps.close()
+
+
+# -- the program file -----------------------------------------------------------------------
+
+
+def test_program_file_is_validated_with_named_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli import main as cli
+
+    root = Path(__file__).resolve().parent.parent
+    assert (
+        cli(["--log-level", "error", "program", "check", str(root / "examples/program.toml")]) == 0
+    )
+    assert '"program_id": "example-retail"' in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'version = 1\n[expiry]\npolicy = "weekly"\n'
+        '[[earn.campaigns]]\nid = "c1"\nstarts = 2026-01-02T00:00:00Z\n'
+        "ends = 2026-01-01T00:00:00Z\nfactor = 2\n"
+        '[[partners]]\nid = "p"\n[[partners]]\nid = "p"\n'
+    )
+    assert cli(["--log-level", "error", "program", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "expiry.policy:" in err
+    assert "earn.campaigns.0: ends: must be after starts" in err
+    dupes = tmp_path / "dupes.toml"
+    dupes.write_text('version = 1\n[[partners]]\nid = "p"\n[[partners]]\nid = "p"\n')
+    assert cli(["--log-level", "error", "program", "check", str(dupes)]) == 2
+    assert "partners: ids must be unique" in capsys.readouterr().err
+    # the server refuses to start with it, before opening anything
+    args = ["--log-level", "error", "serve", "--data-dir", str(tmp_path), "--program", str(bad)]
+    assert cli([*args, "--plaintext", "--auth", "none"]) == 2
+    assert "program file: expiry.policy:" in capsys.readouterr().err
+    (tmp_path / "not.toml").write_text("version = \n")
+    assert cli(["--log-level", "error", "program", "check", str(tmp_path / "not.toml")]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("version = 1\nexpiry_policy = 'never'\n")
+    assert cli(["--log-level", "error", "program", "check", str(unknown)]) == 2
+    assert "expiry_policy: Extra inputs are not permitted" in capsys.readouterr().err
