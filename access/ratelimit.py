@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from access.errors import AccessError
@@ -89,19 +89,23 @@ class CallLimits:
         self._members = RateLimiter(per_member, scope="member_account_id", clock=clock)
         self._lookups = RateLimiter(lookups, scope="lookups of principal", clock=clock)
 
-    def check(self, method: str, principal_key: str, member: str) -> None:
+    def check(
+        self, method: str, principal_key: str, member: str, more: Sequence[str] = ()
+    ) -> None:
         """Spend one call of ``principal_key`` and of ``member`` (when the
         request names one) if ``method`` changes the journal; one lookup of
-        ``principal_key`` if it looks a member up."""
+        ``principal_key`` if it looks a member up. ``more``: the members of a
+        batch call's further operations (ReplayOffline), one call each."""
         if method in LOOKUP_METHODS:
             self._lookups.take(principal_key or "anonymous")
             return
         if method not in MUTATING_METHODS:
             return
-        if principal_key:
-            self._principals.take(principal_key)
-        if member:
-            self._members.take(member)
+        for one in (member, *more) if more else (member,):
+            if principal_key:
+                self._principals.take(principal_key)
+            if one:
+                self._members.take(one)
 
 
 def parse_rate(text: str) -> Rate:

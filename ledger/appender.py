@@ -120,8 +120,10 @@ class Appender:
         vault: MemberVault | None = None,
         journal_tree: bool = True,
         program: Program = DEFAULT_PROGRAM,
+        max_points: int = 0,
     ) -> None:
         self._db = db
+        self._max_points = max_points  # per entry, for points the program computes
         self._program = program
         self._rule_ids = [BASE_RULE, REFERRAL_RULE, *program.earn.rule_ids()]
         self._vault = vault  # None: entry details stay clear (format 0x01)
@@ -444,6 +446,7 @@ class Appender:
             families=families,
             holds=holds,
             program=self._program,
+            max_points=self._max_points,
             seal=seal,
             same_details=same,
             originals=originals,

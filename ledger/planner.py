@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from audit.accounts import (
     KIND_CAPTURE,
@@ -88,7 +89,7 @@ from ledger.errors import (
 )
 from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.earn_rules import REFERRAL_RULE, compute_earn, issued_account
-from ledger.program.lots import Family, HoldState, LotTerms, pair, view
+from ledger.program.lots import Family, HoldState, LotTerms, pair
 from ledger.program.referrals import EXPLAINED, ReferralFacts, refusal
 from ledger.program.terms import expires_us, matures_us
 from ledger.program.tiers import next_tier, review_after
@@ -189,6 +190,7 @@ class BatchPlanner:
     families: dict[str, Family] = field(default_factory=dict)  # member -> its lots
     holds: dict[int, HoldState] = field(default_factory=dict)  # open holds commands name
     program: Program = DEFAULT_PROGRAM
+    max_points: int = 0  # per entry, for points the program computes; 0: no limit
     seal: DetailsSealer = clear_details
     same_details: SameDetails = same_clear_details
     # produced
@@ -394,7 +396,13 @@ class BatchPlanner:
                 when_us=when,
             )
             sources = [(issued_account(rule), n) for rule, n in rules]
-        purchase = bool(cmd.details.purchase_currency)
+            total = sum(n for _, n in rules)
+            if self.max_points and total > self.max_points:
+                raise ValidationError(
+                    "purchase", f"earns more than the per-entry limit of {self.max_points} points"
+                )
+        data = self._seal(family.owner, cmd.details)  # before anything changes
+        purchase = bool(cmd.details.purchase_currency) and cmd.details.purchase_minor_units > 0
         terms = LotTerms(
             expires_us=expires_us(self.program, when),
             matures_us=(
@@ -415,7 +423,14 @@ class BatchPlanner:
                 seq, cmd.details.purchase_minor_units, when, matured=not terms.matures_us
             )
         appended = self._post(
-            KIND_EARN, cmd.meta.channel_id, 0, postings, cmd.details, family.owner, rules=rules
+            KIND_EARN,
+            cmd.meta.channel_id,
+            0,
+            postings,
+            cmd.details,
+            family.owner,
+            data=data,
+            rules=rules,
         )
         if first and family.stats.referrer:
             self._reward_referrer(family, terms.matures_us)
@@ -529,10 +544,11 @@ class BatchPlanner:
             Posting(a, held_account(family.owner, lot_of(a)), n)
             for a, n in self._take(family, cmd.points)
         ]
+        data = self._seal(family.owner, cmd.details)  # before anything changes
         expires = self.now_us + minutes * 60_000_000
         seq = self.head.sequence + 1
         hold = HoldState(seq, family.owner, tuple(postings), expires, cmd.meta.channel_id)
-        family.holds[seq] = hold
+        family.add_hold(hold)
         self.holds[seq] = hold
         self.new_holds.append(hold)
         return self._post(
@@ -542,6 +558,7 @@ class BatchPlanner:
             postings,
             cmd.details,
             family.owner,
+            data=data,
             hold_expires_us=expires,
         )
 
@@ -593,11 +610,12 @@ class BatchPlanner:
         taken = self._take(sender, cmd.points)
         expiries = [sender.terms_of(lot_of(a)).expires_us for a, _ in taken]
         soonest = min((e for e in expiries if e), default=0)
+        data = self._seal(sender.owner, cmd.details)  # before anything changes
         seq = self.head.sequence + 1
         target = self._new_lot(receiver.owner, seq, LotTerms(soonest, 0))
         postings = [Posting(a, target, n) for a, n in taken]
         return self._post(
-            KIND_TRANSFER, cmd.meta.channel_id, 0, postings, cmd.details, sender.owner
+            KIND_TRANSFER, cmd.meta.channel_id, 0, postings, cmd.details, sender.owner, data=data
         )
 
     def _exchange(self, cmd: Exchange) -> Appended:
@@ -609,9 +627,13 @@ class BatchPlanner:
         if cmd.direction == "out":
             if partner.units_per_point_out is None:
                 raise PreconditionError("partner_id: the partner takes no points")
-            units = int(cmd.points * partner.units_per_point_out)
-            if units < 1:
-                raise ValidationError("points", "too few to make one partner unit")
+            exact = Fraction(cmd.points) * Fraction(partner.units_per_point_out)
+            if exact.denominator != 1:  # no point may leave without its value
+                step = Fraction(partner.units_per_point_out).denominator
+                raise ValidationError(
+                    "points", f"must convert to whole partner units: a multiple of {step}"
+                )
+            units = int(exact)
             postings = [Posting(a, clearing, n) for a, n in self._take(family, cmd.points)]
             return self._post(
                 KIND_EXCHANGE_OUT,
@@ -626,7 +648,12 @@ class BatchPlanner:
             raise PreconditionError("partner_id: the partner sends no points")
         points = int(cmd.units * partner.points_per_unit_in)
         if points < 1:
-            raise ValidationError("units", "too few to make one point")
+            raise ValidationError("partner_units", "too few to make one point")
+        if self.max_points and points > self.max_points:
+            raise ValidationError(
+                "partner_units", f"make more than the per-entry limit of {self.max_points} points"
+            )
+        data = self._seal(family.owner, cmd.details)  # before anything changes
         seq = self.head.sequence + 1
         target = self._new_lot(family.owner, seq, LotTerms(expires_us(self.program, self.now_us)))
         return self._post(
@@ -636,6 +663,7 @@ class BatchPlanner:
             [Posting(clearing, target, points)],
             cmd.details,
             family.owner,
+            data=data,
             partner_units=cmd.units,
         )
 
@@ -729,8 +757,12 @@ class BatchPlanner:
         postings: list[Posting],
         details: EntryDetails,
         member: str,
+        data: bytes | None = None,
         **extra: object,
     ) -> Appended:
+        """Append one entry. ``data``: the details already sealed (callers
+        that change state before posting seal first, so a key that fails
+        fails before anything changed)."""
         head = self.head
         entry = JournalEntry(
             sequence=head.sequence + 1,
@@ -740,7 +772,7 @@ class BatchPlanner:
             channel_id=channel_id,
             reverses=reverses,
             postings=tuple(postings),
-            details=self.seal(member, details) if not details.is_empty() else b"",
+            details=data if data is not None else self._seal(member, details),
         )
         encoded = entry.encode()
         digest = hashlib.sha256(encoded).digest()
@@ -754,12 +786,14 @@ class BatchPlanner:
             self._move(posting.from_account, -posting.points, entry.sequence)
             self._move(posting.to_account, posting.points, entry.sequence)
         family = self.families[member]
-        return Appended(entry, digest, member, view(family, self.now_us), **extra)  # type: ignore[arg-type]
+        return Appended(entry, digest, member, family.settled_view(), **extra)  # type: ignore[arg-type]
+
+    def _seal(self, member: str, details: EntryDetails) -> bytes:
+        return self.seal(member, details) if not details.is_empty() else b""
 
     def _move(self, account: str, points: int, seq: int) -> None:
         if is_member_account(account):
-            family = self.families[owner_of(account)]
-            family.accounts[account] = family.accounts.get(account, 0) + points
+            self.families[owner_of(account)].add(account, points)
         else:
             self.balances[account] = self.balances.get(account, 0) + points
         self.touched[account] = seq

@@ -137,6 +137,7 @@ class LedgerServer:
                 max_batch=cfg.max_batch,
                 vault=self.vault,
                 program=cfg.program,
+                max_points=cfg.limits.max_points_per_entry,
             )
             self.break_glass = BreakGlass(
                 store=GrantTable(self.db),

@@ -56,6 +56,8 @@ def compute_earn(
         raise ValidationError(
             "points", "must be > 0 unless a purchase is sent for the program to price"
         )
+    if purchase_minor <= 0:
+        raise ValidationError("purchase.minor_units", "must be > 0 for the program to price it")
     if currency != program.currency:
         raise ValidationError(
             "purchase.currency_code", "must be the program's currency to compute points"

@@ -8,12 +8,15 @@ one from the stored rows to show a balance. Nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from audit.accounts import lot_of, parse_member_account
+from audit.accounts import parse_member_account
 from audit.entry_format import Posting
 from ledger.program.tiers import Stats
 
 NEVER = 1 << 62  # sorts after every real expiry
+# account ids parse the same every time; the hot paths parse the same few often
+_parse = lru_cache(maxsize=1 << 18)(parse_member_account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,68 @@ class Family:
     recent: dict[str, int] = field(default_factory=dict)
     recent_changed: bool = False
     stats: Stats = field(default_factory=Stats)  # tiers and referrals
+    # kept up to date by add() once computed: points per form ("lot" counts
+    # lot 0 too), and the earliest time anything of the family falls due
+    _totals: dict[str, int] | None = None
+    _next_due: int | None = None
+
+    def add(self, account: str, points: int) -> None:
+        """Move ``points`` (signed) into one of the family's accounts."""
+        self.accounts[account] = self.accounts.get(account, 0) + points
+        parsed = _parse(account)
+        if parsed is None:
+            return
+        if self._totals is not None:
+            form = "lot" if parsed.form == "legacy" else parsed.form
+            self._totals[form] = self._totals.get(form, 0) + points
+        if points > 0 and self._next_due is not None:
+            due = self._due_of(parsed.form, parsed.lot)
+            if due:
+                self._next_due = min(self._next_due, due)
+
+    def add_hold(self, hold: HoldState) -> None:
+        self.holds[hold.sequence] = hold
+        if self._next_due is not None:
+            self._next_due = min(self._next_due, hold.expires_us)
+
+    def settled_view(self) -> BalanceView:
+        """The balance when nothing is due (right after a settle): the sums
+        per form, without walking the lots."""
+        if self._totals is None:
+            self._totals = {}
+            for account, points in self.accounts.items():
+                parsed = _parse(account)
+                if parsed is not None:
+                    form = "lot" if parsed.form == "legacy" else parsed.form
+                    self._totals[form] = self._totals.get(form, 0) + points
+        t = self._totals
+        return BalanceView(t.get("lot", 0), t.get("pending", 0), t.get("held", 0), ())
+
+    def _due_of(self, form: str, lot: int) -> int:
+        terms = self.terms_of(lot)
+        if form == "lot":
+            return terms.expires_us
+        if form == "pending":
+            return (
+                min(d for d in (terms.matures_us, terms.expires_us) if d)
+                if (terms.matures_us or terms.expires_us)
+                else 0
+            )
+        return 0
+
+    def next_due(self) -> int:
+        """The earliest time a hold of the family times out or one of its
+        lots matures or expires (NEVER when none will)."""
+        if self._next_due is None:
+            found = [h.expires_us for h in self.holds.values()]
+            for account, points in self.accounts.items():
+                parsed = _parse(account)
+                if parsed is not None and points > 0:
+                    due = self._due_of(parsed.form, parsed.lot)
+                    if due:
+                        found.append(due)
+            self._next_due = min(found, default=NEVER)
+        return self._next_due
 
     def note_purchase(self, categories: tuple[str, ...], when_us: int) -> None:
         for category in categories:
@@ -65,7 +130,7 @@ class Family:
         for account, points in self.accounts.items():
             if points <= 0:
                 continue
-            parsed = parse_member_account(account)
+            parsed = _parse(account)
             if parsed is None or parsed.form not in ("legacy", "lot"):
                 continue
             expires = self.terms_of(parsed.lot).expires_us or NEVER
@@ -95,22 +160,31 @@ class Family:
         """What time has made due: holds past their timeout, pending lots
         past their return window (pending account, points), and lots past
         their expiry (lot account, points)."""
+        if now_us < self.next_due():
+            return [], [], []
+        self._next_due = None  # something is due: look again after it is settled
         holds = sorted(
             (h for h in self.holds.values() if h.expires_us <= now_us), key=lambda h: h.sequence
         )
         maturing, expiring = [], []
-        for account, points in sorted(self.accounts.items(), key=lambda kv: lot_of(kv[0])):
+        for account, points in sorted(self.accounts.items(), key=_lot_key):
             if points <= 0:
                 continue
-            parsed = parse_member_account(account)
+            parsed = _parse(account)
             if parsed is None:
                 continue
             terms = self.terms_of(parsed.lot)
-            if parsed.form == "pending" and terms.matures_us <= now_us:
-                maturing.append((account, points))
+            expired = bool(terms.expires_us) and terms.expires_us <= now_us
+            if parsed.form == "pending" and (terms.matures_us <= now_us or expired):
+                maturing.append((account, points))  # expired ones then expire as lots
             elif parsed.form == "lot" and terms.expires_us and terms.expires_us <= now_us:
                 expiring.append((account, points))
         return holds, maturing, expiring
+
+
+def _lot_key(item: tuple[str, int]) -> int:
+    parsed = _parse(item[0])
+    return parsed.lot if parsed is not None else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +211,7 @@ def view(family: Family, now_us: int) -> BalanceView:
                 open_held[p.to_account] = open_held.get(p.to_account, 0) + p.points
     by_lot: dict[int, int] = {}
     for account, points in family.accounts.items():
-        parsed = parse_member_account(account)
+        parsed = _parse(account)
         if parsed is None or points <= 0:
             continue
         terms = family.terms_of(parsed.lot)
@@ -145,11 +219,11 @@ def view(family: Family, now_us: int) -> BalanceView:
             still = min(points, open_held.get(account, 0))
             held += still
             points -= still  # held by timed-out holds: back in its lot
-        elif parsed.form == "pending" and terms.matures_us > now_us:
+        if terms.expires_us and terms.expires_us <= now_us and parsed.lot:
+            continue  # expired (pending points too: they can never be spent)
+        if parsed.form == "pending" and terms.matures_us > now_us:
             pending += points
             continue
-        if terms.expires_us and terms.expires_us <= now_us and parsed.lot:
-            continue  # expired
         available += points
         by_lot[parsed.lot] = by_lot.get(parsed.lot, 0) + points
     expiring = sorted(

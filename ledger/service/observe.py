@@ -64,6 +64,16 @@ def _member(request: Any) -> str:
     return value if isinstance(value, str) and MEMBER_ACCOUNT_RE.fullmatch(value) else ""
 
 
+def _item_members(request: Any) -> list[str]:
+    """The members of each operation of a batch request (ReplayOffline),
+    well-formed ids or "" (so every item counts against the caller)."""
+    found = []
+    for item in getattr(request, "items", ()):
+        operation = item.WhichOneof("operation") if hasattr(item, "WhichOneof") else None
+        found.append(_member(getattr(item, operation)) if operation else "")
+    return found
+
+
 def _peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
     """The client certificate the TLS layer verified, if any (mTLS)."""
     certs = list(context.auth_context().get("x509_pem_cert", ()))
@@ -176,7 +186,12 @@ class Checks:
             elif request is not _UNDECODABLE:
                 scope = unauthenticated_scope(method, request)
             if self.limits is not None and request is not _UNDECODABLE:
-                self.limits.check(method, _caller_key(scope.principal, request), _member(request))
+                self.limits.check(
+                    method,
+                    _caller_key(scope.principal, request),
+                    _member(request),
+                    _item_members(request),
+                )
         except AccessError as err:
             raise _Denied(err, scope) from None
         return scope

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
+from access.detectors import PersonalDataFound, TooLongToScan
 from ledger.commands import Command
 from ledger.errors import LedgerError, ValidationError
 from ledger.service import messages as m
@@ -23,6 +24,7 @@ from ledger.service.status import to_status
 
 MAX_ITEMS = 500
 MAX_CLOCK_SKEW_US = 5 * 60 * 1_000_000  # a store clock may run this far ahead
+MAX_AGE_US = 30 * 86_400 * 1_000_000  # an outage longer than this is not replayed
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +72,11 @@ def plan(request: pb.ReplayOfflineRequest, *, limit: int, now_us: int) -> list[I
                 raise ValidationError(f"{where}.occurred_at", "must be set")
             if occurred > now_us + MAX_CLOCK_SKEW_US:
                 raise ValidationError(f"{where}.occurred_at", "must not be in the future")
+            if occurred < now_us - MAX_AGE_US:
+                raise ValidationError(f"{where}.occurred_at", "must be within the last 30 days")
             try:
                 command = _command(op, getattr(item, op), limit, occurred)
-            except ValidationError as err:
+            except (ValidationError, PersonalDataFound, TooLongToScan) as err:
                 raise ValidationError(f"{where}.{op}.{err.field}", err.rule) from None
             items.append(Item(i, op, occurred, command, None))
         except LedgerError as err:

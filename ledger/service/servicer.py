@@ -166,14 +166,17 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.ReplayOfflineRequest, context: Context
     ) -> pb.ReplayOfflineResponse:
         items = replay.plan(request, limit=self._limits.max_points_per_entry, now_us=self._clock())
-        # queued in occurred_at order: the appender applies them in that order
-        waits = [
-            self._appender.append(item.command) if item.command is not None else None
-            for item in items
-        ]
-        outcomes = await asyncio.gather(
-            *(w for w in waits if w is not None), return_exceptions=True
-        )
+        # queued in occurred_at order: the appender applies them in that
+        # order; the call's access record goes with the first of them
+        record = take_pending_record()
+        waits = []
+        for item in items:
+            if item.command is not None:
+                waits.append(self._appender.append(item.command, record))
+                record = None
+        if record is not None:  # nothing to apply: the record alone
+            await self._appender.record(record)
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
         return replay.results(items, iter(outcomes))
 
     async def GetBalance(
