@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -170,6 +171,46 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def advance(self, step: int) -> None:
         self.ps.advance(step)  # moves the clock and sweeps (timeouts, maturing, expiry)
+
+    @rule(
+        member=members,
+        ops=st.lists(
+            st.tuples(
+                st.sampled_from(["earn", "redeem"]), st.integers(1, 300), st.integers(1, 600)
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    def replay_offline(self, member: str, ops: list[tuple[str, int, int]]) -> None:
+        """A store's queue, sent twice: the second time changes nothing."""
+        now_s = self.ps.clock() // 1_000_000
+        items = []
+        for op, points, minutes_ago in ops:
+            request = (pb.EarnRequest if op == "earn" else pb.RedeemRequest)(
+                idempotency_key=key("offline"),
+                context=ctx("pos-test", store_id="store-test-1"),
+                member_account_id=member,
+                points=points,
+            )
+            items.append(
+                pb.ReplayItem(
+                    occurred_at=Timestamp(seconds=now_s - 60 * minutes_ago), **{op: request}
+                )
+            )
+        batch = pb.ReplayOfflineRequest(items=items)
+        first = self.ps.stub.ReplayOffline(batch)
+        assert [r.index for r in first.results] == list(range(len(items)))
+        for r in first.results:  # applied, or refused for want of points
+            assert r.code in (0, grpc.StatusCode.FAILED_PRECONDITION.value[0]), r.message
+        before = head_sequence(self.ps.server)
+        again = self.ps.stub.ReplayOffline(batch)
+        assert head_sequence(self.ps.server) == before
+        for a, b in zip(first.results, again.results, strict=True):
+            if a.code == 0:  # an applied item answers with its first response
+                assert a.SerializeToString(deterministic=True) == b.SerializeToString(
+                    deterministic=True
+                )
 
     @rule(data=st.data())
     def replay(self, data: st.DataObject) -> None:
