@@ -400,7 +400,9 @@ class Appender:
         )
         owners: set[str] = set()
         for c in commands:
-            if isinstance(c, Earn | Redeem | Enroll | Erase | Hold | Exchange | Settle):
+            if isinstance(
+                c, Earn | Redeem | Enroll | Erase | Hold | Exchange | Settle | Capture | Release
+            ):
                 owners.add(c.account)
             elif isinstance(c, Transfer):
                 owners.update((c.account, c.to_account))

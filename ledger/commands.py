@@ -213,6 +213,7 @@ class Capture:
     back to its lots. Any channel may capture (omni-channel)."""
 
     meta: RequestMeta
+    account: str  # the hold's member
     hold_sequence: int
     points: int | None
     details: EntryDetails
@@ -224,6 +225,7 @@ class Release:
     """Void an open hold: its points go back to their lots."""
 
     meta: RequestMeta
+    account: str  # the hold's member
     hold_sequence: int
     details: EntryDetails
     render: Renderer = field(repr=False, compare=False)

@@ -564,7 +564,7 @@ class BatchPlanner:
 
     def _resolve(self, cmd: Capture | Release) -> Appended:
         hold = self.holds.get(cmd.hold_sequence)
-        if hold is None:
+        if hold is None or hold.owner != cmd.account:  # another member's: as if none
             raise NotFoundError(
                 "hold_sequence: no open hold with this sequence (never made, already "
                 "captured or released, or timed out)"

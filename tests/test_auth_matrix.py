@@ -134,11 +134,15 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
             metadata=md,
         ),
         "CaptureHold": lambda md: stub.CaptureHold(
-            pb.CaptureHoldRequest(idempotency_key=key(), context=ctx(), hold_sequence=1),
+            pb.CaptureHoldRequest(
+                idempotency_key=key(), context=ctx(), hold_sequence=1, member_account_id=account
+            ),
             metadata=md,
         ),
         "ReleaseHold": lambda md: stub.ReleaseHold(
-            pb.ReleaseHoldRequest(idempotency_key=key(), context=ctx(), hold_sequence=1),
+            pb.ReleaseHoldRequest(
+                idempotency_key=key(), context=ctx(), hold_sequence=1, member_account_id=account
+            ),
             metadata=md,
         ),
         "Transfer": lambda md: stub.Transfer(

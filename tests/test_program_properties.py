@@ -125,12 +125,15 @@ class LedgerMachine(RuleBasedStateMachine):
             minutes=minutes,
         )
         done = self._call(self.ps.stub.Hold, request)
-        return done.hold_sequence if done else multiple()
+        return (member, done.hold_sequence) if done else multiple()
 
     @rule(target=reversible, hold=consumes(holds), points=st.none() | st.integers(1, 300))
-    def capture(self, hold: int, points: int | None):  # type: ignore[no-untyped-def]
+    def capture(self, hold: tuple[str, int], points: int | None):  # type: ignore[no-untyped-def]
         request = pb.CaptureHoldRequest(
-            idempotency_key=key("cap"), context=ctx(), hold_sequence=hold
+            idempotency_key=key("cap"),
+            context=ctx(),
+            hold_sequence=hold[1],
+            member_account_id=hold[0],
         )
         if points is not None:
             request.points = points
@@ -138,9 +141,12 @@ class LedgerMachine(RuleBasedStateMachine):
         return done.entry.sequence if done else multiple()
 
     @rule(hold=consumes(holds))
-    def release(self, hold: int) -> None:
+    def release(self, hold: tuple[str, int]) -> None:
         request = pb.ReleaseHoldRequest(
-            idempotency_key=key("rel"), context=ctx(), hold_sequence=hold
+            idempotency_key=key("rel"),
+            context=ctx(),
+            hold_sequence=hold[1],
+            member_account_id=hold[0],
         )
         self._call(self.ps.stub.ReleaseHold, request)
 

@@ -51,13 +51,20 @@ def test_hold_capture_partly_in_another_channel(ps: ProgramServer) -> None:
     assert held.expires.seconds == START.timestamp() + 30 * 60  # the program's default
     with pytest.raises(grpc.RpcError):  # 60 are set aside: only 40 can be spent
         ps.redeem(member, 41)
-    captured = ps.capture(held.hold_sequence, 50, channel="pos-test")  # used at a till
+    captured = ps.capture(member, held.hold_sequence, 50, channel="pos-test")  # used at a till
     assert captured.entry.kind == pb.ENTRY_KIND_CAPTURE
     assert captured.entry.reverses_sequence == held.hold_sequence
     assert _state(captured.balance) == (50, 50, 0, 0)  # 10 not captured went back
     # a hold resolves once
-    assert _code(ps.capture, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
-    assert _code(ps.release, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    assert _code(ps.capture, member, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    assert _code(ps.release, member, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    # a hold is named with its member: another member's id does not find it
+    other = ps.open()
+    ps.earn(other, 10)
+    again = ps.hold(member, 10)
+    assert _code(ps.capture, other, again.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    assert _code(ps.release, other, again.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    ps.release(member, again.hold_sequence)
     # a capture is a redemption: it can be reversed, back into its lot
     back = ps.reverse(captured.entry.sequence)
     assert _state(back.balance) == (100, 100, 0, 0)
@@ -68,7 +75,7 @@ def test_hold_release_and_timeout(ps: ProgramServer) -> None:
     member = ps.open()
     ps.earn(member, 80)
     first = ps.hold(member, 30)
-    released = ps.release(first.hold_sequence, channel="app-test")
+    released = ps.release(member, first.hold_sequence, channel="app-test")
     assert released.entry.kind == pb.ENTRY_KIND_RELEASE
     assert _state(released.balance) == (80, 80, 0, 0)
     second = ps.hold(member, 20, minutes=5)
@@ -78,7 +85,7 @@ def test_hold_release_and_timeout(ps: ProgramServer) -> None:
     assert _state(ps.balance(member)) == (80, 80, 0, 0)
     assert ps.server.settle_now() == 1
     assert ps.server.settle_now() == 0  # nothing left to do: the sweep is idempotent
-    code, details = _code(ps.capture, second.hold_sequence)
+    code, details = _code(ps.capture, member, second.hold_sequence)
     assert code == grpc.StatusCode.NOT_FOUND and "timed out" in details
     entries = ps.stub.ListEntries(pb.ListEntriesRequest(member_account_id=member)).entries
     assert [e.kind for e in entries][:1] == [pb.ENTRY_KIND_RELEASE]
@@ -427,7 +434,7 @@ def test_erase_forfeits_every_sub_account(db_url: str, tmp_path: Path) -> None:
             )
         )
         assert erased.forfeited_points == 150
-        assert _code(ps.capture, hold.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+        assert _code(ps.capture, member, hold.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
         assert _code(ps.earn, member, 1)[0] == grpc.StatusCode.FAILED_PRECONDITION
         ps.clock.advance(400 * DAY_US)
         assert ps.server.settle_now() == 0  # nothing of an erased member is ever due

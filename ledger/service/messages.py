@@ -155,18 +155,25 @@ def hold_command(request: pb.HoldRequest, *, limit: int) -> Hold:
 
 def capture_command(request: pb.CaptureHoldRequest, *, limit: int) -> Capture:
     meta = request_meta("CaptureHold", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
     hold = v.sequence(request.hold_sequence, "hold_sequence")
     points = v.points(request.points, limit=limit) if request.HasField("points") else None
     return Capture(
-        meta, hold, points, entry_details(request.context), _render_entry(pb.CaptureHoldResponse)
+        meta,
+        account,
+        hold,
+        points,
+        entry_details(request.context),
+        _render_entry(pb.CaptureHoldResponse),
     )
 
 
 def release_command(request: pb.ReleaseHoldRequest) -> Release:
     meta = request_meta("ReleaseHold", request, request.idempotency_key, request.context)
+    account = v.member_account_id(request.member_account_id)
     hold = v.sequence(request.hold_sequence, "hold_sequence")
     return Release(
-        meta, hold, entry_details(request.context), _render_entry(pb.ReleaseHoldResponse)
+        meta, account, hold, entry_details(request.context), _render_entry(pb.ReleaseHoldResponse)
     )
 
 

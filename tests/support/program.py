@@ -163,18 +163,24 @@ class ProgramServer:
             )
         )
 
-    def capture(self, hold: int, points: int | None = None, channel: str = "pos-test"):
+    def capture(self, member: str, hold: int, points: int | None = None, channel: str = "pos-test"):
         request = pb.CaptureHoldRequest(
-            idempotency_key=key("capture"), context=ctx(channel), hold_sequence=hold
+            idempotency_key=key("capture"),
+            context=ctx(channel),
+            hold_sequence=hold,
+            member_account_id=member,
         )
         if points is not None:
             request.points = points
         return self.stub.CaptureHold(request)
 
-    def release(self, hold: int, channel: str = "pos-test"):
+    def release(self, member: str, hold: int, channel: str = "pos-test"):
         return self.stub.ReleaseHold(
             pb.ReleaseHoldRequest(
-                idempotency_key=key("release"), context=ctx(channel), hold_sequence=hold
+                idempotency_key=key("release"),
+                context=ctx(channel),
+                hold_sequence=hold,
+                member_account_id=member,
             )
         )
 

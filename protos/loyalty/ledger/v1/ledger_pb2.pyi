@@ -284,16 +284,18 @@ class HoldResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ..., hold_sequence: _Optional[int] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CaptureHoldRequest(_message.Message):
-    __slots__ = ("idempotency_key", "context", "hold_sequence", "points")
+    __slots__ = ("idempotency_key", "context", "hold_sequence", "points", "member_account_id")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     HOLD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     context: ChannelContext
     hold_sequence: int
     points: int
-    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., hold_sequence: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+    member_account_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., hold_sequence: _Optional[int] = ..., points: _Optional[int] = ..., member_account_id: _Optional[str] = ...) -> None: ...
 
 class CaptureHoldResponse(_message.Message):
     __slots__ = ("entry", "balance")
@@ -304,14 +306,16 @@ class CaptureHoldResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ...) -> None: ...
 
 class ReleaseHoldRequest(_message.Message):
-    __slots__ = ("idempotency_key", "context", "hold_sequence")
+    __slots__ = ("idempotency_key", "context", "hold_sequence", "member_account_id")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     HOLD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     context: ChannelContext
     hold_sequence: int
-    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., hold_sequence: _Optional[int] = ...) -> None: ...
+    member_account_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., hold_sequence: _Optional[int] = ..., member_account_id: _Optional[str] = ...) -> None: ...
 
 class ReleaseHoldResponse(_message.Message):
     __slots__ = ("entry", "balance")
