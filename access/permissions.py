@@ -62,6 +62,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     AUDIT + "GetInclusionProof": frozenset({Role.COMPLIANCE, Role.CHANNEL}),
     AUDIT + "GetConsistencyProof": frozenset(Role),
     AUDIT + "GetEntries": frozenset({Role.COMPLIANCE, Role.SECURITY}),
+    AUDIT + "GetAccessReport": frozenset({Role.SECURITY}),
     # reflection: any authenticated principal may list the contract
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": frozenset(Role),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": frozenset(Role),

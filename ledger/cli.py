@@ -185,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("member_account_id")
 
     from ledger import audit_cli
+    from ledger.reports import cli as reports_cli
 
     def audit_common(p: argparse.ArgumentParser) -> None:
         _add_database_args(p)
@@ -192,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_log_args(p)
 
     audit_cli.add_arguments(sub, audit_common)
+    reports_cli.add_arguments(sub, audit_common)
 
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
     _add_database_args(verify)
@@ -479,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
         from ledger import audit_cli
 
         return _with_keyring(config, lambda db, keyring: audit_cli.run(db, keyring, config, args))
+    if args.command in ("report", "export"):
+        from ledger.reports import cli as reports_cli
+
+        return _with_keyring(config, lambda db, keyring: reports_cli.run(db, keyring, config, args))
     if args.command == "keys":
         from ledger.keys_cli import run_keys
 

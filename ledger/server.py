@@ -212,7 +212,11 @@ class LedgerServer:
             (
                 audit_pb2_grpc.add_AuditServiceServicer_to_server,
                 AuditServicer(
-                    reads=LogReads(db), checkpointer=self.checkpointer, keys=self.log_keys
+                    reads=LogReads(db),
+                    checkpointer=self.checkpointer,
+                    keys=self.log_keys,
+                    db=db,
+                    clock=self._clock,
                 ),
             ),
         ):

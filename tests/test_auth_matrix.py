@@ -264,6 +264,14 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
         "GetEntries": lambda md: audit.GetEntries(
             upb.GetEntriesRequest(log=journal, start=1, count=1), metadata=md
         ),
+        "GetAccessReport": lambda md: audit.GetAccessReport(
+            upb.GetAccessReportRequest(
+                **{"from": Timestamp(seconds=1_700_000_000)},
+                to=Timestamp(seconds=1_700_086_400),
+                format=upb.REPORT_FORMAT_JSON,
+            ),
+            metadata=md,
+        ),
     }
     return {
         **{f"AuditService/{n}": c for n, c in audit_calls.items()},

@@ -55,6 +55,7 @@ EXPECTED = {
     "AuditService/GetInclusionProof": {R.COMPLIANCE, R.CHANNEL},
     "AuditService/GetConsistencyProof": set(Role),
     "AuditService/GetEntries": {R.COMPLIANCE, R.SECURITY},
+    "AuditService/GetAccessReport": {R.SECURITY},
 }
 PACKAGES = {
     "LedgerService": (ledger_pb2, "loyalty.ledger.v1"),

@@ -11,6 +11,9 @@ entry's channel.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,6 +26,7 @@ from audit.merkle import consistency_proof, inclusion_proof
 from ledger.checkpoints import Checkpointer, LogKeys
 from ledger.errors import NotFoundError, ValidationError
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
+from ledger.storage.database import Database
 from ledger.storage.log_reads import LogReads, StoredCheckpoint
 
 if TYPE_CHECKING:
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
 LOGS: dict[int, int] = {int(upb.LOG_JOURNAL): JOURNAL_LOG, int(upb.LOG_ACCESS): ACCESS_LOG}
 MAX_ENTRIES = 1000
+MAX_REPORT_SPAN_US = 31 * 86_400_000_000
 
 
 def _log(value: int) -> int:
@@ -44,7 +49,17 @@ def _proto_log(log_id: int) -> upb.Log:
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, *, reads: LogReads, checkpointer: Checkpointer, keys: LogKeys) -> None:
+    def __init__(
+        self,
+        *,
+        reads: LogReads,
+        checkpointer: Checkpointer,
+        keys: LogKeys,
+        db: Database | None = None,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self._db = db
+        self._clock = clock
         self._reads = reads
         self._checkpointer = checkpointer
         self._keys = keys
@@ -150,3 +165,42 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         last = min(size, request.start + request.count - 1)
         entries = await asyncio.to_thread(self._reads.entries, log_id, request.start, last)
         return upb.GetEntriesResponse(entries=[e.data for e in entries])
+
+    async def GetAccessReport(
+        self, request: upb.GetAccessReportRequest, context: Context
+    ) -> upb.ReportDocument:
+        from ledger.reports import render
+        from ledger.reports.access_report import build_access_report
+
+        if not request.HasField("from") or not request.HasField("to"):
+            raise ValidationError("from", "from and to must both be set")
+        start = getattr(request, "from").ToMicroseconds()
+        end = request.to.ToMicroseconds()
+        if end <= start:
+            raise ValidationError("to", "must be after from")
+        if end - start > MAX_REPORT_SPAN_US:
+            raise ValidationError("to", "at most 31 days after from (use the CLI for longer spans)")
+        assert self._db is not None
+        report = await asyncio.to_thread(
+            build_access_report,
+            self._db,
+            from_us=start,
+            to_us=end,
+            origin=self._keys.origin(ACCESS_LOG),
+            now_us=self._clock(),
+        )
+        if request.format == upb.REPORT_FORMAT_JSON:
+            body, kind, ext = (
+                json.dumps(report, sort_keys=True).encode(),
+                "application/json",
+                "json",
+            )
+        elif request.format == upb.REPORT_FORMAT_CSV:
+            body, kind, ext = render.render_csv(report).encode(), "text/csv", "csv"
+        else:
+            body, kind, ext = (
+                render.render_html(report).encode(),
+                "text/html; charset=utf-8",
+                "html",
+            )
+        return upb.ReportDocument(content_type=kind, filename=f"access-report.{ext}", body=body)

@@ -22,35 +22,42 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cloyalty/audit/v1/audit.proto\x12\x10loyalty.audit.v1\":\n\x14GetCheckpointRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\"=\n\x17\x43reateCheckpointRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\"\x91\x01\n\nCheckpoint\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\x12\x13\n\x0bsigned_note\x18\x05 \x01(\t\x12\x14\n\x0cverifier_key\x18\x06 \x01(\t\"c\n\x18GetInclusionProofRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\"\xbe\x01\n\x0eInclusionProof\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x12\n\nleaf_index\x18\x03 \x01(\x03\x12\x11\n\ttree_size\x18\x04 \x01(\x03\x12\x0e\n\x06hashes\x18\x05 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x06 \x01(\x0c\x12\x30\n\ncheckpoint\x18\x07 \x01(\x0b\x32\x1c.loyalty.audit.v1.Checkpoint\"^\n\x1aGetConsistencyProofRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\r\n\x05size1\x18\x02 \x01(\x03\x12\r\n\x05size2\x18\x03 \x01(\x03\"d\n\x10\x43onsistencyProof\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\r\n\x05size1\x18\x02 \x01(\x03\x12\r\n\x05size2\x18\x03 \x01(\x03\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"U\n\x11GetEntriesRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\r\n\x05start\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"%\n\x12GetEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c*;\n\x03Log\x12\x13\n\x0fLOG_UNSPECIFIED\x10\x00\x12\x0f\n\x0bLOG_JOURNAL\x10\x01\x12\x0e\n\nLOG_ACCESS\x10\x02\x32\xe7\x03\n\x0c\x41uditService\x12U\n\rGetCheckpoint\x12&.loyalty.audit.v1.GetCheckpointRequest\x1a\x1c.loyalty.audit.v1.Checkpoint\x12[\n\x10\x43reateCheckpoint\x12).loyalty.audit.v1.CreateCheckpointRequest\x1a\x1c.loyalty.audit.v1.Checkpoint\x12\x61\n\x11GetInclusionProof\x12*.loyalty.audit.v1.GetInclusionProofRequest\x1a .loyalty.audit.v1.InclusionProof\x12g\n\x13GetConsistencyProof\x12,.loyalty.audit.v1.GetConsistencyProofRequest\x1a\".loyalty.audit.v1.ConsistencyProof\x12W\n\nGetEntries\x12#.loyalty.audit.v1.GetEntriesRequest\x1a$.loyalty.audit.v1.GetEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cloyalty/audit/v1/audit.proto\x12\x10loyalty.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n\x16GetAccessReportRequest\x12(\n\x04\x66rom\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1e.loyalty.audit.v1.ReportFormat\"F\n\x0eReportDocument\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\":\n\x14GetCheckpointRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\"=\n\x17\x43reateCheckpointRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\"\x91\x01\n\nCheckpoint\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\x12\x13\n\x0bsigned_note\x18\x05 \x01(\t\x12\x14\n\x0cverifier_key\x18\x06 \x01(\t\"c\n\x18GetInclusionProofRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\"\xbe\x01\n\x0eInclusionProof\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x12\n\nleaf_index\x18\x03 \x01(\x03\x12\x11\n\ttree_size\x18\x04 \x01(\x03\x12\x0e\n\x06hashes\x18\x05 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x06 \x01(\x0c\x12\x30\n\ncheckpoint\x18\x07 \x01(\x0b\x32\x1c.loyalty.audit.v1.Checkpoint\"^\n\x1aGetConsistencyProofRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\r\n\x05size1\x18\x02 \x01(\x03\x12\r\n\x05size2\x18\x03 \x01(\x03\"d\n\x10\x43onsistencyProof\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\r\n\x05size1\x18\x02 \x01(\x03\x12\r\n\x05size2\x18\x03 \x01(\x03\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"U\n\x11GetEntriesRequest\x12\"\n\x03log\x18\x01 \x01(\x0e\x32\x15.loyalty.audit.v1.Log\x12\r\n\x05start\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"%\n\x12GetEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c*t\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_FORMAT_HTML\x10\x01\x12\x16\n\x12REPORT_FORMAT_JSON\x10\x02\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x03*;\n\x03Log\x12\x13\n\x0fLOG_UNSPECIFIED\x10\x00\x12\x0f\n\x0bLOG_JOURNAL\x10\x01\x12\x0e\n\nLOG_ACCESS\x10\x02\x32\xc6\x04\n\x0c\x41uditService\x12U\n\rGetCheckpoint\x12&.loyalty.audit.v1.GetCheckpointRequest\x1a\x1c.loyalty.audit.v1.Checkpoint\x12[\n\x10\x43reateCheckpoint\x12).loyalty.audit.v1.CreateCheckpointRequest\x1a\x1c.loyalty.audit.v1.Checkpoint\x12\x61\n\x11GetInclusionProof\x12*.loyalty.audit.v1.GetInclusionProofRequest\x1a .loyalty.audit.v1.InclusionProof\x12g\n\x13GetConsistencyProof\x12,.loyalty.audit.v1.GetConsistencyProofRequest\x1a\".loyalty.audit.v1.ConsistencyProof\x12W\n\nGetEntries\x12#.loyalty.audit.v1.GetEntriesRequest\x1a$.loyalty.audit.v1.GetEntriesResponse\x12]\n\x0fGetAccessReport\x12(.loyalty.audit.v1.GetAccessReportRequest\x1a .loyalty.audit.v1.ReportDocumentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'loyalty.audit.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOG']._serialized_start=939
-  _globals['_LOG']._serialized_end=998
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=50
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=108
-  _globals['_CREATECHECKPOINTREQUEST']._serialized_start=110
-  _globals['_CREATECHECKPOINTREQUEST']._serialized_end=171
-  _globals['_CHECKPOINT']._serialized_start=174
-  _globals['_CHECKPOINT']._serialized_end=319
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=321
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=420
-  _globals['_INCLUSIONPROOF']._serialized_start=423
-  _globals['_INCLUSIONPROOF']._serialized_end=613
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=615
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=709
-  _globals['_CONSISTENCYPROOF']._serialized_start=711
-  _globals['_CONSISTENCYPROOF']._serialized_end=811
-  _globals['_GETENTRIESREQUEST']._serialized_start=813
-  _globals['_GETENTRIESREQUEST']._serialized_end=898
-  _globals['_GETENTRIESRESPONSE']._serialized_start=900
-  _globals['_GETENTRIESRESPONSE']._serialized_end=937
-  _globals['_AUDITSERVICE']._serialized_start=1001
-  _globals['_AUDITSERVICE']._serialized_end=1488
+  _globals['_REPORTFORMAT']._serialized_start=1201
+  _globals['_REPORTFORMAT']._serialized_end=1317
+  _globals['_LOG']._serialized_start=1319
+  _globals['_LOG']._serialized_end=1378
+  _globals['_GETACCESSREPORTREQUEST']._serialized_start=84
+  _globals['_GETACCESSREPORTREQUEST']._serialized_end=238
+  _globals['_REPORTDOCUMENT']._serialized_start=240
+  _globals['_REPORTDOCUMENT']._serialized_end=310
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=312
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=370
+  _globals['_CREATECHECKPOINTREQUEST']._serialized_start=372
+  _globals['_CREATECHECKPOINTREQUEST']._serialized_end=433
+  _globals['_CHECKPOINT']._serialized_start=436
+  _globals['_CHECKPOINT']._serialized_end=581
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=583
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=682
+  _globals['_INCLUSIONPROOF']._serialized_start=685
+  _globals['_INCLUSIONPROOF']._serialized_end=875
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=877
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=971
+  _globals['_CONSISTENCYPROOF']._serialized_start=973
+  _globals['_CONSISTENCYPROOF']._serialized_end=1073
+  _globals['_GETENTRIESREQUEST']._serialized_start=1075
+  _globals['_GETENTRIESREQUEST']._serialized_end=1160
+  _globals['_GETENTRIESRESPONSE']._serialized_start=1162
+  _globals['_GETENTRIESRESPONSE']._serialized_end=1199
+  _globals['_AUDITSERVICE']._serialized_start=1381
+  _globals['_AUDITSERVICE']._serialized_end=1963
 # @@protoc_insertion_point(module_scope)

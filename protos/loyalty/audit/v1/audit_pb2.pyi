@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -7,14 +10,44 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REPORT_FORMAT_UNSPECIFIED: _ClassVar[ReportFormat]
+    REPORT_FORMAT_HTML: _ClassVar[ReportFormat]
+    REPORT_FORMAT_JSON: _ClassVar[ReportFormat]
+    REPORT_FORMAT_CSV: _ClassVar[ReportFormat]
+
 class Log(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LOG_UNSPECIFIED: _ClassVar[Log]
     LOG_JOURNAL: _ClassVar[Log]
     LOG_ACCESS: _ClassVar[Log]
+REPORT_FORMAT_UNSPECIFIED: ReportFormat
+REPORT_FORMAT_HTML: ReportFormat
+REPORT_FORMAT_JSON: ReportFormat
+REPORT_FORMAT_CSV: ReportFormat
 LOG_UNSPECIFIED: Log
 LOG_JOURNAL: Log
 LOG_ACCESS: Log
+
+class GetAccessReportRequest(_message.Message):
+    __slots__ = ("to", "format")
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    to: _timestamp_pb2.Timestamp
+    format: ReportFormat
+    def __init__(self, to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ReportFormat, str]] = ..., **kwargs) -> None: ...
+
+class ReportDocument(_message.Message):
+    __slots__ = ("content_type", "filename", "body")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    filename: str
+    body: bytes
+    def __init__(self, content_type: _Optional[str] = ..., filename: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
     __slots__ = ("log",)

@@ -63,6 +63,11 @@ class AuditServiceStub:
                 request_serializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.GetEntriesRequest.SerializeToString,
                 response_deserializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.GetEntriesResponse.FromString,
                 _registered_method=True)
+        self.GetAccessReport = channel.unary_unary(
+                '/loyalty.audit.v1.AuditService/GetAccessReport',
+                request_serializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.GetAccessReportRequest.SerializeToString,
+                response_deserializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.ReportDocument.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -108,6 +113,14 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccessReport(self, request, context):
+        """The security access report over a time span (security), as one
+        self-contained HTML file, JSON or CSV (docs/reports.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +148,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetEntries,
                     request_deserializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.GetEntriesRequest.FromString,
                     response_serializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.GetEntriesResponse.SerializeToString,
+            ),
+            'GetAccessReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccessReport,
+                    request_deserializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.GetAccessReportRequest.FromString,
+                    response_serializer=loyalty_dot_audit_dot_v1_dot_audit__pb2.ReportDocument.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -276,6 +294,33 @@ class AuditService:
             '/loyalty.audit.v1.AuditService/GetEntries',
             loyalty_dot_audit_dot_v1_dot_audit__pb2.GetEntriesRequest.SerializeToString,
             loyalty_dot_audit_dot_v1_dot_audit__pb2.GetEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccessReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.audit.v1.AuditService/GetAccessReport',
+            loyalty_dot_audit_dot_v1_dot_audit__pb2.GetAccessReportRequest.SerializeToString,
+            loyalty_dot_audit_dot_v1_dot_audit__pb2.ReportDocument.FromString,
             options,
             channel_credentials,
             insecure,
