@@ -169,8 +169,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def GetAccessReport(
         self, request: upb.GetAccessReportRequest, context: Context
     ) -> upb.ReportDocument:
-        from ledger.reports import render
         from ledger.reports.access_report import build_access_report
+        from ledger.reports.render import render_csv, render_html
 
         if not request.HasField("from") or not request.HasField("to"):
             raise ValidationError("from", "from and to must both be set")
@@ -196,10 +196,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 "json",
             )
         elif request.format == upb.REPORT_FORMAT_CSV:
-            body, kind, ext = render.render_csv(report).encode(), "text/csv", "csv"
+            body, kind, ext = render_csv(report).encode(), "text/csv", "csv"
         else:
             body, kind, ext = (
-                render.render_html(report).encode(),
+                render_html(report).encode(),
                 "text/html; charset=utf-8",
                 "html",
             )
