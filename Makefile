@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA_DIR ?= data
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: serve test install install-test postgres proto bench lint typecheck clean
+.PHONY: serve test install install-test postgres chromium proto bench lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -25,12 +25,15 @@ serve: install
 	$(BIN)/loyalty-ledger serve --data-dir $(DATA_DIR) --listen $(LISTEN) --auth tokens \
 	  --tls-cert $(DATA_DIR)/certs/server.pem --tls-key $(DATA_DIR)/certs/server.key
 
-## install everything (PostgreSQL too, if missing) and run the whole test suite
-test: postgres install-test
+## install everything (PostgreSQL and Chromium too, if missing) and run the whole test suite
+test: postgres chromium install-test
 	$(BIN)/python -m pytest
 
 postgres:
 	bash scripts/ensure-postgres.sh
+
+chromium:
+	bash scripts/ensure-chromium.sh
 
 ## regenerate Python code from protos/ (checked in; a test guards freshness)
 proto: install-test

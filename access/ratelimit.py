@@ -89,9 +89,7 @@ class CallLimits:
         self._members = RateLimiter(per_member, scope="member_account_id", clock=clock)
         self._lookups = RateLimiter(lookups, scope="lookups of principal", clock=clock)
 
-    def check(
-        self, method: str, principal_key: str, member: str, more: Sequence[str] = ()
-    ) -> None:
+    def check(self, method: str, principal_key: str, member: str, more: Sequence[str] = ()) -> None:
         """Spend one call of ``principal_key`` and of ``member`` (when the
         request names one) if ``method`` changes the journal; one lookup of
         ``principal_key`` if it looks a member up. ``more``: the members of a

@@ -124,9 +124,8 @@ def _child(path: Path, what: str) -> None:
     """One measurement in this process; prints seconds and peak RSS (MiB)."""
     start = time.perf_counter()
     if what == "report":
-        from ledger.reports.render import render_html
-
         from ledger.reports.access_report import build_access_report
+        from ledger.reports.render import render_html
         from ledger.storage.database import open_database
 
         db = open_database(f"sqlite:///{path}")

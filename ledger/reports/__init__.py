@@ -1,0 +1,1 @@
+"""Reports for people: security access reports, compliance reports, analytics exports."""
