@@ -26,6 +26,7 @@ from ledger.storage.schema import access_log, account_entries, checkpoints, jour
 
 ACCESS_LOG_ID = 2  # merkle_nodes.log / checkpoints.log of the access log
 EVIDENCE_CAP = 50  # sequence numbers kept per finding (the count is exact)
+PERSONAL_CHUNK = 5_000  # staff personal reads checked for a business event at a time
 MEMBERS_CAP = 100_000  # distinct members remembered per principal and day
 BREAK_GLASS_METHOD = "break-glass"
 HOUR_US = 3_600_000_000
@@ -68,11 +69,13 @@ def _iso(time_us: int) -> str:
 
 @dataclass(slots=True)
 class _Evidence:
-    sequences: list[int] = field(default_factory=list)
+    sequences: list[int] = field(default_factory=list)  # the first EVIDENCE_CAP
     count: int = 0
+    last: int = 0  # the last sequence, past the cap too
 
     def add(self, seq: int) -> None:
         self.count += 1
+        self.last = max(self.last, seq)
         if len(self.sequences) < EVIDENCE_CAP:
             self.sequences.append(seq)
 
@@ -90,7 +93,9 @@ class _Principal:
 class _Scan:
     """One pass over the access log; every table of the report is a counter."""
 
-    def __init__(self, rules: ReportRules, bucket_us: int) -> None:
+    def __init__(self, rules: ReportRules, bucket_us: int, db: Database | None = None) -> None:
+        self.db = db
+        self.no_event: dict[str, _Evidence] = defaultdict(_Evidence)
         self.rules = rules
         self.bucket_us = bucket_us
         self.totals: Counter[str] = Counter()
@@ -142,9 +147,8 @@ class _Scan:
             self.purposes[row.purpose]["calls"] += 1
             self.purposes[row.purpose].update(f"field:{f}" for f in fields)
         if row.purpose == "break_glass":
-            for grant in self.grants.values():
-                if grant["grantee"] == principal and grant["end_seq"] is None:
-                    grant["reads"] += 1
+            grant_id = row.reason.removeprefix("break_glass:")
+            self._grant_entry(grant_id, principal)["reads"] += 1
         p.fields.update(fields)
         if not member:
             return
@@ -166,6 +170,23 @@ class _Scan:
             if not self._working_hours(time_us):
                 self.after_hours[principal].add(seq)
             self.personal_reads.append((seq, time_us, principal, member))
+            if len(self.personal_reads) >= PERSONAL_CHUNK:
+                self.flush_personal()
+
+    def flush_personal(self) -> None:
+        """Check the buffered personal reads for a business event, keep
+        only the evidence (bounded memory however long the log)."""
+        if self.personal_reads and self.db is not None:
+            window = self.rules.event_window_days * DAY_US
+            for principal, ev in _without_business_event(
+                self.db, self.personal_reads, window
+            ).items():
+                mine = self.no_event[principal]
+                for s in ev.sequences:
+                    mine.add(s)
+                mine.count += ev.count - len(ev.sequences)
+                mine.last = max(mine.last, ev.last)
+        self.personal_reads.clear()
 
     def _working_hours(self, time_us: int) -> bool:
         r = self.rules
@@ -175,24 +196,26 @@ class _Scan:
     def _burst(self, principal: str, seq: int, time_us: int) -> None:
         """Denials that fall in an hour holding ``denials_per_hour`` or more
         denials of the principal: each counted once."""
+        need = self.rules.denials_per_hour
         window = self.denial_times[principal]
         window.append((time_us, seq))
-        while window[0][0] <= time_us - HOUR_US:
-            window.popleft()
-        if len(window) >= self.rules.denials_per_hour:
+        if len(window) > need:
+            window.popleft()  # only the last ``need`` denials matter
+        if len(window) == need and window[0][0] > time_us - HOUR_US:
             found = self.denial_bursts.setdefault(principal, _Evidence())
             last = self.burst_last.get(principal, 0)
-            for _, s in window:
+            for _, s in window:  # at most ``need``; each denial counted once
                 if s > last:
                     found.add(s)
             self.burst_last[principal] = seq
 
-    def _grant(self, row: Any) -> None:
-        grant = self.grants.setdefault(
-            row.request_id,
+    def _grant_entry(self, grant_id: str, grantee: str) -> dict[str, Any]:
+        """A grant's row; one that started before the span has no start."""
+        return self.grants.setdefault(
+            grant_id,
             {
-                "grant_id": row.request_id,
-                "grantee": row.principal,
+                "grant_id": grant_id,
+                "grantee": grantee,
                 "granted_by": "",
                 "reason": "",
                 "start_seq": None,
@@ -200,6 +223,9 @@ class _Scan:
                 "reads": 0,
             },
         )
+
+    def _grant(self, row: Any) -> None:
+        grant = self._grant_entry(row.request_id, row.principal)
         if row.decision == "start":
             grant["start_seq"] = row.seq
             grant["reason"] = row.reason
@@ -233,7 +259,7 @@ def _count(db: Database, from_us: int, to_us: int) -> int:
 
 def _without_business_event(
     db: Database, reads: list[tuple[int, int, str, str]], window_us: int
-) -> dict[str, _Evidence]:
+) -> dict[str, _Evidence]:  # one chunk of reads
     """Personal reads of a member with no journal entry of that member
     within the window around the read."""
     found: dict[str, _Evidence] = defaultdict(_Evidence)
@@ -278,12 +304,13 @@ def build_access_report(
     """The report as a JSON-ready dict (the shape ledger/reports/render.py reads)."""
     rules = rules or ReportRules()
     bucket = HOUR_US if to_us - from_us <= 3 * DAY_US else DAY_US
-    scan = _Scan(rules, bucket)
+    scan = _Scan(rules, bucket, db)
     total = _count(db, from_us, to_us) if progress else 0
     for n, row in enumerate(_rows(db, from_us, to_us), 1):
         scan.feed(row)
         if progress and n % 10_000 == 0:
             progress(n, total)
+    scan.flush_personal()
     if progress:
         progress(total, total)
     findings = _findings(db, scan, rules, origin)
@@ -356,7 +383,7 @@ def build_access_report(
                 "reason": reason,
                 "count": ev.count,
                 "first_seq": ev.sequences[0],
-                "last_seq": max(ev.sequences),
+                "last_seq": ev.last,
             }
             for (principal, role, method, reason), ev in denials
         ],
@@ -368,12 +395,14 @@ def build_access_report(
 def _findings(db: Database, scan: _Scan, rules: ReportRules, origin: str) -> list[dict[str, Any]]:
     raw: list[tuple[str, str, str, str, _Evidence, float | None]] = []
     # bulk reads: distinct members a day against the role's usual day
-    per_role: dict[str, list[int]] = defaultdict(list)
+    per_role: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for (principal, _day), members in scan.daily.items():
-        per_role[scan.principals[principal].role].append(len(members))
+        per_role[scan.principals[principal].role].append((principal, len(members)))
     for (principal, day), members in sorted(scan.daily.items()):
         role = scan.principals[principal].role
-        others = per_role[role]
+        # the principal's own days are not its baseline: one insider alone in
+        # a role, or one of two, is still measured against the others
+        others = [n for who, n in per_role[role] if who != principal]
         baseline = float(statistics.median(others)) if others else 0.0
         if len(members) > max(rules.bulk_factor * baseline, rules.bulk_min):
             when = _iso(day * DAY_US)[:10]
@@ -398,8 +427,7 @@ def _findings(db: Database, scan: _Scan, rules: ReportRules, origin: str) -> lis
             f" UTC{rules.utc_offset_hours:+d})"
         )
         raw.append(("after_hours", "medium", principal, summary, ev, None))
-    window = rules.event_window_days * DAY_US
-    for principal, ev in sorted(_without_business_event(db, scan.personal_reads, window).items()):
+    for principal, ev in sorted(scan.no_event.items()):
         summary = (
             f"{ev.count} personal-data reads of members with no journal activity "
             f"within {rules.event_window_days} days"

@@ -20,6 +20,8 @@ from ledger.keys.keyring import FileKeyring
 from ledger.merkle_logs import ACCESS_LOG
 from ledger.storage.database import Database
 
+_LATEST_US = int(dt.datetime(9999, 1, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000
+
 
 def _time(text: str) -> int:
     """ISO 8601 (a date or a date and time; UTC unless an offset is given)."""
@@ -29,7 +31,10 @@ def _time(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1_000_000)
+    value = int(moment.timestamp() * 1_000_000)
+    if not 0 <= value < _LATEST_US:
+        raise argparse.ArgumentTypeError(f"must be between 1970 and 9998: {text!r}")
+    return value
 
 
 def add_arguments(
@@ -116,16 +121,16 @@ def run(db: Database, keyring: FileKeyring, config: ServerConfig, args: argparse
             return 2
         from ledger.reports.access_report import build_access_report
 
-        _record(db, args.principal, "security", "report/access", f"{args.from_}..{args.to}")
         origin = LogKeys.from_keyring(keyring, config.log_origin).origin(ACCESS_LOG)
         report = build_access_report(
             db, from_us=args.from_, to_us=args.to, origin=origin, now_us=now, progress=_progress
         )
+        _record(db, args.principal, "security", "report/access", f"{args.from_}..{args.to}")
     else:
         from ledger.reports.compliance_report import build_compliance_report
 
-        _record(db, args.principal, "compliance", "report/compliance", "")
         report = build_compliance_report(db, keyring, config, now_us=now)
+        _record(db, args.principal, "compliance", "report/compliance", "")
     if args.format == "json":
         _write(json.dumps(report, indent=2, sort_keys=True) + "\n", args.out)
     elif args.format == "csv":
@@ -146,13 +151,22 @@ def _export(
         return 2
     link_key = None
     if args.link_key_file is not None:
-        link_key = args.link_key_file.read_bytes()
+        try:
+            link_key = args.link_key_file.read_bytes()
+        except OSError as err:
+            print(f"FAILED: --link-key-file: cannot read it ({err.strerror})", file=sys.stderr)
+            return 2
         if len(link_key) < 32:
             print("FAILED: --link-key-file: needs at least 32 bytes of key", file=sys.stderr)
             return 2
-    _record(db, args.principal, "analyst", "export/analytics", f"k={args.k}")
     vault = MemberVault.for_keyring(keyring)
-    with args.out.open("w", encoding="utf-8", newline="") as out:
+    try:
+        out_file = args.out.open("w", encoding="utf-8", newline="")
+    except OSError as err:
+        print(f"FAILED: --out: cannot write it ({err.strerror})", file=sys.stderr)
+        return 2
+    _record(db, args.principal, "analyst", "export/analytics", f"k={args.k}")
+    with out_file as out:
         summary = export_analytics(
             db,
             vault,

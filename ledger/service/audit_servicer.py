@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.audit.v1 import audit_pb2 as upb
 from loyalty.audit.v1 import audit_pb2_grpc
 
@@ -174,8 +175,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
         if not request.HasField("from") or not request.HasField("to"):
             raise ValidationError("from", "from and to must both be set")
-        start = getattr(request, "from").ToMicroseconds()
-        end = request.to.ToMicroseconds()
+        start = _micros(getattr(request, "from"), "from")
+        end = _micros(request.to, "to")
         if end <= start:
             raise ValidationError("to", "must be after from")
         if end - start > MAX_REPORT_SPAN_US:
@@ -204,3 +205,12 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 "html",
             )
         return upb.ReportDocument(content_type=kind, filename=f"access-report.{ext}", body=body)
+
+
+_MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def _micros(stamp: Timestamp, field: str) -> int:
+    if not 0 <= stamp.seconds <= _MAX_SECONDS or not 0 <= stamp.nanos < 1_000_000_000:
+        raise ValidationError(field, "must be a time between 1970 and 9999")
+    return int(stamp.seconds) * 1_000_000 + stamp.nanos // 1000
