@@ -85,7 +85,7 @@ class _Principal:
     role: str = ""
     calls: int = 0
     denied: int = 0
-    members: set[str] = field(default_factory=set)  # capped at MEMBERS_CAP
+    members: set[int] = field(default_factory=set)  # member hashes, capped at MEMBERS_CAP
     fields: Counter[str] = field(default_factory=Counter)
     served: set[int] = field(default_factory=set)  # channels: hashes of members it wrote for
 
@@ -99,14 +99,16 @@ class _Scan:
         self.rules = rules
         self.bucket_us = bucket_us
         self.totals: Counter[str] = Counter()
-        self.members_read: set[str] = set()
+        # distinct members are counted by their hash: an int costs far less
+        # than the id string (collisions at 64 bits: none in practice)
+        self.members_read: set[int] = set()
         self.over_time: dict[int, Counter[str]] = defaultdict(Counter)
         self.roles: dict[str, Counter[str]] = defaultdict(Counter)
         self.principals: dict[str, _Principal] = defaultdict(_Principal)
         self.purposes: dict[str, Counter[str]] = defaultdict(Counter)
         self.denials: dict[tuple[str, str, str, str], _Evidence] = {}
         self.grants: dict[str, dict[str, Any]] = {}
-        self.daily: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self.daily: dict[tuple[str, int], set[int]] = defaultdict(set)
         self.daily_seqs: dict[tuple[str, int], _Evidence] = defaultdict(_Evidence)
         self.after_hours: dict[str, _Evidence] = defaultdict(_Evidence)
         self.unserved: dict[str, _Evidence] = defaultdict(_Evidence)
@@ -152,19 +154,21 @@ class _Scan:
         p.fields.update(fields)
         if not member:
             return
-        self.members_read.add(member) if len(self.members_read) < MEMBERS_CAP else None
+        tag = hash(member)
+        if len(self.members_read) < MEMBERS_CAP:
+            self.members_read.add(tag)
         if len(p.members) < MEMBERS_CAP:
-            p.members.add(member)
+            p.members.add(tag)
         if row.method.endswith(MUTATING_SUFFIXES):
             if row.role == "channel":
-                p.served.add(hash(member))
+                p.served.add(tag)
             return
         day = time_us // DAY_US
         seen = self.daily[(principal, day)]
-        if len(seen) < MEMBERS_CAP and member not in seen:
-            seen.add(member)
+        if len(seen) < MEMBERS_CAP and tag not in seen:
+            seen.add(tag)
             self.daily_seqs[(principal, day)].add(seq)
-        if row.role == "channel" and hash(member) not in p.served:
+        if row.role == "channel" and tag not in p.served:
             self.unserved[principal].add(seq)
         if fields and row.role != "channel":
             if not self._working_hours(time_us):
