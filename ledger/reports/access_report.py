@@ -88,6 +88,8 @@ class _Principal:
     members: set[int] = field(default_factory=set)  # member hashes, capped at MEMBERS_CAP
     fields: Counter[str] = field(default_factory=Counter)
     served: set[int] = field(default_factory=set)  # channels: hashes of members it wrote for
+    # channels: reads of members it has not written for (yet): hash -> sequences
+    unserved: dict[int, list[int]] = field(default_factory=dict)
 
 
 class _Scan:
@@ -162,14 +164,15 @@ class _Scan:
         if row.method.endswith(MUTATING_SUFFIXES):
             if row.role == "channel":
                 p.served.add(tag)
+                p.unserved.pop(tag, None)  # a lookup before the sale: it served them
             return
         day = time_us // DAY_US
         seen = self.daily[(principal, day)]
         if len(seen) < MEMBERS_CAP and tag not in seen:
             seen.add(tag)
             self.daily_seqs[(principal, day)].add(seq)
-        if row.role == "channel" and tag not in p.served:
-            self.unserved[principal].add(seq)
+        if row.role == "channel" and tag not in p.served and len(p.unserved) < MEMBERS_CAP:
+            p.unserved.setdefault(tag, []).append(seq)
         if fields and row.role != "channel":
             if not self._working_hours(time_us):
                 self.after_hours[principal].add(seq)
@@ -437,8 +440,11 @@ def _findings(db: Database, scan: _Scan, rules: ReportRules, origin: str) -> lis
             f"within {rules.event_window_days} days"
         )
         raw.append(("no_business_event", "medium", principal, summary, ev, None))
+    for name, p in sorted(scan.principals.items()):
+        for seq in sorted(seq for seqs in p.unserved.values() for seq in seqs):
+            scan.unserved[name].add(seq)
     for principal, ev in sorted(scan.unserved.items()):
-        summary = f"{ev.count} reads of members this channel never wrote an entry for"
+        summary = f"{ev.count} reads of members this channel wrote nothing for in the span"
         raw.append(("unserved_member", "medium", principal, summary, ev, None))
     for principal, ev in sorted(scan.denial_bursts.items()):
         severity = "high" if ev.count >= 4 * rules.denials_per_hour else "medium"
