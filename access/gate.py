@@ -128,12 +128,21 @@ def unauthenticated_scope(method: str, request: Any) -> CallScope:
     return scope
 
 
+def batch_operations(request: object) -> list[object | None]:
+    """The operation of each item of a batch request (ReplayOffline), None
+    for an item without one; [] for any other request."""
+    found: list[object | None] = []
+    for item in getattr(request, "items", ()):
+        operation = item.WhichOneof("operation") if hasattr(item, "WhichOneof") else None
+        found.append(getattr(item, operation) if operation else None)
+    return found
+
+
 def _channels(request: object) -> list[str]:
     """The channel ids a request acts for: its context's, or each replayed
     item's (ReplayOffline)."""
     found = [getattr(getattr(request, "context", None), "channel_id", "")]
-    for item in getattr(request, "items", ()):
-        operation = item.WhichOneof("operation") if hasattr(item, "WhichOneof") else None
-        if operation:
-            found.append(getattr(item, operation).context.channel_id)
+    for operation in batch_operations(request):
+        if operation is not None:
+            found.append(getattr(getattr(operation, "context", None), "channel_id", ""))
     return found

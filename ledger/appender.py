@@ -431,7 +431,12 @@ class Appender:
         if referrers - families.keys():
             more, _ = self._state(tx, head, referrers - families.keys(), set(), set())
             families.update(more)
-        rewards = {f.stats.reward_seq for f in families.values() if f.stats.reward_seq}
+        # a refund of a first purchase may take back the referrer's reward
+        rewards = (
+            {f.stats.reward_seq for f in families.values() if f.stats.reward_seq}
+            if any(isinstance(c, Reverse) for c in commands)
+            else set()
+        )
         if rewards - originals.keys():
             originals.update(sql.load_originals(tx, rewards - originals.keys()))
         window = self._program.referrals.window_days * 86_400_000_000

@@ -151,10 +151,6 @@ class Appended:
     partner_units: int = 0  # exchange out: units the partner credits
     rules: tuple[tuple[str, int], ...] = ()  # computed earn: (rule id, points)
 
-    @property
-    def balance_after(self) -> int:
-        return self.balance.total
-
 
 @dataclass(frozen=True, slots=True)
 class MemberErased:

@@ -391,7 +391,7 @@ class BatchPlanner:
                 categories=cmd.categories,
                 channel_id=cmd.meta.channel_id,
                 member=family.owner,
-                tier=family.tier,
+                tier=family.stats.tier,
                 recent=family.recent,
                 when_us=when,
             )
@@ -483,7 +483,6 @@ class BatchPlanner:
             stats.changes += 1
             self.tier_changes.append((family.owner, stats.changes, stats.tier, tier, reason))
             stats.tier = tier
-            family.tier = tier
             stats.changed = True
         if stats.tier != "none" and (
             change is not None or not stats.review_us or stats.review_us <= self.now_us

@@ -230,3 +230,42 @@ def test_tier_history_survives_in_the_database_not_in_memory(db_url: str, tmp_pa
         assert [h.to_tier for h in _tier(second, member).history] == ["grower"]
     finally:
         second.close()
+
+
+def test_referral_and_tier_error_paths(ps: ProgramServer) -> None:
+    referrer, friend = ps.open(), ps.open()
+    bad = pb.ReferRequest(
+        idempotency_key=key("refer"),
+        context=ctx("app-test"),
+        member_account_id=referrer,
+        referred_member_account_id=friend,
+        device_id="device\x00test-secret",
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        ps.stub.Refer(bad)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("device_id:")
+    assert "secret" not in err.value.details()  # names the field, never the value
+    with pytest.raises(grpc.RpcError) as err:
+        ps.stub.GetTier(pb.GetTierRequest(member_account_id="mbr_" + "a" * 26))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # a replayed referral answers as the first time and registers nothing more
+    request = pb.ReferRequest(
+        idempotency_key=key("refer"),
+        context=ctx("app-test"),
+        member_account_id=referrer,
+        referred_member_account_id=friend,
+        device_id="device-test-7",
+    )
+    first = ps.stub.Refer(request)
+    assert ps.stub.Refer(request) == first
+    assert ps.server.db is not None
+    with ps.server.db.reader.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM referrals")).scalar() == 1
+    other = ps.open()
+    changed = pb.ReferRequest()
+    changed.CopyFrom(request)
+    changed.referred_member_account_id = other
+    with pytest.raises(grpc.RpcError) as err:  # same key, another request
+        ps.stub.Refer(changed)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS

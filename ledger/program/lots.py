@@ -47,7 +47,6 @@ class Family:
     terms: dict[int, LotTerms] = field(default_factory=dict)  # lot -> terms; lot 0: never
     holds: dict[int, HoldState] = field(default_factory=dict)  # open holds
     closed: bool = False
-    tier: str = "none"
     # category -> time of the member's last purchase in it (follow-up rewards)
     recent: dict[str, int] = field(default_factory=dict)
     recent_changed: bool = False
@@ -94,11 +93,7 @@ class Family:
         if form == "lot":
             return terms.expires_us
         if form == "pending":
-            return (
-                min(d for d in (terms.matures_us, terms.expires_us) if d)
-                if (terms.matures_us or terms.expires_us)
-                else 0
-            )
+            return min((d for d in (terms.matures_us, terms.expires_us) if d), default=0)
         return 0
 
     def next_due(self) -> int:

@@ -25,7 +25,7 @@ import grpc
 import structlog
 
 from access.errors import AccessError, AuthenticationError
-from access.gate import Gate, unauthenticated_scope
+from access.gate import Gate, batch_operations, unauthenticated_scope
 from access.principal import Principal
 from access.ratelimit import CallLimits, Rate, RateLimitedError, RateLimiter
 from access.scope import CallScope
@@ -67,11 +67,7 @@ def _member(request: Any) -> str:
 def _item_members(request: Any) -> list[str]:
     """The members of each operation of a batch request (ReplayOffline),
     well-formed ids or "" (so every item counts against the caller)."""
-    found = []
-    for item in getattr(request, "items", ()):
-        operation = item.WhichOneof("operation") if hasattr(item, "WhichOneof") else None
-        found.append(_member(getattr(item, operation)) if operation else "")
-    return found
+    return [_member(op) if op is not None else "" for op in batch_operations(request)]
 
 
 def _peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:

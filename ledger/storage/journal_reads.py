@@ -99,15 +99,6 @@ class JournalReads:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def balance(self, account_id: str) -> tuple[int, int] | None:
-        """(balance, as_of_sequence) read in one statement, so both agree."""
-        with self._engine.connect() as conn:
-            head_seq = sa.select(journal_head.c.seq).where(journal_head.c.id == 1).scalar_subquery()
-            row = conn.execute(
-                sa.select(accounts.c.balance, head_seq).where(accounts.c.account_id == account_id)
-            ).first()
-        return None if row is None else (row[0], row[1])
-
     def family(self, account_id: str) -> tuple[Family, int] | None:
         """A member's sub-accounts with points, their lots' terms and open
         holds, and the sequence they reflect, from one consistent snapshot;

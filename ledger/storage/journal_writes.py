@@ -157,9 +157,7 @@ def load_families(tx: WriteTx, owners: set[str], lots: set[str]) -> dict[str, Fa
             f"SELECT account_id, data FROM member_stats WHERE account_id IN ({_marks(len(part))})",
             part,
         ):
-            stats = Stats.from_json(bytes(data))
-            families[owner].stats = stats
-            families[owner].tier = stats.tier
+            families[owner].stats = Stats.from_json(bytes(data))
         for owner, category, last_us in tx.execute(
             "SELECT account_id, category, last_us FROM member_activity"
             f" WHERE account_id IN ({_marks(len(part))})",
