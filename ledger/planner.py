@@ -172,14 +172,6 @@ class Head:
     epoch: int = 0  # moves on every erasure (journal_head.epoch)
 
 
-@dataclass(frozen=True, slots=True)
-class NewAccount:
-    """A member sub-account the batch created, with its lot's terms."""
-
-    owner: str
-    terms: LotTerms
-
-
 @dataclass(slots=True)
 class BatchPlanner:
     head: Head
@@ -198,7 +190,6 @@ class BatchPlanner:
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
     leaves: list[bytes] = field(default_factory=list)  # canonical bytes of each entry
     touched: dict[str, int] = field(default_factory=dict)  # account -> last seq
-    new_accounts: dict[str, NewAccount] = field(default_factory=dict)
     opened: list[str] = field(default_factory=list)
     new_records: list[IdempotencyRecord] = field(default_factory=list)
     enrolled: list[Enroll] = field(default_factory=list)
@@ -372,9 +363,8 @@ class BatchPlanner:
 
     def _new_lot(self, owner: str, seq: int, terms: LotTerms) -> str:
         account = (pending_account if terms.matures_us else lot_account)(owner, seq)
+        # the lot's accounts get these terms when their rows are first written
         self.families[owner].terms[seq] = terms
-        for make in (lot_account, pending_account, held_account):
-            self.new_accounts[make(owner, seq)] = NewAccount(owner, terms)
         return account
 
     def _earn(self, cmd: Earn) -> Appended:
