@@ -19,6 +19,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ("iss", "sub", "role", "iat", "exp", "jti")
 MAX_TOKEN_BYTES = 4096  # a longer "token" is refused before parsing
 CLOCK_SKEW_S = 30  # tolerated difference between issuer's and verifier's clocks
+CACHE_SIZE = 10_000  # verified tokens remembered per process (least recently used dropped)
 
 Clock = Callable[[], float]  # seconds since the Unix epoch
 
@@ -101,11 +103,31 @@ class TokenIssuer:
         return IssuedToken(token, token_id, now + ttl_seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: int  # the token's exp claim
+
+
 @dataclass(slots=True)
 class TokenVerifier:
+    """Verifies tokens, and remembers the ones that verified.
+
+    Decoding a JWT and checking its Ed25519 signature costs more than the
+    rest of a call's admission, and a till sends the same token on every
+    call for an hour. So a token that passed every check is cached, keyed
+    by the SHA-256 of its bytes (bounded to ``cache_size``, least recently
+    used dropped). A cached token is still checked on every call for what
+    can change after it was issued: expiry against the clock, and the
+    revocation list. Tokens that fail are never cached, so each failure
+    gets its own message every time.
+    """
+
     public_keys: Mapping[str, Ed25519PublicKey]  # by key id
     revoked: Container[str] = field(default_factory=set)  # token ids
     clock: Clock = time.time
+    cache_size: int = CACHE_SIZE
+    _cache: OrderedDict[bytes, _Verified] = field(default_factory=OrderedDict, repr=False)
 
     @classmethod
     def for_keys(
@@ -124,6 +146,26 @@ class TokenVerifier:
             )
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthenticationError("token", "malformed: too long")
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            if cached.expires_at <= self.clock() - CLOCK_SKEW_S:
+                del self._cache[digest]
+                raise AuthenticationError("token", "expired")
+            if cached.principal.credential_id in self.revoked:
+                del self._cache[digest]
+                raise AuthenticationError("token", "revoked")
+            self._cache.move_to_end(digest)
+            return cached.principal
+        principal, expires_at = self._verify(token)
+        if self.cache_size > 0:
+            self._cache[digest] = _Verified(principal, expires_at)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, int]:
+        """Every check, from the token's bytes."""
         key = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -148,7 +190,8 @@ class TokenVerifier:
             ) from None
         except jwt.PyJWTError:
             raise AuthenticationError("token", "malformed") from None
-        return self._principal(claims)
+        principal = self._principal(claims)
+        return principal, int(claims["exp"])  # type: ignore[call-overload]
 
     def _key_for(self, token: str) -> Ed25519PublicKey:
         try:

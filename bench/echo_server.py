@@ -8,19 +8,30 @@ own message types, so (de)serialization costs the same as on the ledger;
 what is left out is the ledger's work: interceptor and logging, validation,
 the appender hand-off and the durable commit.
 
+``GetBalance`` likewise returns a canned ``GetBalanceResponse``.
+
+Two forms, so the ratio is taken against the faster one: ``grpc.aio``
+(the default) and the classic thread-pool server (``--threads N``). With
+``--tls CERT KEY`` it listens with TLS, as the ledger's secure default does
+(it checks no token: a bare echo is the ceiling).
+
 It also serves the standard health service. It binds 127.0.0.1 port 0,
 prints ``PORT <n>`` on stdout once it is serving, and stops on SIGTERM,
 SIGINT, or when its stdin reaches end of file (its parent went away).
 
-Run by bench/bench_earn.py; by hand: ``python bench/echo_server.py``.
+Run by the benchmarks; by hand: ``python bench/echo_server.py [--threads 16] [--tls C K]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
 import sys
+import threading
+from concurrent import futures
+from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -53,14 +64,39 @@ def canned_response() -> pb.EarnResponse:
     )
 
 
+def canned_balance() -> pb.GetBalanceResponse:
+    account = "mbr_" + "abcdefghijklmnopqrstuvwxyz"
+    return pb.GetBalanceResponse(
+        balance=pb.Balance(
+            member_account_id=account, points=12_340, available=12_340, as_of_sequence=1_234_567
+        )
+    )
+
+
 class EchoLedger(ledger_pb2_grpc.LedgerServiceServicer):
-    """Answers every Earn with the same prepared response; nothing else."""
+    """Answers every Earn and GetBalance with a prepared response; nothing else."""
 
     def __init__(self) -> None:
         self._response = canned_response()
+        self._balance = canned_balance()
 
     async def Earn(self, request: pb.EarnRequest, context: object) -> pb.EarnResponse:
         return self._response
+
+    async def GetBalance(self, request: pb.GetBalanceRequest, context: object) -> object:
+        return self._balance
+
+
+class ThreadedEchoLedger(ledger_pb2_grpc.LedgerServiceServicer):
+    def __init__(self) -> None:
+        self._response = canned_response()
+        self._balance = canned_balance()
+
+    def Earn(self, request: pb.EarnRequest, context: object) -> pb.EarnResponse:
+        return self._response
+
+    def GetBalance(self, request: pb.GetBalanceRequest, context: object) -> object:
+        return self._balance
 
 
 def build_server(config: ServerConfig) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
@@ -72,9 +108,48 @@ def build_server(config: ServerConfig) -> tuple[grpc.aio.Server, health_aio.Heal
     return server, health_servicer
 
 
-async def serve() -> int:
+def _listen(server: grpc.Server | grpc.aio.Server, tls: list[Path] | None) -> int:
+    if tls is None:
+        return server.add_insecure_port("127.0.0.1:0")
+    cert, key = tls
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    return server.add_secure_port("127.0.0.1:0", credentials)
+
+
+def serve_threaded(threads: int, tls: list[Path] | None) -> int:
+    """The classic grpcio server: a thread pool of ``threads`` handlers."""
+    config = ServerConfig()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads),
+        options=[("grpc.max_receive_message_length", config.max_message_bytes)],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ThreadedEchoLedger(), server)
+    from grpc_health.v1.health import HealthServicer
+
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = _listen(server, tls)
+    if port == 0:
+        print("cannot listen on 127.0.0.1", file=sys.stderr)
+        return 1
+    server.start()
+    for service in ("", LEDGER_SERVICE):
+        health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
+    print(f"PORT {port}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop(1).wait()
+    return 0
+
+
+async def serve(tls: list[Path] | None = None) -> int:
     server, health_servicer = build_server(ServerConfig())
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = _listen(server, tls)
     if port == 0:
         print("cannot listen on 127.0.0.1", file=sys.stderr)
         return 1
@@ -94,7 +169,13 @@ async def serve() -> int:
 
 
 def main() -> int:
-    return asyncio.run(serve())
+    parser = argparse.ArgumentParser(description="bare gRPC echo of Earn and GetBalance")
+    parser.add_argument("--threads", type=int, default=0, help="thread-pool server; 0: grpc.aio")
+    parser.add_argument("--tls", nargs=2, type=Path, metavar=("CERT", "KEY"))
+    args = parser.parse_args()
+    if args.threads > 0:
+        return serve_threaded(args.threads, args.tls)
+    return asyncio.run(serve(args.tls))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Closed-loop Earn load over grpc.aio, identical for every server under test.
+"""Closed-loop Earn or GetBalance load over grpc.aio, identical for every
+server under test.
 
 ``clients`` coroutines share a pool of ``channels`` channels (each its own
 TCP connection: the local subchannel pool stops gRPC from merging them).
@@ -7,6 +8,12 @@ an account picked at random from ``accounts``, 10 points, channel
 "bench-pos"; await it; record when it started and ended. Clients start
 together, run through ``warmup`` seconds, then a ``seconds`` long
 measurement window, and stop issuing at the window's end.
+
+``op`` is ``earn`` or ``balance`` (GetBalance of a random account).
+``creds`` makes the channels TLS with a bearer token (the secure default);
+without it they are plaintext. With ``rate`` the load is open-loop: calls
+are scheduled at that many per second, shared by the clients, and latency
+counts from the scheduled start (no coordinated omission).
 
 Only calls that complete OK inside the window count towards throughput and
 latency. Every non-OK status, at any time, is counted in ``errors``;
@@ -23,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
@@ -34,6 +42,28 @@ CALL_TIMEOUT_S = 10.0
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 
 Hook = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Creds:
+    """TLS trusting ``ca_pem``, and ``authorization: Bearer <token>``."""
+
+    ca_pem: bytes
+    token: str | None = None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        tls = grpc.ssl_channel_credentials(root_certificates=self.ca_pem)
+        if self.token is None:
+            return tls
+        return grpc.composite_channel_credentials(
+            tls, grpc.access_token_call_credentials(self.token)
+        )
+
+
+def aio_channel(target: str, creds: Creds | None, options: list[tuple[str, int]]) -> Any:
+    if creds is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, creds.channel_credentials(), options=options)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -79,6 +109,23 @@ def _earn_request(key: str, account: str) -> pb.EarnRequest:
     )
 
 
+class _Pacer:
+    """Open-loop schedule: call i starts at start + i / rate."""
+
+    def __init__(self, rate: float, start: float) -> None:
+        self._rate = rate
+        self._start = start
+        self._next = 0
+
+    async def slot(self) -> float:
+        at = self._start + self._next / self._rate
+        self._next += 1
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return at
+
+
 async def _client(
     stub: ledger_pb2_grpc.LedgerServiceStub,
     index: int,
@@ -86,15 +133,23 @@ async def _client(
     accounts: Sequence[str],
     window: Window,
     result: LoadResult,
+    op: str,
+    pacer: _Pacer | None,
 ) -> None:
     pick = random.Random(index).choice
     sequence = 0
     while time.perf_counter() < window.end:
-        request = _earn_request(f"{key_prefix}.{index}.{sequence}", pick(accounts))
-        sequence += 1
-        started = time.perf_counter()
+        account = pick(accounts)
+        started = await pacer.slot() if pacer is not None else time.perf_counter()
         try:
-            await stub.Earn(request, timeout=CALL_TIMEOUT_S)
+            if op == "balance":
+                await stub.GetBalance(
+                    pb.GetBalanceRequest(member_account_id=account), timeout=CALL_TIMEOUT_S
+                )
+            else:
+                request = _earn_request(f"{key_prefix}.{index}.{sequence}", account)
+                sequence += 1
+                await stub.Earn(request, timeout=CALL_TIMEOUT_S)
         except grpc.aio.AioRpcError as err:
             result.errors[err.code().name] += 1
             continue
@@ -121,18 +176,23 @@ async def _run(
     key_prefix: str,
     on_start: Hook | None,
     on_end: Hook | None,
+    op: str = "earn",
+    creds: Creds | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
-    pool = [grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for _ in range(channels)]
+    pool = [aio_channel(target, creds, CHANNEL_OPTIONS) for _ in range(channels)]
     try:
         stubs = [ledger_pb2_grpc.LedgerServiceStub(ch) for ch in pool]
+        await asyncio.gather(*(ch.channel_ready() for ch in pool))
         now = time.perf_counter()
         window = Window(now + warmup, now + warmup + seconds)
         result = LoadResult(window_s=seconds, window_start_wall=time.time() + warmup)
+        pacer = _Pacer(rate, now) if rate else None
         await asyncio.gather(
             _at(window.start, on_start),
             _at(window.end, on_end),
             *(
-                _client(stubs[i % channels], i, key_prefix, accounts, window, result)
+                _client(stubs[i % channels], i, key_prefix, accounts, window, result, op, pacer)
                 for i in range(clients)
             ),
         )
@@ -152,8 +212,11 @@ def run_load(
     key_prefix: str,
     on_start: Hook | None = None,
     on_end: Hook | None = None,
+    op: str = "earn",
+    creds: Creds | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
-    """Drive Earn calls at ``target``; ``on_start``/``on_end`` run at the window's edges."""
+    """Drive calls at ``target``; ``on_start``/``on_end`` run at the window's edges."""
     return asyncio.run(
         _run(
             target,
@@ -165,26 +228,44 @@ def run_load(
             key_prefix=key_prefix,
             on_start=on_start,
             on_end=on_end,
+            op=op,
+            creds=creds,
+            rate=rate,
         )
     )
 
 
-async def _open_accounts(target: str, count: int, key_prefix: str, concurrency: int) -> list[str]:
+async def _open_accounts(
+    target: str, count: int, key_prefix: str, concurrency: int, creds: Creds | None, seed: int
+) -> list[str]:
     limit = asyncio.Semaphore(concurrency)
     context = pb.ChannelContext(channel_id=CHANNEL_ID)
 
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with aio_channel(target, creds, []) as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
 
         async def open_one(i: int) -> str:
             request = pb.OpenAccountRequest(idempotency_key=f"{key_prefix}.{i}", context=context)
             async with limit:
                 reply = await stub.OpenAccount(request, timeout=CALL_TIMEOUT_S)
-            return str(reply.member_account_id)
+                account = str(reply.member_account_id)
+                if seed:
+                    await stub.Earn(
+                        _earn_request(f"{key_prefix}.seed.{i}", account), timeout=CALL_TIMEOUT_S
+                    )
+            return account
 
         return list(await asyncio.gather(*(open_one(i) for i in range(count))))
 
 
-def open_accounts(target: str, count: int, key_prefix: str, concurrency: int = 64) -> list[str]:
-    """Open ``count`` member accounts via OpenAccount; any failure raises."""
-    return asyncio.run(_open_accounts(target, count, key_prefix, concurrency))
+def open_accounts(
+    target: str,
+    count: int,
+    key_prefix: str,
+    concurrency: int = 64,
+    creds: Creds | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """Open ``count`` member accounts via OpenAccount (each earning ``seed``
+    times once, so balance reads find points); any failure raises."""
+    return asyncio.run(_open_accounts(target, count, key_prefix, concurrency, creds, seed))

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path | None = None
+    ca_pem: bytes | None = None  # TLS: the CA its certificate chains to
 
     @property
     def target(self) -> str:
@@ -115,7 +116,12 @@ def wait_healthy(server: Server, timeout: float = START_TIMEOUT_S) -> None:
     """Poll grpc.health.v1 until the ledger service is SERVING."""
     deadline = time.monotonic() + timeout
     request = health_pb2.HealthCheckRequest(service=LEDGER_SERVICE)
-    with grpc.insecure_channel(server.target) as channel:
+    channel = (
+        grpc.secure_channel(server.target, grpc.ssl_channel_credentials(server.ca_pem))
+        if server.ca_pem
+        else grpc.insecure_channel(server.target)
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if server.proc.poll() is not None:
@@ -131,14 +137,17 @@ def wait_healthy(server: Server, timeout: float = START_TIMEOUT_S) -> None:
 
 
 @contextlib.contextmanager
-def echo_server() -> Iterator[Server]:
+def echo_server(
+    name: str = "echo", args: Sequence[str] = (), ca_pem: bytes | None = None
+) -> Iterator[Server]:
+    """bench/echo_server.py with ``args`` (``--threads N``, ``--tls CERT KEY``)."""
     proc = _spawn(
-        [sys.executable, str(REPO / "bench" / "echo_server.py")],
+        [sys.executable, str(REPO / "bench" / "echo_server.py"), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     try:
-        server = Server("echo", proc, _read_port_line(proc, START_TIMEOUT_S))
+        server = Server(name, proc, _read_port_line(proc, START_TIMEOUT_S), ca_pem=ca_pem)
         wait_healthy(server)
         yield server
     finally:
@@ -150,8 +159,19 @@ def echo_server() -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def ledger_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """``python -m ledger.cli serve`` on a free port; JSON logs go to ``log_path``."""
+def ledger_server(
+    data_dir: Path,
+    log_path: Path,
+    *,
+    tls: tuple[Path, Path, bytes] | None = None,
+    extra: Sequence[str] = (),
+    name: str = "ledger",
+) -> Iterator[Server]:
+    """``python -m ledger.cli serve`` on a free port; JSON logs go to ``log_path``.
+
+    With ``tls`` (certificate, key, CA PEM) it runs the secure default: TLS
+    and bearer tokens. Without, plaintext and no credentials (a labelled
+    extra; LOYALTY_LEDGER_AUTH=tokens in the environment overrides)."""
     port = free_port()
     args = [
         sys.executable,
@@ -162,16 +182,18 @@ def ledger_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
         str(data_dir),
         "--listen",
         f"127.0.0.1:{port}",
-        # measured like the echo server it is compared with: plaintext, no
-        # credentials (LOYALTY_LEDGER_AUTH=tokens in the environment overrides)
-        "--plaintext",
+        *extra,
     ]
-    if "LOYALTY_LEDGER_AUTH" not in ledger_overrides():
-        args += ["--auth", "none"]
+    if tls is not None:
+        args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1]), "--auth", "tokens"]
+    else:
+        args += ["--plaintext"]
+        if "LOYALTY_LEDGER_AUTH" not in ledger_overrides():
+            args += ["--auth", "none"]
     with log_path.open("wb") as log:
         proc = _spawn(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
-        server = Server("ledger", proc, port, log_path)
+        server = Server(name, proc, port, log_path, ca_pem=tls[2] if tls else None)
         try:
             wait_healthy(server)
         except ServerError as err:

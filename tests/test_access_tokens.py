@@ -214,3 +214,69 @@ def test_revocation_file_is_followed_while_running(tmp_path: Path) -> None:
     ticks[0] = 1.5
     with pytest.raises(AuthenticationError, match="token: revoked"):
         verifier.verify(issued.token)
+
+
+# --- the cache of verified tokens -------------------------------------------
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cached_token_is_verified_once_but_expires_and_revokes_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock(NOW)
+    revoked: set[str] = set()
+    verifier = TokenVerifier.for_keys([KEY.public_key()], revoked=revoked, clock=clock)
+    issued = _issuer().issue(subject="pos-0042", role=Role.CHANNEL, ttl_seconds=60, channel="p")
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    first = verifier.verify(issued.token)
+    for _ in range(5):
+        assert verifier.verify(issued.token) == first
+    assert len(decodes) == 1  # the signature was checked once
+    # expiry still counts on every call
+    clock.now = NOW + 60 + 31
+    with pytest.raises(AuthenticationError, match="expired"):
+        verifier.verify(issued.token)
+    # and so does revocation, for a token already in the cache
+    clock.now = NOW
+    verifier.verify(issued.token)
+    revoked.add(issued.token_id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        verifier.verify(issued.token)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        verifier.verify(issued.token)
+
+
+def test_an_altered_token_is_no_cache_hit_and_failures_are_not_cached() -> None:
+    verifier = _verifier()
+    token = _channel_token()
+    verifier.verify(token)
+    head, body, sig = token.split(".")
+    claims = _segments(token)[1]
+    claims["role"] = "admin"
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    for _ in range(2):
+        with pytest.raises(AuthenticationError, match="signature does not verify"):
+            verifier.verify(f"{head}.{forged_body}.{sig}")
+    assert verifier.verify(token).role is Role.CHANNEL
+
+
+def test_the_cache_is_bounded() -> None:
+    verifier = TokenVerifier.for_keys([KEY.public_key()], clock=lambda: NOW)
+    verifier.cache_size = 3
+    tokens = [
+        _issuer().issue(subject=f"pos-{i}", role=Role.CHANNEL, ttl_seconds=60, channel="p").token
+        for i in range(10)
+    ]
+    for token in tokens:
+        verifier.verify(token)
+    assert len(verifier._cache) == 3
+    assert verifier.verify(tokens[0]).id == "pos-0"  # dropped, verified afresh

@@ -1,15 +1,17 @@
 """gRPC handlers for loyalty.ledger.v1.LedgerService (grpc.aio).
 
 Each handler validates (ledger/service/messages.py), then either hands a
-command to the appender and awaits its committed response, or reads in a
-worker thread so the event loop never blocks on the database. Handlers
+command to the appender and awaits its committed response, or reads: with
+fixed SQL on the event loop itself where a read cannot wait (SQLite, WAL),
+in a worker thread where it is a network round trip (PostgreSQL). Handlers
 raise LedgerError; ledger/service/observe.py turns it into a status.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
@@ -35,6 +37,8 @@ from ledger.service.observe import take_pending_record
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.members import MemberStore
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:  # generic only in the type stubs
     Context = grpc.aio.ServicerContext[object, object]
 
@@ -58,6 +62,12 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self._limits = limits
         self._vault = vault
         self._members = members
+
+    async def _read(self, read: Callable[..., T], *args: object) -> T:
+        """A hot-path read: inline where it cannot block, else in a thread."""
+        if self._reads.inline:
+            return read(*args)
+        return await asyncio.to_thread(read, *args)
 
     def _messages(self, entries: list[StoredEntry]) -> list[pb.Entry]:
         """Entries as sent; order details opened only when the call's purpose
@@ -183,7 +193,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.GetBalanceRequest, context: Context
     ) -> pb.GetBalanceResponse:
         account = v.member_account_id(request.member_account_id)
-        found = await asyncio.to_thread(self._reads.family, account)
+        found = await self._read(self._reads.family, account)
         if found is None:
             raise NotFoundError("member_account_id: no such account")
         family, as_of = found
@@ -198,7 +208,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
 
     async def GetTier(self, request: pb.GetTierRequest, context: Context) -> pb.GetTierResponse:
         account = v.member_account_id(request.member_account_id)
-        found = await asyncio.to_thread(self._reads.tier, account)
+        found = await self._read(self._reads.tier, account)
         if found is None:
             raise NotFoundError("member_account_id: no such account")
         stats, history = found
@@ -221,7 +231,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
 
     async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
         seq = v.sequence(request.sequence, "sequence")
-        stored = await asyncio.to_thread(self._reads.entry, seq)
+        stored = await self._read(self._reads.entry, seq)
         if stored is None:
             raise NotFoundError("sequence: no such entry")
         (entry,) = await asyncio.to_thread(self._messages, [stored])
@@ -233,7 +243,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         account = v.member_account_id(request.member_account_id)
         size = v.page_size(request.page_size)
         before = m.decode_page_token(request.page_token)
-        found = await asyncio.to_thread(self._reads.history, account, before, size + 1)
+        found = await self._read(self._reads.history, account, before, size + 1)
         if found is None:
             raise NotFoundError("member_account_id: no such account")
         page = found[:size]
