@@ -81,15 +81,20 @@ def system_clock_us() -> int:
     return time.time_ns() // 1000
 
 
+Outcome = bytes | LedgerError
+# receives, on its event loop, the (token, outcome) of each of its items of
+# one group commit: how the writer process answers a worker (writer_link.py)
+Sink = Callable[[list[tuple[int, Outcome]]], None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Item:
     command: Command | None  # None: an access record alone
     record: AccessDecision | None  # written to the access log in the same transaction
-    loop: asyncio.AbstractEventLoop | None  # None: a blocking caller waits on ``done``
-    future: asyncio.Future[bytes] | concurrent.futures.Future[bytes]
-
-
-Outcome = bytes | LedgerError
+    loop: asyncio.AbstractEventLoop | None  # None: a blocking caller waits on ``future``
+    future: asyncio.Future[bytes] | concurrent.futures.Future[bytes] | None
+    sink: Sink | None = None  # instead of a future: outcomes go to the sink, in bulk
+    token: int = 0  # the item's id for its sink
 
 
 def _settle(
@@ -172,6 +177,20 @@ class Appender:
         self._put(_Item(None, decision, loop, future))
         await future
 
+    def submit(
+        self,
+        command: Command | None,
+        record: AccessDecision | None,
+        loop: asyncio.AbstractEventLoop,
+        sink: Sink,
+        token: int,
+    ) -> None:
+        """Queue a command (or a record alone) whose outcome goes to
+        ``sink`` on ``loop`` with the other outcomes of its group commit
+        for that sink, as ``(token, outcome)``. UnavailableError when
+        closed."""
+        self._put(_Item(command, record, loop, None, sink, token))
+
     def append_blocking(self, command: Command) -> bytes:
         """``append`` for callers outside an event loop (the settle CLI)."""
         future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
@@ -243,8 +262,19 @@ class Appender:
             asyncio.AbstractEventLoop | None,
             list[tuple[asyncio.Future[bytes] | concurrent.futures.Future[bytes], Outcome]],
         ] = {}
+        by_sink: dict[tuple[asyncio.AbstractEventLoop, Sink], list[tuple[int, Outcome]]] = {}
         for item, result in zip(batch, results, strict=True):
-            by_loop.setdefault(item.loop, []).append((item.future, result))
+            if item.sink is not None:
+                assert item.loop is not None
+                by_sink.setdefault((item.loop, item.sink), []).append((item.token, result))
+            else:
+                assert item.future is not None
+                by_loop.setdefault(item.loop, []).append((item.future, result))
+        for (loop, sink), outcomes in by_sink.items():
+            try:
+                loop.call_soon_threadsafe(sink, outcomes)
+            except RuntimeError:
+                log.warning("results_undeliverable", size=len(outcomes))
         for loop, settled in by_loop.items():
             if loop is None:  # concurrent futures: safe to resolve from this thread
                 _settle(settled)

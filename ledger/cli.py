@@ -160,6 +160,14 @@ def _parser() -> argparse.ArgumentParser:
         "(env LOYALTY_LEDGER_SETTLE_INTERVAL)",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("WORKERS", "-1")),
+        help="worker processes for the per-call work (TLS, tokens, validation, reads) beside "
+        "one writer process; 0: everything in one process (env LOYALTY_LEDGER_WORKERS; "
+        "default: the number of cores)",
+    )
+    serve.add_argument(
         "--checkpoint-interval",
         type=float,
         default=float(env("CHECKPOINT_INTERVAL", "60")),
@@ -277,17 +285,36 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         witness_dir=getattr(args, "witness_dir", None),
         program=load_program(args.program) if getattr(args, "program", None) else DEFAULT_PROGRAM,
         settle_interval=getattr(args, "settle_interval", 1.0),
+        workers=_workers(getattr(args, "workers", 0)),
     )
 
 
-def _serve(config: ServerConfig) -> int:
+def _workers(requested: int) -> int:
+    if requested >= 0:
+        return requested
+    from ledger.service.workers import default_workers
+
+    return default_workers()
+
+
+def _serve(config: ServerConfig, log_level: str) -> int:
     from ledger.keys.errors import KeysError
     from ledger.server import LedgerServer
+    from ledger.service.workers import Supervisor
 
-    server = LedgerServer(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if config.workers > 0:
+        supervisor = Supervisor(config, config.workers, log_level)
+        try:
+            supervisor.start()
+        except (KeysError, ValueError, OSError, RuntimeError) as err:
+            log.error("cannot_start", error=str(err))
+            print(f"FAILED: {err}", file=sys.stderr)
+            return 2
+        return supervisor.run(stop)
+    server = LedgerServer(config)
     try:
         server.start()
     except (KeysError, ValueError) as err:  # configuration: say what is wrong, no traceback
@@ -470,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {err}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        return _serve(config)
+        return _serve(config, args.log_level)
     if args.command == "verify":
         return _verify(config)
     if args.command == "settle":

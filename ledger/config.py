@@ -51,6 +51,9 @@ class ServerConfig:
     witness_dir: Path | None = None  # every new checkpoint is also written here
     program: Program = DEFAULT_PROGRAM  # the program file's rules (docs/program-rules.md)
     settle_interval: float = 1.0  # seconds between sweeps for due holds, lots, pending points
+    # serve: worker processes doing the per-call work, beside one writer
+    # process (ledger/service/workers.py); 0: one process does everything
+    workers: int = 0
 
     @property
     def token_key_path(self) -> Path:

@@ -14,8 +14,9 @@ the appender commits what it holds, and the database is closed.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -47,6 +48,7 @@ from ledger.service.audit_servicer import AuditServicer
 from ledger.service.member_servicer import MemberServicer
 from ledger.service.observe import Checks, observe_service
 from ledger.service.servicer import LedgerServicer
+from ledger.service.writer_link import RemoteAppender, WriterEnd
 from ledger.storage.break_glass import GrantTable
 from ledger.storage.database import Database, open_database
 from ledger.storage.journal_reads import JournalReads
@@ -82,22 +84,46 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 
-def new_grpc_server(config: ServerConfig) -> grpc.aio.Server:
+def new_grpc_server(config: ServerConfig, *, reuse_port: bool = False) -> grpc.aio.Server:
     """A grpc.aio server with the ledger's limits (the benchmark's echo
-    server is built here too, so both are measured on equal terms)."""
+    server is built here too, so both are measured on equal terms).
+    ``reuse_port``: several worker processes listen on one port, and the
+    kernel spreads connections over them (SO_REUSEPORT)."""
     return grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
 
 
+# what a LedgerServer runs: everything in one process ("single"), or one
+# side of the multi-process server (ledger/service/workers.py): the
+# "writer" owns the appender and the background jobs and serves no gRPC;
+# a "worker" serves gRPC and sends every write to the writer
+ROLES = ("single", "writer", "worker")
+
+
 class LedgerServer:
-    def __init__(self, config: ServerConfig, *, clock: Clock = system_clock_us) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        clock: Clock = system_clock_us,
+        role: str = "single",
+        link: socket.socket | None = None,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role: must be one of {ROLES}")
+        if (role == "worker") != (link is not None):
+            raise ValueError("link: a worker needs its end of the writer link, and only a worker")
         self.config = config
+        self.role = role
+        self._link_socket = link
+        self.link: RemoteAppender | None = None  # a worker's way to the writer
+        self._writer_ends: list[WriterEnd] = []
         self._clock = clock
         self._stopped = threading.Event()
         self.port = 0
@@ -108,6 +134,7 @@ class LedgerServer:
         self.log_keys: LogKeys | None = None
         self.checkpointer: Checkpointer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.on_link_lost: Callable[[], None] | None = None  # worker: the writer went away
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
 
@@ -117,7 +144,8 @@ class LedgerServer:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = open_database(cfg.resolved_database_url())
         try:
-            upgrade(self.db)
+            if self.role != "worker":  # the writer migrated before it started workers
+                upgrade(self.db)
             keyring = FileKeyring.open(cfg.keyring_path)
             self.vault = MemberVault.for_keyring(keyring)
             self.log_keys = LogKeys.from_keyring(keyring, cfg.log_origin)
@@ -127,28 +155,35 @@ class LedgerServer:
                 clock=self._clock,
                 witness_dir=cfg.witness_dir,
             )
-            check_keyring(self.db, self.vault)
-            added = backfill_keys(self.db, self.vault, self._clock())
-            if added:
-                log.info("data_keys_backfilled", accounts=added)
-            self.appender = Appender(
-                db=self.db,
-                clock=self._clock,
-                max_batch=cfg.max_batch,
-                vault=self.vault,
-                program=cfg.program,
-                max_points=cfg.limits.max_points_per_entry,
-            )
+            journal: Appender | RemoteAppender
+            if self.role == "worker":
+                self.link = journal = RemoteAppender()
+            else:
+                check_keyring(self.db, self.vault)
+                added = backfill_keys(self.db, self.vault, self._clock())
+                if added:
+                    log.info("data_keys_backfilled", accounts=added)
+                self.appender = journal = Appender(
+                    db=self.db,
+                    clock=self._clock,
+                    max_batch=cfg.max_batch,
+                    vault=self.vault,
+                    program=cfg.program,
+                    max_points=cfg.limits.max_points_per_entry,
+                )
             self.break_glass = BreakGlass(
                 store=GrantTable(self.db),
-                events=GrantEventRecorder(self.appender.record_blocking),
+                events=GrantEventRecorder(journal.record_blocking),
                 clock=self._clock,
             )
-            self.break_glass.sweep()  # grants that expired while the server was down
-            self.port = _LoopThread.run(self._start(self.appender, self.db))
+            if self.role != "worker":
+                self.break_glass.sweep()  # grants that expired while the server was down
+            self.port = _LoopThread.run(self._start(journal, self.db))
         except BaseException:
             self.stop(grace=0)  # e.g. the port is taken: release what was started
             raise
+        if self.role == "writer":
+            return 0
         address = cfg.listen.rsplit(":", 1)[0] + f":{self.port}"
         if cfg.tls_cert is None or cfg.auth == "none":
             log.warning(
@@ -170,9 +205,39 @@ class LedgerServer:
             )
         return self.port
 
-    async def _start(self, appender: Appender, db: Database) -> int:
+    def add_worker(self, sock: socket.socket, name: str) -> WriterEnd:
+        """Writer: serve one worker's end of a link (ledger/service/workers.py)."""
+        assert self.role == "writer" and self.appender is not None
+        end = WriterEnd(self.appender, name)
+        _LoopThread.run(end.serve(sock))
+        self._writer_ends.append(end)
+        return end
+
+    def _writer_tasks(self, appender: Appender, db: Database) -> None:
+        """The background jobs of the process that owns the appender."""
         cfg = self.config
-        server = new_grpc_server(cfg)
+        assert self.break_glass is not None and self.checkpointer is not None
+        self._tasks.append(asyncio.create_task(self._sweep(self.break_glass)))
+        if cfg.settle_interval > 0:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._settle(appender, JournalReads(db.reader), cfg.settle_interval)
+                )
+            )
+        if cfg.checkpoint_interval > 0:
+            self._tasks.append(
+                asyncio.create_task(self._checkpoints(self.checkpointer, cfg.checkpoint_interval))
+            )
+
+    async def _start(self, appender: Appender | RemoteAppender, db: Database) -> int:
+        cfg = self.config
+        if isinstance(appender, RemoteAppender):
+            assert self._link_socket is not None
+            await appender.connect(self._link_socket)
+        elif self.role == "writer":
+            self._writer_tasks(appender, db)
+            return 0
+        server = new_grpc_server(cfg, reuse_port=self.role == "worker")
         assert self.break_glass is not None and self.vault is not None
         assert self.checkpointer is not None and self.log_keys is not None
         checks = Checks(
@@ -238,19 +303,22 @@ class LedgerServer:
         self._server = server
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks.append(asyncio.create_task(self._sweep(self.break_glass)))
         self._tasks.append(asyncio.create_task(self._summaries(checks)))
-        if cfg.settle_interval > 0:
-            self._tasks.append(
-                asyncio.create_task(
-                    self._settle(appender, JournalReads(db.reader), cfg.settle_interval)
-                )
-            )
-        if cfg.checkpoint_interval > 0:
-            self._tasks.append(
-                asyncio.create_task(self._checkpoints(self.checkpointer, cfg.checkpoint_interval))
-            )
+        if isinstance(appender, Appender):
+            self._writer_tasks(appender, db)
+        else:
+            self._tasks.append(asyncio.create_task(self._watch_link(appender)))
         return port
+
+    async def _watch_link(self, link: RemoteAppender) -> None:
+        """Worker: when the writer goes away, stop saying SERVING (every
+        write would fail) and let ``on_link_lost`` end the process."""
+        await link.lost.wait()
+        if self._health is not None:
+            for service in ("", *SERVICES):
+                await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.on_link_lost is not None:
+            self.on_link_lost()
 
     @staticmethod
     async def _summaries(checks: Checks) -> None:
@@ -346,6 +414,10 @@ class LedgerServer:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
+        if self.link is not None:
+            self.link.close()
+        for end in self._writer_ends:
+            end.close()
 
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():

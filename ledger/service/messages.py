@@ -8,6 +8,7 @@ import base64
 import hashlib
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -287,10 +288,17 @@ def balance_message(account: str, balance: BalanceView, as_of: int) -> pb.Balanc
     )
 
 
-def _render_entry(response_type: Callable[..., Message]) -> Renderer:
-    def render(outcome: Outcome) -> bytes:
+@dataclass(frozen=True, slots=True)
+class _EntryRenderer:
+    """Renders an Appended outcome as the named response message. A plain
+    object rather than a closure, so commands can be pickled to the writer
+    process (ledger/service/writer_link.py)."""
+
+    response: str  # message name in loyalty.ledger.v1
+
+    def __call__(self, outcome: Outcome) -> bytes:
         assert isinstance(outcome, Appended)
-        response = response_type(
+        response = getattr(pb, self.response)(
             entry=entry_message(StoredEntry(outcome.entry, outcome.hash)),
             balance=balance_message(
                 outcome.member_account, outcome.balance, outcome.entry.sequence
@@ -303,9 +311,11 @@ def _render_entry(response_type: Callable[..., Message]) -> Renderer:
             response.expires.CopyFrom(timestamp(outcome.hold_expires_us))
         elif isinstance(response, pb.ExchangeOutResponse):
             response.partner_units = outcome.partner_units
-        return response.SerializeToString(deterministic=True)
+        return bytes(response.SerializeToString(deterministic=True))
 
-    return render
+
+def _render_entry(response_type: Callable[..., Message]) -> Renderer:
+    return _EntryRenderer(response_type.__name__)  # type: ignore[attr-defined]
 
 
 def entry_message(stored: StoredEntry, details: EntryDetails | None = None) -> pb.Entry:

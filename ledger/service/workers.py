@@ -1,0 +1,266 @@
+"""``serve --workers N``: one writer process and N worker processes on one port.
+
+A Python process runs its handlers under one GIL, so one process serves
+on one core however many the machine has. Here the work is split:
+
+- **workers** (N processes, ``python -m ledger.service.workers``) each run
+  a grpc.aio server on the same address with SO_REUSEPORT (the kernel
+  spreads connections over them): TLS, HTTP/2, authentication (with their
+  own cache of verified tokens), authorization, validation, reads,
+  serialization. Every write, and every access record, goes to the writer
+  over the worker's link (ledger/service/writer_link.py).
+- the **writer** (this process) migrates the database, checks the keyring,
+  owns the one appender of the database (group commit, the chain, the
+  Merkle trees, idempotency, no overdraft: all decided in one place, as
+  with a single process) and the background jobs (break-glass expiry,
+  settle sweeps, scheduled checkpoints). It serves no gRPC itself.
+
+State every worker must see alike lives outside them: revocations in the
+revocation file (each worker re-reads it within a second), break-glass
+grants in the database (re-read within a second), rate-limit buckets in
+shared memory (access/shared_buckets.py).
+
+Lifecycle: the writer starts, then the workers; it says ``listening`` once
+every worker reports ready. A worker that dies is started again (a worker
+that keeps dying at start stops the server). SIGTERM (or SIGINT) to the
+writer: each worker stops taking calls and finishes those in flight, whose
+writes the writer still commits; then the writer commits what it holds and
+exits. If the writer dies, each worker fails what is waiting with
+UNAVAILABLE and exits (nothing acknowledged is lost: an answer only leaves
+once its commit is durable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from ledger.config import ServerConfig
+from ledger.server import LedgerServer
+
+log = structlog.get_logger(__name__)
+
+READY_TIMEOUT_S = 60.0  # a worker must be serving within this after its start
+QUICK_DEATH_S = 10.0  # a worker that dies sooner than this after start ...
+MAX_QUICK_DEATHS = 3  # ... this many times in a row stops the server
+EXIT_WRITER_GONE = 3  # a worker's exit code when its writer went away
+_PR_SET_PDEATHSIG = 1
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _Worker:
+    index: int
+    proc: subprocess.Popen[bytes]
+    started: float
+    link: socket.socket  # the writer's end
+    ready: threading.Event = field(default_factory=threading.Event)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the writer dies (Linux)."""
+    libc = ctypes.util.find_library("c")
+    if sys.platform.startswith("linux") and libc:
+        ctypes.CDLL(libc, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _reserve_port(listen: str) -> tuple[str, socket.socket]:
+    """Bind the listen address with SO_REUSEPORT and keep the socket (not
+    listening: it takes no connections) for the writer's lifetime, so the
+    port cannot go to another program between worker restarts. Port 0
+    picks a free port. A port someone already listens on is refused, as a
+    single-process server would refuse it: a plain bind is tried first."""
+    host, _, port_text = listen.rpartition(":")
+    bind_host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+    port = int(port_text)
+    if port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((bind_host, port))
+            except OSError as err:
+                raise OSError(f"cannot listen on {listen}: {err.strerror}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((bind_host, port))
+    return f"{host}:{sock.getsockname()[1]}", sock
+
+
+class Supervisor:
+    """The writer process: a LedgerServer in the writer role, and its workers."""
+
+    def __init__(self, config: ServerConfig, workers: int, log_level: str = "info") -> None:
+        if workers < 1:
+            raise ValueError("workers: must be at least 1 (0 serves in a single process)")
+        self.config = config
+        self.workers = workers
+        self._log_level = log_level
+        self._writer = LedgerServer(config, role="writer")
+        self._reserved: socket.socket | None = None
+        self._workers: dict[int, _Worker] = {}
+        self._stopping = threading.Event()
+        self._quick_deaths = 0
+        self.listen = config.listen
+        self.failed = ""
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    def start(self) -> None:
+        self._writer.start()
+        try:
+            self.listen, self._reserved = _reserve_port(self.config.listen)
+            for index in range(self.workers):
+                self._spawn(index)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            for worker in list(self._workers.values()):
+                while not worker.ready.wait(0.1):
+                    if worker.proc.poll() is not None:
+                        raise RuntimeError(
+                            f"worker {worker.index} exited with {worker.proc.returncode} at start"
+                        )
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"worker {worker.index} not ready in time")
+        except BaseException:
+            self.stop()
+            raise
+        log.info(
+            "listening",
+            address=self.listen,
+            workers=self.workers,
+            tls=self.config.tls_cert is not None,
+            auth=self.config.auth,
+        )
+
+    def _spawn(self, index: int) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        config = replace(self.config, listen=self.listen)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ledger.service.workers",
+                "--link-fd",
+                str(theirs.fileno()),
+                "--index",
+                str(index),
+                "--log-level",
+                self._log_level,
+            ],
+            stdin=subprocess.PIPE,
+            pass_fds=(theirs.fileno(),),
+            preexec_fn=_die_with_parent,
+        )
+        theirs.close()
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(config))
+        proc.stdin.close()
+        worker = _Worker(index, proc, time.monotonic(), mine)
+        end = self._writer.add_worker(mine, f"worker-{index}")
+        end.on_ready = worker.ready.set
+        self._workers[index] = worker
+
+    def watch(self) -> None:
+        """Once: start again any worker that died (not while stopping)."""
+        for index, worker in list(self._workers.items()):
+            code = worker.proc.poll()
+            if code is None or self._stopping.is_set():
+                continue
+            lived = time.monotonic() - worker.started
+            log.error("worker_died", worker=index, exit_code=code, seconds=round(lived, 1))
+            worker.link.close()
+            self._quick_deaths = self._quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+            if self._quick_deaths >= MAX_QUICK_DEATHS:
+                self.failed = f"workers keep dying at start (last exit code {code})"
+                return
+            self._spawn(index)
+
+    def run(self, stop: threading.Event) -> int:
+        while not stop.wait(0.2):
+            self.watch()
+            if self.failed:
+                log.error("cannot_serve", error=self.failed)
+                self.stop()
+                return 2
+        log.info("shutdown_requested", grace_seconds=self.config.grace_seconds)
+        self.stop()
+        return 0
+
+    def stop(self) -> None:
+        """Workers first (they finish their calls, whose writes still
+        commit), then the writer."""
+        self._stopping.set()
+        for worker in self._workers.values():
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.config.grace_seconds + 10
+        for worker in self._workers.values():
+            try:
+                worker.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker_kill", worker=worker.index)
+                worker.proc.kill()
+                worker.proc.wait()
+        self._writer.stop()
+        for worker in self._workers.values():
+            with contextlib.suppress(OSError):
+                worker.link.close()
+        if self._reserved is not None:
+            self._reserved.close()
+
+
+def run_worker(link_fd: int, index: int) -> int:
+    """A worker process: config from stdin, its link on ``link_fd``."""
+    config: ServerConfig = pickle.loads(sys.stdin.buffer.read())
+    link = socket.socket(fileno=link_fd)
+    server = LedgerServer(config, role="worker", link=link)
+    stop = threading.Event()
+    gone = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def writer_gone() -> None:
+        gone.set()
+        stop.set()
+
+    server.on_link_lost = writer_gone
+    server.start()
+    assert server.link is not None
+    server.link.announce_ready()
+    while not stop.wait(0.5):
+        pass
+    server.stop(grace=0 if gone.is_set() else None)
+    return EXIT_WRITER_GONE if gone.is_set() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ledger import logging as ledger_logging
+
+    parser = argparse.ArgumentParser(description="a worker of `loyalty-ledger serve --workers N`")
+    parser.add_argument("--link-fd", type=int, required=True)
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    ledger_logging.configure(args.log_level)
+    return run_worker(args.link_fd, args.index)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
