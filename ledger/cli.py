@@ -299,12 +299,13 @@ def _workers(requested: int) -> int:
 
 def _serve(config: ServerConfig, log_level: str) -> int:
     from ledger.keys.errors import KeysError
-    from ledger.server import LedgerServer
+    from ledger.server import LedgerServer, tune_gc
     from ledger.service.workers import Supervisor
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    tune_gc()
     if config.workers > 0:
         supervisor = Supervisor(config, config.workers, log_level)
         try:

@@ -14,8 +14,10 @@ personal data. Two processors make sure of it, whatever a caller passes:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, BinaryIO
 
@@ -68,7 +70,65 @@ class _Stderr:
         sys.stderr.buffer.flush()
 
 
+class CallLog:
+    """The one line per call, written without structlog's processor chain
+    and buffered: on a server doing thousands of calls a second, formatting
+    each line through the chain and writing it with its own syscall cost as
+    much as authenticating the call. The line is the same JSON object the
+    chain would write (sorted keys, ``level``, ISO ``timestamp``); its
+    fields are fixed ids, codes and durations, never personal data, so the
+    redaction step has nothing to do. Lines go out when 64 KiB have
+    gathered, when ``flush`` is called (servers call it every quarter
+    second and at stop) and at exit."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._buffer = bytearray()
+        self._stream: BinaryIO | None = None
+        self._second = -1
+        self._stamp = b""
+
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        return f"{self._stamp.decode()}.{int((now - second) * 1_000_000):06d}Z"
+
+    def line(self, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        fields["event"] = "rpc"
+        fields["level"] = "info"
+        fields["timestamp"] = self._timestamp(time.time())
+        self._buffer += orjson.dumps(
+            fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+        )
+        if len(self._buffer) >= self.LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        data, self._buffer = bytes(self._buffer), bytearray()
+        stream = self._stream or sys.stderr.buffer
+        try:
+            stream.write(data)
+            stream.flush()
+        except (OSError, ValueError):  # stderr closed: nothing to log to
+            pass
+
+
+CALLS = CallLog()
+atexit.register(CALLS.flush)
+
+
 def configure(level: str = "info", stream: BinaryIO | None = None) -> None:
+    CALLS.flush()
+    CALLS.enabled = logging.getLevelName(level.upper()) <= logging.INFO
+    CALLS._stream = stream
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

@@ -14,6 +14,7 @@ the appender commits what it holds, and the database is closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 from collections.abc import Callable, Coroutine
@@ -39,6 +40,7 @@ from ledger.checkpoints import Checkpointer, LogKeys
 from ledger.commands import Settle
 from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
+from ledger.logging import CALLS
 from ledger.members.profile import ProfileRules
 from ledger.members.rotation import backfill_keys, check_keyring
 from ledger.members.vault import MemberVault
@@ -65,6 +67,21 @@ AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE, AUDIT_SERVICE)
 SWEEP_INTERVAL = 1.0  # seconds between checks for expired break-glass grants
 T = TypeVar("T")
+
+
+GC_THRESHOLD = 50_000  # young objects between collections (CPython's default: 700)
+
+
+def tune_gc() -> None:
+    """For a serving process: what was loaded at start (modules, protobuf
+    descriptors, the program) is frozen out of every collection, and the
+    young generation is collected every 50,000 allocations instead of 700.
+    A call allocates hundreds of short-lived objects that reference counting
+    frees anyway; collecting them every few calls cost 5 % of a worker."""
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, second, third)
 
 
 class _LoopThread:
@@ -322,9 +339,15 @@ class LedgerServer:
 
     @staticmethod
     async def _summaries(checks: Checks) -> None:
-        """Once a second: record the count of denials that were only counted."""
+        """Once a second: record the count of denials that were only
+        counted; every quarter second: write the buffered call lines."""
+        ticks = 0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.25)
+            CALLS.flush()
+            ticks += 1
+            if ticks % 4:
+                continue
             try:
                 await checks.flush_suppressed()
             except Exception:
@@ -414,6 +437,7 @@ class LedgerServer:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
+        CALLS.flush()
         if self.link is not None:
             self.link.close()
         for end in self._writer_ends:

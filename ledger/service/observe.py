@@ -32,6 +32,7 @@ from access.scope import CallScope
 from access.scope import enter as enter_scope
 from audit.decisions import AccessDecision, DecisionSink
 from ledger.errors import LedgerError, ValidationError
+from ledger.logging import CALLS
 from ledger.service.status import internal_status, to_status
 from ledger.validation import MEMBER_ACCOUNT_RE
 
@@ -413,19 +414,14 @@ def _log_call(
     code: grpc.StatusCode,
     scope: CallScope | None,
 ) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    fields: dict[str, object] = {
+        "request_id": request_id,
+        "method": method,
+        "status": code.name,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
     principal = scope.principal if scope is not None else None
-    if principal is None:
-        log.info(
-            "rpc", request_id=request_id, method=method, status=code.name, duration_ms=duration_ms
-        )
-        return
-    log.info(
-        "rpc",
-        request_id=request_id,
-        method=method,
-        status=code.name,
-        duration_ms=duration_ms,
-        principal=principal.id,
-        role=principal.role.value,
-    )
+    if principal is not None:
+        fields["principal"] = principal.id
+        fields["role"] = principal.role.value
+    CALLS.line(fields)

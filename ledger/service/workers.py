@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from ledger.config import ServerConfig
-from ledger.server import LedgerServer
+from ledger.server import LedgerServer, tune_gc
 
 log = structlog.get_logger(__name__)
 
@@ -241,6 +241,7 @@ def run_worker(link_fd: int, index: int) -> int:
         stop.set()
 
     server.on_link_lost = writer_gone
+    tune_gc()
     server.start()
     assert server.link is not None
     server.link.announce_ready()
