@@ -8,7 +8,7 @@ handlers never see a call that failed here, and get what was decided as a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from access.break_glass import BreakGlass, Grant
@@ -62,12 +62,18 @@ class Gate:
         self._break_glass = break_glass
 
     def authenticate(
-        self, metadata: Iterable[tuple[str, Any]] | None, peer_certificate: bytes | None = None
+        self,
+        metadata: Iterable[tuple[str, Any]] | None,
+        peer_certificate: bytes | Callable[[], bytes | None] | None = None,
     ) -> Principal:
-        """Who is calling, or AuthenticationError."""
+        """Who is calling, or AuthenticationError. ``peer_certificate`` may
+        be a function that fetches it: it is then called only when the call
+        carries no token and certificates are accepted."""
         token = bearer_token(metadata)
-        if token is None and peer_certificate and self._accept_certificates:
-            return principal_from_certificate(peer_certificate)
+        if token is None and self._accept_certificates:
+            certificate = peer_certificate() if callable(peer_certificate) else peer_certificate
+            if certificate:
+                return principal_from_certificate(certificate)
         return self._verifier.verify(token)
 
     def authorize(self, principal: Principal, method: str, request: Any) -> CallScope:

@@ -6,7 +6,8 @@ call that finds the bucket empty is refused with the time until a token is
 back (RESOURCE_EXHAUSTED with google.rpc.RetryInfo). Buckets live in memory,
 per server process, bounded to ``max_keys`` (the least recently used are
 dropped; a dropped bucket comes back full, which only ever errs towards
-allowing). Against scripted redemptions and fake orders, the per-member
+allowing). With several worker processes the buckets are shared by
+all of them (access/shared_buckets.py). Against scripted redemptions and fake orders, the per-member
 limit is the one that matters: it holds whichever channel the calls come
 from.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from access.errors import AccessError
 from access.permissions import LOOKUP_METHODS, MUTATING_METHODS
+from access.shared_buckets import SharedBuckets
 
 Clock = Callable[[], float]  # seconds, monotonic
 
@@ -44,13 +46,23 @@ DEFAULT_LOOKUP_RATE = Rate(2, 30)
 
 
 class RateLimiter:
+    """Buckets in this process, or with ``shared`` in the table all worker
+    processes of a server share (access/shared_buckets.py)."""
+
     def __init__(
-        self, rate: Rate, *, scope: str, clock: Clock = time.monotonic, max_keys: int = 200_000
+        self,
+        rate: Rate,
+        *,
+        scope: str,
+        clock: Clock = time.monotonic,
+        max_keys: int = 200_000,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._rate = rate
         self._scope = scope
         self._clock = clock
         self._max_keys = max_keys
+        self._shared = shared
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
 
     @property
@@ -62,6 +74,11 @@ class RateLimiter:
         if not self.enabled:
             return
         now = self._clock()
+        if self._shared is not None:
+            self._shared.update(
+                SharedBuckets.digest(self._scope, key), lambda t, a: self._spend(t, a, now)
+            )
+            return
         tokens, at = self._buckets.pop(key, (float(self._rate.burst), now))
         tokens = min(float(self._rate.burst), tokens + (now - at) * self._rate.per_second)
         if tokens < 1.0:
@@ -70,6 +87,16 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1.0, now)
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
+
+    def _spend(self, tokens: float | None, at: float, now: float) -> tuple[float, float]:
+        """A shared bucket after one call, or RateLimitedError (unchanged)."""
+        burst = float(self._rate.burst)
+        tokens = (
+            burst if tokens is None else min(burst, tokens + (now - at) * self._rate.per_second)
+        )
+        if tokens < 1.0:
+            raise RateLimitedError(self._scope, (1.0 - tokens) / self._rate.per_second)
+        return tokens - 1.0, now
 
 
 class CallLimits:
@@ -84,10 +111,15 @@ class CallLimits:
         per_member: Rate,
         lookups: Rate = DEFAULT_LOOKUP_RATE,
         clock: Clock = time.monotonic,
+        shared: SharedBuckets | None = None,
     ) -> None:
-        self._principals = RateLimiter(per_principal, scope="principal", clock=clock)
-        self._members = RateLimiter(per_member, scope="member_account_id", clock=clock)
-        self._lookups = RateLimiter(lookups, scope="lookups of principal", clock=clock)
+        self._principals = RateLimiter(per_principal, scope="principal", clock=clock, shared=shared)
+        self._members = RateLimiter(
+            per_member, scope="member_account_id", clock=clock, shared=shared
+        )
+        self._lookups = RateLimiter(
+            lookups, scope="lookups of principal", clock=clock, shared=shared
+        )
 
     def check(self, method: str, principal_key: str, member: str, more: Sequence[str] = ()) -> None:
         """Spend one call of ``principal_key`` and of ``member`` (when the

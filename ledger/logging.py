@@ -85,6 +85,7 @@ class CallLog:
 
     def __init__(self) -> None:
         self.enabled = True
+        self.static: dict[str, Any] = {}  # fields of every line (a worker's index)
         self._buffer = bytearray()
         self._stream: BinaryIO | None = None
         self._second = -1
@@ -100,6 +101,8 @@ class CallLog:
     def line(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        if self.static:
+            fields.update(self.static)
         fields["event"] = "rpc"
         fields["level"] = "info"
         fields["timestamp"] = self._timestamp(time.time())

@@ -33,7 +33,8 @@ from loyalty.members.v1 import members_pb2, members_pb2_grpc
 
 from access.break_glass import BreakGlass
 from access.gate import Gate
-from access.ratelimit import CallLimits
+from access.ratelimit import CallLimits, RateLimiter
+from access.shared_buckets import SharedBuckets
 from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.checkpoints import Checkpointer, LogKeys
@@ -47,8 +48,8 @@ from ledger.members.vault import MemberVault
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
 from ledger.service.audit_servicer import AuditServicer
-from ledger.service.member_servicer import MemberServicer
-from ledger.service.observe import Checks, observe_service
+from ledger.service.member_servicer import MemberServicer, attach_member_checks
+from ledger.service.observe import ANONYMOUS_DENIALS, Checks, observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.service.writer_link import RemoteAppender, WriterEnd
 from ledger.storage.break_glass import GrantTable
@@ -131,6 +132,7 @@ class LedgerServer:
         clock: Clock = system_clock_us,
         role: str = "single",
         link: socket.socket | None = None,
+        buckets: SharedBuckets | None = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role: must be one of {ROLES}")
@@ -140,6 +142,7 @@ class LedgerServer:
         self.role = role
         self._link_socket = link
         self.link: RemoteAppender | None = None  # a worker's way to the writer
+        self._buckets = buckets  # rate-limit buckets shared by the workers
         self._writer_ends: list[WriterEnd] = []
         self._clock = clock
         self._stopped = threading.Event()
@@ -225,7 +228,11 @@ class LedgerServer:
     def add_worker(self, sock: socket.socket, name: str) -> WriterEnd:
         """Writer: serve one worker's end of a link (ledger/service/workers.py)."""
         assert self.role == "writer" and self.appender is not None
-        end = WriterEnd(self.appender, name)
+        assert self.db is not None and self.vault is not None
+        store, vault = MemberStore(self.db), self.vault
+        end = WriterEnd(
+            self.appender, name, prepare=lambda c: attach_member_checks(c, store, vault)
+        )
         _LoopThread.run(end.serve(sock))
         self._writer_ends.append(end)
         return end
@@ -263,8 +270,10 @@ class LedgerServer:
                 per_principal=cfg.principal_rate,
                 per_member=cfg.member_rate,
                 lookups=cfg.lookup_rate,
+                shared=self._buckets,
             ),
             decisions=appender,  # the access log, written by the appender
+            anonymous=RateLimiter(ANONYMOUS_DENIALS, scope="peer", shared=self._buckets),
         )
         store = MemberStore(db)
         members = MemberServicer(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -52,6 +53,75 @@ def _opened(
         raise IntegrityError("member data: a stored ciphertext failed to decrypt") from None
 
 
+def taken_by_other(
+    store: MemberStore, vault: MemberVault, values: dict[str, str], account: str = ""
+) -> str | None:
+    """The first of phone, e-mail that another member (not ``account``)
+    already holds: candidates by blind index, then decrypt and compare."""
+    for kind in LOOKUP_KINDS:
+        value = values.get(kind)
+        if not value:
+            continue
+        for record in store.candidates(kind, vault.token(kind, value)):
+            if record.account_id == account or kind not in record.fields:
+                continue
+            if _opened(vault, record, frozenset({kind})).get(kind) == value:
+                return kind
+    return None
+
+
+@dataclass
+class EnrollChecks:
+    """What the planner asks of an Enroll under the writers' lock: whether
+    another member holds its phone or e-mail, and whether a replayed
+    request is the first one's member. An object rather than closures, so
+    the command pickles to the writer process (ledger/service/writer_link.py);
+    the store and the vault do not travel: the writer attaches its own
+    (``attach``) before the command is planned."""
+
+    values: dict[str, str]
+    store: MemberStore | None = None
+    vault: MemberVault | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"values": self.values, "store": None, "vault": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    def attach(self, store: MemberStore, vault: MemberVault) -> None:
+        self.store, self.vault = store, vault
+
+    def taken(self) -> str | None:
+        assert self.store is not None and self.vault is not None, "attach() first"
+        return taken_by_other(self.store, self.vault, self.values)
+
+    def same_member(self, response: bytes) -> bool:
+        """On a replay of Enroll: the first request's member holds these
+        values (so a reused key with another person's data is a conflict,
+        not a silent merge). An erased member cannot be compared: a replay."""
+        assert self.store is not None and self.vault is not None, "attach() first"
+        account = mpb.EnrollResponse.FromString(response).member_account_id
+        try:
+            record = self.store.load(account)
+        except NotFoundError:
+            return True
+        try:
+            stored = self.vault.open(account, record.keys, record.fields)
+        except DecryptionError:
+            return False
+        return {n: value for n, value in stored.items() if value} == self.values
+
+
+def attach_member_checks(command: object, store: MemberStore, vault: MemberVault) -> None:
+    """In the writer process: give an arriving Enroll's checks this
+    process's store and vault."""
+    if isinstance(command, Enroll) and command.taken is not None:
+        checks = getattr(command.taken, "__self__", None)
+        if isinstance(checks, EnrollChecks):
+            checks.attach(store, vault)
+
+
 class MemberServicer(members_pb2_grpc.MemberServiceServicer):
     def __init__(
         self,
@@ -72,44 +142,19 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
         values = mm.enroll_values(request, self._rules)
         account = new_member_account_id()
         sealed = self._vault.seal_new(account, values)
+        checks = EnrollChecks(values, self._store, self._vault)
         command = Enroll(
             meta,
             account,
             sealed,
             render=mm.render_enroll,
-            same_member=lambda response: self._same_member(response, values),
-            taken=lambda: self._taken(values),
+            same_member=checks.same_member,
+            taken=checks.taken,
         )
         return await self._appender.append(command, take_pending_record())
 
     def _taken(self, values: dict[str, str], account: str = "") -> str | None:
-        """The first of phone, e-mail that another member (not ``account``)
-        already holds: candidates by blind index, then decrypt and compare."""
-        for kind in LOOKUP_KINDS:
-            value = values.get(kind)
-            if not value:
-                continue
-            for record in self._store.candidates(kind, self._vault.token(kind, value)):
-                if record.account_id == account or kind not in record.fields:
-                    continue
-                if _opened(self._vault, record, frozenset({kind})).get(kind) == value:
-                    return kind
-        return None
-
-    def _same_member(self, response: bytes, values: dict[str, str]) -> bool:
-        """On a replay of Enroll: the first request's member holds these
-        values (so a reused key with another person's data is a conflict,
-        not a silent merge). An erased member cannot be compared: a replay."""
-        account = mpb.EnrollResponse.FromString(response).member_account_id
-        try:
-            record = self._store.load(account)
-        except NotFoundError:
-            return True
-        try:
-            stored = self._vault.open(account, record.keys, record.fields)
-        except DecryptionError:
-            return False
-        return {n: value for n, value in stored.items() if value} == values
+        return taken_by_other(self._store, self._vault, values, account)
 
     async def EraseMember(self, request: mpb.EraseMemberRequest, context: Context) -> bytes:
         meta = mm.erase_meta(request)

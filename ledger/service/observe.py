@@ -171,7 +171,12 @@ class Checks:
     suppressed: Counter[str] = field(default_factory=Counter)  # method -> unrecorded denials
 
     def admit(
-        self, method: str, request_id: str, metadata: Any, request: Any, peer: bytes | None
+        self,
+        method: str,
+        request_id: str,
+        metadata: Any,
+        request: Any,
+        peer: bytes | Callable[[], bytes | None] | None,
     ) -> CallScope:
         """The call's scope, or _Denied."""
         scope = CallScope(None)
@@ -328,7 +333,7 @@ def observe(
             if checks is not None:
                 try:
                     scope = checks.admit(
-                        method, request_id, metadata, request, _peer_certificate(context)
+                        method, request_id, metadata, request, lambda: _peer_certificate(context)
                     )
                 except _Denied as denied:
                     scope = denied.scope
@@ -375,7 +380,9 @@ def observe_stream(
         started = time.perf_counter()
         try:
             try:
-                scope = checks.admit(method, request_id, metadata, None, _peer_certificate(context))
+                scope = checks.admit(
+                    method, request_id, metadata, None, lambda: _peer_certificate(context)
+                )
             except _Denied as denied:
                 await checks.record_denial(method, request_id, denied, None, context.peer())
                 raise denied.error from None

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
+from access.shared_buckets import SharedBuckets
 from ledger.config import ServerConfig
 from ledger.server import LedgerServer, tune_gc
 
@@ -112,6 +113,7 @@ class Supervisor:
         self.workers = workers
         self._log_level = log_level
         self._writer = LedgerServer(config, role="writer")
+        self._buckets = SharedBuckets.create()
         self._reserved: socket.socket | None = None
         self._workers: dict[int, _Worker] = {}
         self._stopping = threading.Event()
@@ -159,13 +161,15 @@ class Supervisor:
                 "ledger.service.workers",
                 "--link-fd",
                 str(theirs.fileno()),
+                "--buckets-fd",
+                str(self._buckets.fd),
                 "--index",
                 str(index),
                 "--log-level",
                 self._log_level,
             ],
             stdin=subprocess.PIPE,
-            pass_fds=(theirs.fileno(),),
+            pass_fds=(theirs.fileno(), self._buckets.fd),
             preexec_fn=_die_with_parent,
         )
         theirs.close()
@@ -226,11 +230,12 @@ class Supervisor:
             self._reserved.close()
 
 
-def run_worker(link_fd: int, index: int) -> int:
-    """A worker process: config from stdin, its link on ``link_fd``."""
+def run_worker(link_fd: int, buckets_fd: int) -> int:
+    """A worker process: config from stdin, its link on ``link_fd``, the
+    shared rate-limit buckets on ``buckets_fd``."""
     config: ServerConfig = pickle.loads(sys.stdin.buffer.read())
     link = socket.socket(fileno=link_fd)
-    server = LedgerServer(config, role="worker", link=link)
+    server = LedgerServer(config, role="worker", link=link, buckets=SharedBuckets(buckets_fd))
     stop = threading.Event()
     gone = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -256,11 +261,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="a worker of `loyalty-ledger serve --workers N`")
     parser.add_argument("--link-fd", type=int, required=True)
+    parser.add_argument("--buckets-fd", type=int, required=True)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     ledger_logging.configure(args.log_level)
-    return run_worker(args.link_fd, args.index)
+    ledger_logging.CALLS.static = {"worker": args.index}
+    return run_worker(args.link_fd, args.buckets_fd)
 
 
 if __name__ == "__main__":

@@ -81,9 +81,15 @@ class _FrameProtocol(asyncio.Protocol):
     """Length-prefixed frames in both directions; writes queued in one
     event-loop iteration go out together."""
 
-    def __init__(self, on_frame: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_frame: Callable[[Any], None],
+        on_lost: Callable[[], None],
+        on_unsendable: Callable[[Any, Exception], None] | None = None,
+    ) -> None:
         self._on_frame = on_frame
         self._on_lost = on_lost
+        self._on_unsendable = on_unsendable
         self._buffer = bytearray()
         self._outbox: list[Any] = []
         self._scheduled = False
@@ -136,7 +142,20 @@ class _FrameProtocol(asyncio.Protocol):
     def _write(self, items: list[Any]) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        data = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            data = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a bug: some item does not pickle; send the others
+            sendable = []
+            for item in items:
+                try:
+                    pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as err:
+                    log.error("writer_link_unpicklable", kind=type(item[1]).__name__)
+                    if self._on_unsendable is not None:
+                        self._on_unsendable(item, err)
+                    continue
+                sendable.append(item)
+            data = pickle.dumps(sendable, protocol=pickle.HIGHEST_PROTOCOL)
         self.transport.write(_LENGTH.pack(len(data)) + data)
 
 
@@ -156,7 +175,7 @@ class RemoteAppender:
         """Take over ``sock`` (this worker's end of the socketpair)."""
         self._loop = asyncio.get_running_loop()
         _, protocol = await self._loop.create_unix_connection(
-            lambda: _FrameProtocol(self._answers, self._writer_gone), sock=sock
+            lambda: _FrameProtocol(self._answers, self._writer_gone, self._unsendable), sock=sock
         )
         self._protocol = protocol
 
@@ -174,6 +193,11 @@ class RemoteAppender:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    def _unsendable(self, item: Request, error: Exception) -> None:
+        future = self._waiting.pop(item[0], None)
+        if future is not None and not future.done():
+            future.set_exception(RuntimeError(f"writer link: cannot send the command: {error}"))
 
     def _writer_gone(self) -> None:
         if not self.lost.is_set() and not self._closing:
@@ -239,9 +263,15 @@ class WriterEnd:
     """The writer's side of one worker's link: requests go to the appender,
     each group commit's outcomes come back in one frame."""
 
-    def __init__(self, appender: Appender, name: str) -> None:
+    def __init__(
+        self,
+        appender: Appender,
+        name: str,
+        prepare: Callable[[Command], None] | None = None,
+    ) -> None:
         self._appender = appender
         self._name = name
+        self._prepare = prepare  # gives an arriving command what it needs of this process
         self._protocol: _FrameProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = asyncio.Event()
@@ -262,6 +292,8 @@ class WriterEnd:
                     self.on_ready()
                 continue
             try:
+                if command is not None and self._prepare is not None:
+                    self._prepare(command)
                 self._appender.submit(command, record, self._loop, self._deliver, request_id)
             except LedgerError as err:  # shutting down: nothing was queued
                 self._deliver([(request_id, err)])

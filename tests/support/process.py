@@ -65,6 +65,17 @@ class ServeProcess:
                     time.sleep(0.1)
         raise TimeoutError(f"server not serving after {timeout}s: {self.log_path.read_text()}")
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes of ``serve --workers N`` (the writer's children)."""
+        found: list[int] = []
+        task_dir = Path(f"/proc/{self.proc.pid}/task")
+        for task in task_dir.iterdir() if task_dir.exists() else ():
+            try:
+                found += [int(p) for p in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return sorted(found)
+
     def terminate(self, timeout: float = 30.0) -> int:
         self.proc.send_signal(signal.SIGTERM)
         try:
