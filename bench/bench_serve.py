@@ -70,6 +70,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--py-spy", type=Path, help="profile one extra ledger window here")
     p.add_argument("--py-spy-op", default="earn", choices=("earn", "balance"))
     p.add_argument("--tmp-dir", type=Path, default=None)
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also Earn on a durable throwaway PostgreSQL cluster with --pg-workers, "
+        "against pgbench TPC-B on the same cluster",
+    )
+    p.add_argument("--pg-workers", default="1,2,4", help="worker counts for the PostgreSQL runs")
+    p.add_argument("--pgbench-clients", type=int, default=8)
+    p.add_argument("--pgbench-scale", type=int, default=10)
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.accounts = 1, 3.0, 1.0, 300
@@ -147,7 +156,7 @@ def measure(
         f"  {tag:<8} {server.name:<12} {op:<8} {row['calls_per_s']:>9.1f}/s "
         f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
         f"srv {row['server_cpu_cores']:.2f}  cli {row['client_cpu_cores']:.2f}  "
-        f"errors {sum(result.errors.values())}",
+        f"errors {sum(result.errors.values())} {dict(result.errors) if result.errors else ''}",
         flush=True,
     )
     return row
@@ -165,15 +174,18 @@ def _token(data_dir: Path) -> str:
     key = load_or_create_signing_key(data_dir / "keys" / "token-signing.pem")
     return (
         TokenIssuer(key)
-        .issue(subject="bench-till-1", role=Role.CHANNEL, channel=loadgen.CHANNEL_ID, ttl_seconds=7200)
+        .issue(
+            subject="bench-till-1", role=Role.CHANNEL, channel=loadgen.CHANNEL_ID, ttl_seconds=7200
+        )
         .token
     )
 
 
-def _verify(data_dir: Path) -> dict[str, Any]:
+def _verify(data_dir: Path, database_url: str = "") -> dict[str, Any]:
     started = time.perf_counter()
+    where = ["--database-url", database_url] if database_url else []
     proc = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "verify", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "ledger.cli", "verify", "--data-dir", str(data_dir), *where],
         cwd=REPO,
         env=procs.child_env(),
         capture_output=True,
@@ -228,7 +240,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 data_dir, tmp / "ledger.log", tls=(cert, key, ca), extra=extra
             ) as ledger,
         ):
-            accounts = loadgen.open_accounts(ledger.target, args.accounts, f"acct-{os.getpid()}", creds=creds, seed=1)
+            accounts = loadgen.open_accounts(
+                ledger.target, args.accounts, f"acct-{os.getpid()}", creds=creds, seed=1
+            )
             echo_accounts = accounts
             for n in range(1, args.rounds + 1):
                 for op in ("earn", "balance"):
@@ -240,7 +254,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             profile = None
             if args.py_spy:
                 profile = _profile(ledger, args, accounts, creds)
-            acknowledged = sum(r["ok_total"] for r in rows if r["server"] == "ledger" and r["op"] == "earn")
+            acknowledged = sum(
+                r["ok_total"] for r in rows if r["server"] == "ledger" and r["op"] == "earn"
+            )
             acknowledged += latency["ok_total"] + args.accounts
             exit_code = procs.stop(ledger.proc)
         verified = _verify(data_dir)
@@ -251,9 +267,83 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         insecure = _insecure_extra(args, tmp) if args.insecure_extra else None
         summary = _summary(args, cores, storage, rows, latency, verified, exit_code, insecure)
         summary["profile"] = profile
+        if args.postgres:
+            summary["postgres"] = run_postgres(args, tmp, (cert, key, ca))
         return summary
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pgbench_tps(output: str) -> float:
+    for line in output.splitlines():
+        if line.startswith("tps =") and "without initial" in line:
+            return float(line.split()[2])
+    raise RuntimeError(f"pgbench printed no tps line: {output[-400:]}")
+
+
+def run_postgres(
+    args: argparse.Namespace, tmp: Path, tls: tuple[Path, Path, bytes]
+) -> dict[str, Any]:
+    """Earn with N workers on a durable PostgreSQL cluster, against pgbench
+    TPC-B (the default script) on the same cluster, same run."""
+    from tests.support.postgres import PostgresCluster, find_pg_bin
+
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        print("  PostgreSQL not installed (make postgres): no PostgreSQL runs", flush=True)
+        return {"skipped": "initdb not found"}
+    cluster = PostgresCluster(bin_dir, durable=True)
+    cluster.start()
+    try:
+        bench_db = cluster.create_database().rsplit("/", 1)[1]
+        cluster.pgbench(bench_db, "-i", "-q", "-s", str(args.pgbench_scale))
+        tps = []
+        for _ in range(args.rounds):
+            out = cluster.pgbench(
+                bench_db, "-c", str(args.pgbench_clients), "-j", "2", "-T", str(int(args.seconds))
+            )
+            tps.append(_pgbench_tps(out))
+            print(
+                f"  pgbench TPC-B, {args.pgbench_clients} clients: {tps[-1]:,.0f} tps", flush=True
+            )
+        ceiling = statistics.median(tps)
+        runs = {}
+        for n in [int(x) for x in args.pg_workers.split(",") if x]:
+            url = cluster.create_database()
+            data_dir = tmp / f"pg-{n}"
+            creds = loadgen.Creds(tls[2], _token(data_dir))
+            extra = ["--database-url", url, "--workers", str(n)]
+            rows = []
+            with procs.ledger_server(
+                data_dir, tmp / f"pg-{n}.log", tls=tls, extra=extra, name=f"ledger-pg-w{n}"
+            ) as ledger:
+                accounts = loadgen.open_accounts(
+                    ledger.target, args.accounts, f"pg{n}-{os.getpid()}", creds=creds, seed=1
+                )
+                for r in range(1, args.rounds + 1):
+                    rows.append(measure(ledger, "earn", args, accounts, creds, f"pg-r{r}"))
+                exit_code = procs.stop(ledger.proc)
+            earn = statistics.median(r["calls_per_s"] for r in rows)
+            verified = _verify(data_dir, url)
+            runs[str(n)] = {
+                "workers": n,
+                "earn_per_s": earn,
+                "p50_ms": statistics.median(r["p50_ms"] for r in rows),
+                "p99_ms": statistics.median(r["p99_ms"] for r in rows),
+                "ratio_to_pgbench": round(earn / ceiling, 3),
+                "errors": sum(sum(r["errors"].values()) for r in rows),
+                "verify_ok": verified["ok"],
+                "server_exit_code": exit_code,
+            }
+        return {
+            "pgbench_tps": ceiling,
+            "pgbench": f"TPC-B (default script), scale {args.pgbench_scale}, "
+            f"{args.pgbench_clients} clients, 2 threads, durable cluster",
+            "target": 0.6,
+            "runs": runs,
+        }
+    finally:
+        cluster.stop()
 
 
 def _profile(
@@ -265,9 +355,22 @@ def _profile(
         return None
     spy = subprocess.Popen(
         [
-            binary, "record", "--gil", "--subprocesses", "--threads", "--nonblocking",
-            "--format", "raw", "--rate", "200", "--duration", str(int(args.seconds + args.warmup)),
-            "--output", str(args.py_spy), "--pid", str(ledger.pid),
+            binary,
+            "record",
+            "--gil",
+            "--subprocesses",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--duration",
+            str(int(args.seconds + args.warmup)),
+            "--output",
+            str(args.py_spy),
+            "--pid",
+            str(ledger.pid),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -286,7 +389,9 @@ def _insecure_extra(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         procs.echo_server("echo-aio") as echo,
         procs.ledger_server(tmp / "insecure-data", tmp / "insecure.log", extra=extra) as ledger,
     ):
-        accounts = loadgen.open_accounts(ledger.target, min(args.accounts, 500), f"insecure-{os.getpid()}", seed=1)
+        accounts = loadgen.open_accounts(
+            ledger.target, min(args.accounts, 500), f"insecure-{os.getpid()}", seed=1
+        )
         for op in ("earn", "balance"):
             rows.append(measure(echo, op, args, accounts, None, "insecure"))
             rows.append(measure(ledger, op, args, accounts, None, "insecure"))
@@ -295,7 +400,9 @@ def _insecure_extra(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "ledger_per_s": _median(rows, "ledger", op, "calls_per_s"),
             "echo_per_s": _median(rows, "echo-aio", op, "calls_per_s"),
             "ratio": round(
-                _median(rows, "ledger", op, "calls_per_s") / _median(rows, "echo-aio", op, "calls_per_s"), 3
+                _median(rows, "ledger", op, "calls_per_s")
+                / _median(rows, "echo-aio", op, "calls_per_s"),
+                3,
             ),
         }
         for op in ("earn", "balance")
@@ -326,15 +433,15 @@ def _summary(
             "ceiling": best,
             "ratio": round(ledger / echo[best], 3),
             "target": TARGETS[op],
-            "errors": sum(sum(r["errors"].values()) for r in rows if r["server"] == "ledger" and r["op"] == op),
+            "errors": sum(
+                sum(r["errors"].values()) for r in rows if r["server"] == "ledger" and r["op"] == op
+            ),
         }
     return {
         "benchmark": "bench_serve",
         "cores": cores,
         "python": platform.python_version(),
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-        },
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "secure_default": "TLS, bearer tokens, durable SQLite (synchronous=FULL)",
         "storage_ceiling_rows_per_s": round(storage),
         "ops": ops,
@@ -349,8 +456,10 @@ def _summary(
 def print_table(summary: dict[str, Any]) -> None:
     print()
     print(f"secure default vs bare TLS echo, {summary['cores']} cores (medians of rounds)")
-    print(f"  {'op':<10} {'ledger/s':>9} {'echo aio/s':>11} {'echo thr/s':>11} {'ratio':>7} "
-          f"{'target':>7} {'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>8}")
+    print(
+        f"  {'op':<10} {'ledger/s':>9} {'echo aio/s':>11} {'echo thr/s':>11} {'ratio':>7} "
+        f"{'target':>7} {'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>8}"
+    )
     for op, s in summary["ops"].items():
         print(
             f"  {op:<10} {s['ledger_per_s']:>9.0f} {s['echo_per_s']['echo-aio']:>11.0f} "
@@ -370,6 +479,16 @@ def print_table(summary: dict[str, Any]) -> None:
         f"{v['journal_entries']} entries >= {v['acknowledged_earns']} acknowledged: "
         f"{v['nothing_lost']}; server exit {summary['server_exit_code']}"
     )
+    pg = summary.get("postgres")
+    if pg and "runs" in pg:
+        print(f"  PostgreSQL (durable): pgbench {pg['pgbench']}: {pg['pgbench_tps']:,.0f} tps")
+        for n, r in pg["runs"].items():
+            print(
+                f"    Earn, --workers {n}: {r['earn_per_s']:,.0f}/s, "
+                f"ratio {r['ratio_to_pgbench']:.3f} "
+                f"(target {pg['target']}), p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                f"verify {'OK' if r['verify_ok'] else 'FAILED'}"
+            )
     if summary.get("insecure_extra"):
         for op, s in summary["insecure_extra"].items():
             print(f"  [extra, plaintext, --auth none] {op}: ratio {s['ratio']}")
@@ -382,10 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(summary, indent=2, sort_keys=True)
     if args.json:
         args.json.write_text(text + "\n")
+    pg_runs = (summary.get("postgres") or {}).get("runs", {}).values()
     bad = (
         not summary["verify"]["ok"]
         or not summary["verify"]["nothing_lost"]
         or any(s["errors"] for s in summary["ops"].values())
+        or any(r["errors"] or not r["verify_ok"] for r in pg_runs)
     )
     return 1 if bad else 0
 

@@ -12,6 +12,7 @@ log line of every call carries it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -43,11 +44,15 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UNDECODABLE = object()
 
 
+_ID_PREFIX = os.urandom(5).hex()  # per process; ids are prefix + a counter
+_ids = itertools.count(1)
+
+
 def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
             return value
-    return os.urandom(8).hex()
+    return f"{_ID_PREFIX}{next(_ids):06x}"
 
 
 def _caller_key(principal: Principal | None, request: Any) -> str:

@@ -35,18 +35,38 @@ def _free_port() -> int:
 
 
 class PostgresCluster:
-    def __init__(self, bin_dir: Path) -> None:
+    """``durable``: fsync and synchronous commit on, as in production (the
+    benchmarks); off by default, for fast tests."""
+
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="loyalty-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
         self._as_root = os.geteuid() == 0
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str, timeout: float = 120) -> str:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
         if self._as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        done = subprocess.run(cmd, check=True, capture_output=True, timeout=timeout, text=True)
+        return done.stdout
+
+    def pgbench(self, dbname: str, *args: str, timeout: float = 300) -> str:
+        """Run the cluster's pgbench against ``dbname``; its standard output."""
+        return self._run(
+            "pgbench",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            *args,
+            dbname,
+            timeout=timeout,
+        )
 
     def start(self) -> None:
         if self._as_root:
@@ -62,10 +82,14 @@ class PostgresCluster:
             "UTF8",
             "--no-sync",
         )
+        safety = (
+            "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+            if self.durable
+            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.root} "
-            "-c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            f"-c unix_socket_directories={self.root} -c max_connections=300 {safety}"
         )
         self._run(
             "pg_ctl",
