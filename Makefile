@@ -39,9 +39,9 @@ chromium:
 proto: install-test
 	$(BIN)/python scripts/genproto.py
 
-## benchmark: bare gRPC echo vs ledger Earn on durable SQLite, same client
-bench: install
-	$(BIN)/python bench/bench_earn.py
+## benchmark: the secure default vs bare TLS echo (Earn, GetBalance), then PostgreSQL vs pgbench
+bench: postgres install
+	$(BIN)/python bench/bench_serve.py --postgres --json bench-results.json
 
 lint: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'

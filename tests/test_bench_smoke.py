@@ -31,3 +31,37 @@ def test_bench_quick_runs_and_verifies(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "RESULT: OK" in out.stdout
     assert "journal verify: exit 0" in out.stdout
+
+
+def test_bench_serve_quick_runs_and_verifies(tmp_path: Path) -> None:
+    """The secure-default benchmark (TLS, tokens, workers) end to end."""
+    summary_path = tmp_path / "summary.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_serve.py"),
+            "--quick",
+            "--seconds",
+            "1",
+            "--warmup",
+            "0.5",
+            "--accounts",
+            "50",
+            "--tmp-dir",
+            str(tmp_path),
+            "--json",
+            str(summary_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    import json
+
+    summary = json.loads(summary_path.read_text())
+    assert summary["verify"]["ok"] and summary["verify"]["nothing_lost"]
+    for op in ("earn", "balance"):
+        assert summary["ops"][op]["errors"] == 0
+        assert summary["ops"][op]["ledger_per_s"] > 0
+    assert "cores" in out.stdout
