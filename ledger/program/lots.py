@@ -187,7 +187,8 @@ class BalanceView:
     available: int
     pending: int
     held: int
-    expiring: tuple[tuple[int, int], ...]  # (expires_us, points) of available lots, soonest first
+    # (expires_us, points) of available lots, soonest first; one line per moment
+    expiring: tuple[tuple[int, int], ...]
 
     @property
     def total(self) -> int:
@@ -221,12 +222,12 @@ def view(family: Family, now_us: int) -> BalanceView:
             continue
         available += points
         by_lot[parsed.lot] = by_lot.get(parsed.lot, 0) + points
-    expiring = sorted(
-        (family.terms_of(lot).expires_us, points)
-        for lot, points in by_lot.items()
-        if family.terms_of(lot).expires_us
-    )
-    return BalanceView(available, pending, held, tuple(expiring))
+    by_expiry: dict[int, int] = {}  # lots that expire at the same moment are one line
+    for lot, points in by_lot.items():
+        expires = family.terms_of(lot).expires_us
+        if expires:
+            by_expiry[expires] = by_expiry.get(expires, 0) + points
+    return BalanceView(available, pending, held, tuple(sorted(by_expiry.items())))
 
 
 def pair(sources: list[tuple[str, int]], targets: list[tuple[str, int]]) -> list[Posting]:

@@ -33,6 +33,10 @@ from ledger.storage.schema import (
 
 _DAY_US = 86_400_000_000
 _NO_SEQ = 2**63 - 1  # "before nothing": every sequence is smaller
+_PENDING_LIKE = "%/pending/%"
+_HELD_LIKE = "%/held/%"
+# synthetic lot numbers of a balance's groups: above any real lot (a sequence)
+_GROUP_LOT = 10**15
 
 
 @dataclass(slots=True)
@@ -182,21 +186,42 @@ class JournalReads:
             driver.rollback()  # read only: ending the transaction is all
 
     def family(self, account_id: str) -> tuple[Family, int] | None:
-        """A member's sub-accounts with points, their lots' terms and open
-        holds, and the sequence they reflect, from one consistent snapshot;
-        None when the member does not exist."""
+        """What a member's balance is computed from, and the sequence it
+        reflects, from one consistent snapshot; None when the member does
+        not exist.
+
+        A member has one account per lot, and a regular customer gathers
+        hundreds. Their balance does not need each lot, only the points per
+        (state, expiry, maturity): the database sums them, and the family
+        holds one synthetic lot per group (numbered from ``_GROUP_LOT``),
+        plus the held accounts (few: open holds) as they are, with their
+        holds. ``view()`` of it is the balance ``view()`` of the full
+        family gives (lots are summed per expiry there too)."""
         with self._read() as tx:
             ((head_seq,),) = tx.execute("SELECT seq FROM journal_head WHERE id = 1")
-            rows = tx.execute(
-                "SELECT account_id, balance, closed_us, expires_us, matures_us FROM accounts"
-                " WHERE owner = ? AND (balance <> 0 OR account_id = ?)",
+            owner_row = tx.execute(
+                "SELECT closed_us FROM accounts WHERE account_id = ? AND owner = ?",
                 (account_id, account_id),
             )
-            owner_row = next((r for r in rows if r[0] == account_id), None)
-            if owner_row is None:
+            if not owner_row:
                 return None
-            family = Family(account_id, {}, closed=bool(owner_row[2]))
-            for account, balance, _closed, expires_us, matures_us in rows:
+            family = Family(account_id, {}, closed=bool(owner_row[0][0]))
+            groups = tx.execute(
+                "SELECT CASE WHEN account_id LIKE ? THEN 1 ELSE 0 END, expires_us, matures_us,"
+                " SUM(balance) FROM accounts WHERE owner = ? AND balance > 0"
+                " AND account_id NOT LIKE ? GROUP BY 1, 2, 3",
+                (_PENDING_LIKE, account_id, _HELD_LIKE),
+            )
+            for i, (pending, expires_us, matures_us, points) in enumerate(groups):
+                lot = _GROUP_LOT + i
+                form = "pending" if pending else "lot"
+                family.accounts[f"{account_id}/{form}/{lot}"] = int(points)
+                family.terms[lot] = LotTerms(expires_us, matures_us)
+            for account, balance, expires_us, matures_us in tx.execute(
+                "SELECT account_id, balance, expires_us, matures_us FROM accounts"
+                " WHERE owner = ? AND balance > 0 AND account_id LIKE ?",
+                (account_id, _HELD_LIKE),
+            ):
                 family.accounts[account] = balance
                 if expires_us or matures_us:
                     family.terms[lot_of(account)] = LotTerms(expires_us, matures_us)
