@@ -68,7 +68,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the summary here")
     p.add_argument("--insecure-extra", action="store_true", help="labelled plaintext extra run")
     p.add_argument("--py-spy", type=Path, help="profile one extra ledger window here")
-    p.add_argument("--py-spy-op", default="earn", choices=("earn", "balance"))
+    p.add_argument("--py-spy-op", default="earn", choices=("earn", "balance", "half"))
     p.add_argument("--tmp-dir", type=Path, default=None)
     p.add_argument(
         "--postgres",
@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for server in (echo_aio, echo_thr):
                         rows.append(measure(server, op, args, echo_accounts, creds, f"r{n}"))
                     rows.append(measure(ledger, op, args, accounts, creds, f"r{n}"))
-            half = _median(rows, "ledger", "earn", "calls_per_s") / 2
+            half = args.half_rate = _median(rows, "ledger", "earn", "calls_per_s") / 2
             latency = measure(ledger, "earn", args, accounts, creds, "half", rate=half)
             profile = None
             if args.py_spy:
@@ -375,7 +375,10 @@ def _profile(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    measure(ledger, args.py_spy_op, args, accounts, creds, "prof")
+    if args.py_spy_op == "half":  # Earn at half load, open loop
+        measure(ledger, "earn", args, accounts, creds, "prof", rate=args.half_rate)
+    else:
+        measure(ledger, args.py_spy_op, args, accounts, creds, "prof")
     spy.wait(60)
     return str(args.py_spy)
 

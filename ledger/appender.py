@@ -111,6 +111,7 @@ def _settle(
 
 
 _STOP = object()
+SLOW_BATCH_S = 0.05  # a group commit slower than this is logged, with where the time went
 _CACHE_LIMIT = 1_000_000  # accounts whose balance the appender remembers
 _CIPHER_LIMIT = 100_000  # accounts whose unwrapped data key the appender remembers
 
@@ -317,10 +318,12 @@ class Appender:
         the batch's journal entries with their tree nodes, and every access
         record of the batch, or nothing."""
         commands = [item.command for item in batch if item.command is not None]
+        started = time.perf_counter()
         raw = self._db.writer.raw_connection()
         try:
             tx = sql.WriteTx(raw.driver_connection, self._db.writer.dialect.name)
             tx.begin()
+            locked = time.perf_counter()
             self._logs.begin()
             planner, planned = self._plan(tx, commands)
             before = (planner.start.sequence, planner.start.hash)
@@ -330,7 +333,17 @@ class Appender:
             records = [item.record for item in batch if item.record is not None]
             if records:
                 self._logs.append_access(tx, records)
+            written = time.perf_counter()
             raw.commit()
+            done = time.perf_counter()
+            if done - started > SLOW_BATCH_S:
+                log.warning(
+                    "slow_batch",
+                    size=len(batch),
+                    lock_ms=round((locked - started) * 1000, 1),
+                    work_ms=round((written - locked) * 1000, 1),
+                    commit_ms=round((done - written) * 1000, 1),
+                )
         except BaseException:
             self._cache_head = None  # rolled back: trust nothing cached
             self._logs.forget()

@@ -53,7 +53,7 @@ from ledger.service.observe import ANONYMOUS_DENIALS, Checks, observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.service.writer_link import RemoteAppender, WriterEnd
 from ledger.storage.break_glass import GrantTable
-from ledger.storage.database import Database, open_database
+from ledger.storage.database import Database, WalCheckpointer, open_database
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.log_reads import LogReads
 from ledger.storage.members import MemberStore
@@ -144,6 +144,7 @@ class LedgerServer:
         self.link: RemoteAppender | None = None  # a worker's way to the writer
         self._buckets = buckets  # rate-limit buckets shared by the workers
         self._writer_ends: list[WriterEnd] = []
+        self._wal: WalCheckpointer | None = None
         self._clock = clock
         self._stopped = threading.Event()
         self.port = 0
@@ -162,8 +163,13 @@ class LedgerServer:
         cfg = self.config
         if not cfg.database_url:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = open_database(cfg.resolved_database_url())
+        self.db = open_database(
+            cfg.resolved_database_url(), background_checkpoints=self.role != "worker"
+        )
         try:
+            if self.db.is_sqlite and self.role != "worker":
+                self._wal = WalCheckpointer(self.db.sqlite_path)
+                self._wal.start()
             if self.role != "worker":  # the writer migrated before it started workers
                 upgrade(self.db)
             keyring = FileKeyring.open(cfg.keyring_path)
@@ -460,6 +466,8 @@ class LedgerServer:
         _LoopThread.run(self._stop(grace))
         if self.appender is not None:
             self.appender.close()
+        if self._wal is not None:
+            self._wal.stop()
         if self.db is not None:
             self.db.dispose()
         log.info("stopped")
