@@ -191,7 +191,7 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise AuthenticationError("token", "malformed") from None
         principal = self._principal(claims)
-        return principal, int(claims["exp"])  # type: ignore[call-overload]
+        return principal, int(claims["exp"])
 
     def _key_for(self, token: str) -> Ed25519PublicKey:
         try:

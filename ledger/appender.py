@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -108,6 +109,19 @@ def _settle(
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+class Journal(Protocol):
+    """What request handlers use of the appender: the appender itself, or a
+    worker's link to it in the writer process (ledger/service/writer_link.py)."""
+
+    async def append(self, command: Command, record: AccessDecision | None = None) -> bytes: ...
+
+    async def record(self, decision: AccessDecision) -> None: ...
+
+    def append_blocking(self, command: Command) -> bytes: ...
+
+    def record_blocking(self, decision: AccessDecision) -> None: ...
 
 
 _STOP = object()
@@ -271,9 +285,9 @@ class Appender:
             else:
                 assert item.future is not None
                 by_loop.setdefault(item.loop, []).append((item.future, result))
-        for (loop, sink), outcomes in by_sink.items():
+        for (sink_loop, sink), outcomes in by_sink.items():
             try:
-                loop.call_soon_threadsafe(sink, outcomes)
+                sink_loop.call_soon_threadsafe(sink, outcomes)
             except RuntimeError:
                 log.warning("results_undeliverable", size=len(outcomes))
         for loop, settled in by_loop.items():

@@ -259,7 +259,7 @@ def test_an_altered_token_is_no_cache_hit_and_failures_are_not_cached() -> None:
     verifier = _verifier()
     token = _channel_token()
     verifier.verify(token)
-    head, body, sig = token.split(".")
+    head, _body, sig = token.split(".")
     claims = _segments(token)[1]
     claims["role"] = "admin"
     forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()

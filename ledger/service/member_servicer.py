@@ -24,7 +24,7 @@ from loyalty.members.v1 import members_pb2_grpc
 from access import scope as call_scope
 from access.purposes import fields_needed
 from ledger import validation as v
-from ledger.appender import Appender
+from ledger.appender import Journal
 from ledger.commands import Enroll, Erase, new_member_account_id
 from ledger.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from ledger.keys.blind_index import EMAIL, PHONE
@@ -126,7 +126,7 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
     def __init__(
         self,
         *,
-        appender: Appender,
+        appender: Journal,
         store: MemberStore,
         vault: MemberVault,
         rules: ProfileRules,

@@ -315,7 +315,7 @@ class _EntryRenderer:
 
 
 def _render_entry(response_type: Callable[..., Message]) -> Renderer:
-    return _EntryRenderer(response_type.__name__)  # type: ignore[attr-defined]
+    return _EntryRenderer(response_type.__name__)
 
 
 def entry_message(stored: StoredEntry, details: EntryDetails | None = None) -> pb.Entry:

@@ -21,7 +21,7 @@ from access import scope as call_scope
 from access.purposes import ORDER_DETAILS
 from audit.chain import StoredEntry
 from ledger import validation as v
-from ledger.appender import Appender, Clock, system_clock_us
+from ledger.appender import Clock, Journal, system_clock_us
 from ledger.commands import EntryDetails, open_details
 from ledger.config import Limits
 from ledger.errors import NotFoundError
@@ -47,7 +47,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     def __init__(
         self,
         *,
-        appender: Appender,
+        appender: Journal,
         reads: JournalReads,
         limits: Limits,
         vault: MemberVault,

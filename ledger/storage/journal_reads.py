@@ -165,9 +165,10 @@ class JournalReads:
             if not self._sqlite:
                 import psycopg
 
-                conn.driver_connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                pg: Any = conn.driver_connection
+                pg.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             self._local.conn = conn
-        driver = conn.driver_connection
+        driver: Any = conn.driver_connection
         tx = WriteTx(driver, self._engine.dialect.name)
         try:
             if self._sqlite:
