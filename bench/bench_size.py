@@ -280,7 +280,8 @@ def main() -> int:
         for size in [int(s) for s in args.sizes.split(",")]:
             rate = asyncio.run(grow(data_dir, size, state))
             print(
-                f"  grown to {state['entries']:,} entries ({len(state['members']):,} members) at {rate:,.0f} entries/s",
+                f"  grown to {state['entries']:,} entries ({len(state['members']):,} members)"
+                f" at {rate:,.0f} entries/s",
                 flush=True,
             )
             row = measure(data_dir, tmp, state["entries"], args, state["members"])
@@ -290,7 +291,8 @@ def main() -> int:
         base = rows[0]
         print()
         print(
-            f"{'entries':>11} {'earn p50/p99':>15} {'balance p50/p99':>16} {'proof p50/p99':>15} {'rss MiB':>8} {'db MiB':>7}  ratio p99 to first (earn, balance, proof)"
+            f"{'entries':>11} {'earn p50/p99':>15} {'balance p50/p99':>16} {'proof p50/p99':>15}"
+            f" {'rss MiB':>8} {'db MiB':>7}  ratio p99 to first (earn, balance, proof)"
         )
         for r in rows:
             ratios = ", ".join(
