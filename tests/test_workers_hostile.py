@@ -22,7 +22,7 @@ from loyalty.access.v1 import access_pb2_grpc
 from loyalty.members.v1 import members_pb2 as mpb
 from loyalty.members.v1 import members_pb2_grpc
 
-from access.ratelimit import RateLimitedError, RateLimiter, Rate
+from access.ratelimit import Rate, RateLimitedError, RateLimiter
 from access.shared_buckets import SLOTS, SharedBuckets
 from ledger.validation import MEMBER_ACCOUNT_RE
 from tests.support.process import ServeProcess
