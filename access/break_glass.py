@@ -180,12 +180,22 @@ class BreakGlass:
         return done
 
     def active_grant(self, principal: Principal) -> Grant | None:
-        """The principal's active grant, if it may be elevated at all."""
+        """The principal's active grant, if it may be elevated at all.
+
+        Called on the gate's path (an event loop): it never waits for the
+        lock. A grant or an end in progress in another thread holds the
+        lock while its event is recorded, and that recording may itself
+        need the event loop (a worker's link to the writer), so waiting
+        here could deadlock. When the lock is busy, the view held now is
+        used (at most ``reload_s`` old, as always)."""
         if principal.role is Role.CHANNEL:
             return None
-        with self._lock:
-            self._fresh()
-            return self._active_for(principal.id, self._clock())
+        if self._lock.acquire(blocking=False):
+            try:
+                self._fresh()
+            finally:
+                self._lock.release()
+        return self._active_for(principal.id, self._clock())
 
     def grants(self, *, active_only: bool = False) -> list[Grant]:
         now = self._clock()
@@ -202,7 +212,7 @@ class BreakGlass:
         return min(pending) if pending else None
 
     def _active_for(self, grantee: str, now: int) -> Grant | None:
-        for grant in self._grants.values():
+        for grant in list(self._grants.values()):  # a snapshot: others may add meanwhile
             if grant.grantee == grantee and grant.active(now):
                 return grant
         return None

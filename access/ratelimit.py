@@ -75,9 +75,12 @@ class RateLimiter:
             return
         now = self._clock()
         if self._shared is not None:
+            refused: list[float] = []
             self._shared.update(
-                SharedBuckets.digest(self._scope, key), lambda t, a: self._spend(t, a, now)
+                self._shared.digest(self._scope, key), lambda t, a: self._spend(t, a, now, refused)
             )
+            if refused:
+                raise RateLimitedError(self._scope, refused[0])
             return
         tokens, at = self._buckets.pop(key, (float(self._rate.burst), now))
         tokens = min(float(self._rate.burst), tokens + (now - at) * self._rate.per_second)
@@ -88,15 +91,19 @@ class RateLimiter:
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
 
-    def _spend(self, tokens: float | None, at: float, now: float) -> tuple[float, float]:
-        """A shared bucket after one call, or RateLimitedError (unchanged)."""
-        burst = float(self._rate.burst)
-        tokens = (
-            burst if tokens is None else min(burst, tokens + (now - at) * self._rate.per_second)
-        )
+    def _spend(
+        self, tokens: float | None, at: float, now: float, refused: list[float]
+    ) -> tuple[float, float, float]:
+        """A shared bucket after one call: (tokens, now, when it is full
+        again). A refusal is stored too (the refill so far, and now), and
+        noted in ``refused`` with the wait until a token is back."""
+        burst, rate = float(self._rate.burst), self._rate.per_second
+        tokens = burst if tokens is None else min(burst, tokens + (now - at) * rate)
         if tokens < 1.0:
-            raise RateLimitedError(self._scope, (1.0 - tokens) / self._rate.per_second)
-        return tokens - 1.0, now
+            refused.append((1.0 - tokens) / rate)
+        else:
+            tokens -= 1.0
+        return tokens, now, now + (burst - tokens) / rate
 
 
 class CallLimits:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -300,11 +298,11 @@ def _workers(requested: int) -> int:
 def _serve(config: ServerConfig, log_level: str) -> int:
     from ledger.keys.errors import KeysError
     from ledger.server import LedgerServer, tune_gc
+    from ledger.service.stopping import StopFlag, stop_on_signals
     from ledger.service.workers import Supervisor
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopFlag()
+    stop_on_signals(stop)
     tune_gc()
     if config.workers > 0:
         supervisor = Supervisor(config, config.workers, log_level)

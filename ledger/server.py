@@ -243,6 +243,12 @@ class LedgerServer:
         self._writer_ends.append(end)
         return end
 
+    def remove_worker(self, end: WriterEnd) -> None:
+        """Writer: close a (dead) worker's link on the event loop that owns it."""
+        _LoopThread.run(end.aclose())
+        if end in self._writer_ends:
+            self._writer_ends.remove(end)
+
     def _writer_tasks(self, appender: Appender, db: Database) -> None:
         """The background jobs of the process that owns the appender."""
         cfg = self.config

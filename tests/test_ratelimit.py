@@ -104,3 +104,29 @@ def test_member_limit_over_the_wire(db_url: str, tmp_path) -> None:  # type: ign
             earn(two)  # another member is not held back
     finally:
         server.stop(grace=1)
+
+
+def test_shared_buckets_are_keyed_per_table_and_seen_alike_by_every_process() -> None:
+    import os
+
+    from access.shared_buckets import SharedBuckets
+
+    one, other = SharedBuckets.create(), SharedBuckets.create()
+    assert one.digest("member_account_id", "mbr_x") != other.digest("member_account_id", "mbr_x")
+    # a worker opens the inherited descriptor: same key, same buckets
+    again = SharedBuckets(os.dup(one.fd))
+    assert again.digest("member_account_id", "mbr_x") == one.digest("member_account_id", "mbr_x")
+    now = [100.0]
+    rate = Rate(per_second=1, burst=2)
+    a = RateLimiter(rate, scope="member_account_id", clock=lambda: now[0], shared=one)
+    b = RateLimiter(rate, scope="member_account_id", clock=lambda: now[0], shared=again)
+    a.take("mbr_x")
+    b.take("mbr_x")
+    with pytest.raises(RateLimitedError):
+        a.take("mbr_x")
+    with pytest.raises(RateLimitedError):
+        b.take("mbr_x")
+    now[0] += 1.0
+    b.take("mbr_x")  # one token back, for both
+    with pytest.raises(RateLimitedError):
+        a.take("mbr_x")

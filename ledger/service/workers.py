@@ -21,8 +21,8 @@ grants in the database (re-read within a second), rate-limit buckets in
 shared memory (access/shared_buckets.py).
 
 Lifecycle: the writer starts, then the workers; it says ``listening`` once
-every worker reports ready. A worker that dies is started again (a worker
-that keeps dying at start stops the server). SIGTERM (or SIGINT) to the
+every worker reports ready. A worker that dies is started again (workers
+that die before they serve, three in a row, stop the server). SIGTERM (or SIGINT) to the
 writer: each worker stops taking calls and finishes those in flight, whose
 writes the writer still commits; then the writer commits what it holds and
 exits. If the writer dies, each worker fails what is waiting with
@@ -33,7 +33,6 @@ once its commit is durable).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -51,12 +50,13 @@ import structlog
 from access.shared_buckets import SharedBuckets
 from ledger.config import ServerConfig
 from ledger.server import LedgerServer, tune_gc
+from ledger.service.stopping import StopFlag, stop_on_signals
+from ledger.service.writer_link import WriterEnd
 
 log = structlog.get_logger(__name__)
 
 READY_TIMEOUT_S = 60.0  # a worker must be serving within this after its start
-QUICK_DEATH_S = 10.0  # a worker that dies sooner than this after start ...
-MAX_QUICK_DEATHS = 3  # ... this many times in a row stops the server
+MAX_QUICK_DEATHS = 3  # workers dying before they serve, this many in a row, stop the server
 EXIT_WRITER_GONE = 3  # a worker's exit code when its writer went away
 _PR_SET_PDEATHSIG = 1
 
@@ -70,15 +70,20 @@ class _Worker:
     index: int
     proc: subprocess.Popen[bytes]
     started: float
-    link: socket.socket  # the writer's end
+    link: WriterEnd  # the writer's end of its link
     ready: threading.Event = field(default_factory=threading.Event)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the writer dies (Linux)."""
+def _die_with_parent(parent: int) -> None:
+    """In the worker, first thing: SIGTERM when the writer dies (Linux),
+    and exit now if it already has. Done here rather than between fork and
+    exec (``preexec_fn``): the writer has threads, and loading a library in
+    a forked child of a threaded process can deadlock."""
     libc = ctypes.util.find_library("c")
     if sys.platform.startswith("linux") and libc:
         ctypes.CDLL(libc, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(EXIT_WRITER_GONE)
 
 
 def _reserve_port(listen: str) -> tuple[str, socket.socket]:
@@ -167,17 +172,18 @@ class Supervisor:
                 str(index),
                 "--log-level",
                 self._log_level,
+                "--parent",
+                str(os.getpid()),
             ],
             stdin=subprocess.PIPE,
             pass_fds=(theirs.fileno(), self._buckets.fd),
-            preexec_fn=_die_with_parent,
         )
         theirs.close()
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps(config))
         proc.stdin.close()
-        worker = _Worker(index, proc, time.monotonic(), mine)
         end = self._writer.add_worker(mine, f"worker-{index}")
+        worker = _Worker(index, proc, time.monotonic(), end)
         end.on_ready = worker.ready.set
         self._workers[index] = worker
 
@@ -189,14 +195,18 @@ class Supervisor:
                 continue
             lived = time.monotonic() - worker.started
             log.error("worker_died", worker=index, exit_code=code, seconds=round(lived, 1))
-            worker.link.close()
-            self._quick_deaths = self._quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+            # closed on the writer's event loop, which owns the socket: closed
+            # from here, its fd number could be reused by the next link while
+            # the loop's selector still has it registered
+            self._writer.remove_worker(worker.link)
+            # a worker that never said it was serving is dying at start
+            self._quick_deaths = 0 if worker.ready.is_set() else self._quick_deaths + 1
             if self._quick_deaths >= MAX_QUICK_DEATHS:
                 self.failed = f"workers keep dying at start (last exit code {code})"
                 return
             self._spawn(index)
 
-    def run(self, stop: threading.Event) -> int:
+    def run(self, stop: StopFlag) -> int:
         while not stop.wait(0.2):
             self.watch()
             if self.failed:
@@ -223,9 +233,6 @@ class Supervisor:
                 worker.proc.kill()
                 worker.proc.wait()
         self._writer.stop()
-        for worker in self._workers.values():
-            with contextlib.suppress(OSError):
-                worker.link.close()
         if self._reserved is not None:
             self._reserved.close()
 
@@ -236,10 +243,9 @@ def run_worker(link_fd: int, buckets_fd: int) -> int:
     config: ServerConfig = pickle.loads(sys.stdin.buffer.read())
     link = socket.socket(fileno=link_fd)
     server = LedgerServer(config, role="worker", link=link, buckets=SharedBuckets(buckets_fd))
-    stop = threading.Event()
-    gone = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopFlag()
+    gone = StopFlag()
+    stop_on_signals(stop)
 
     def writer_gone() -> None:
         gone.set()
@@ -264,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buckets-fd", type=int, required=True)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--parent", type=int, default=0, help="the writer's pid")
     args = parser.parse_args(argv)
+    if args.parent:
+        _die_with_parent(args.parent)
     ledger_logging.configure(args.log_level)
     ledger_logging.CALLS.static = {"worker": args.index}
     return run_worker(args.link_fd, args.buckets_fd)

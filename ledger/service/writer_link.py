@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import pickle
 import socket
@@ -53,6 +54,7 @@ log = structlog.get_logger(__name__)
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024  # a frame longer than this means the stream is corrupt
 Request = tuple[int, Command | None, AccessDecision | None]
+BLOCKING_TIMEOUT_S = 60.0  # a blocking caller (a thread) waits at most this long
 READY = 0  # request id of a worker's "I am serving" notice (real ids start at 1)
 
 
@@ -245,7 +247,11 @@ class RemoteAppender:
         future: concurrent.futures.Future[bytes] = asyncio.run_coroutine_threadsafe(
             call, self._loop
         )
-        return future.result()
+        try:
+            return future.result(BLOCKING_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise UnavailableError("journal: the writer did not answer in time; retry") from None
 
     def announce_ready(self) -> None:
         """Tell the writer this worker is serving (request id 0), from any thread."""
@@ -280,7 +286,7 @@ class WriterEnd:
     async def serve(self, sock: socket.socket) -> None:
         self._loop = asyncio.get_running_loop()
         _, protocol = await self._loop.create_unix_connection(
-            lambda: _FrameProtocol(self._requests, self.closed.set), sock=sock
+            lambda: _FrameProtocol(self._requests, self.closed.set, self._unsendable), sock=sock
         )
         self._protocol = protocol
 
@@ -297,6 +303,16 @@ class WriterEnd:
                 self._appender.submit(command, record, self._loop, self._deliver, request_id)
             except LedgerError as err:  # shutting down: nothing was queued
                 self._deliver([(request_id, err)])
+            except Exception:  # a bug: this request fails alone, the link stays up
+                log.exception("writer_link_request_failed", worker=self._name)
+                self._deliver([(request_id, UnavailableError("journal: the request failed"))])
+
+    def _unsendable(self, item: tuple[int, Any], error: Exception) -> None:
+        """An outcome that does not pickle (a bug): its caller gets an error
+        instead of waiting for its deadline."""
+        assert self._protocol is not None
+        failed = UnavailableError("journal: the answer could not be sent; retry with the same key")
+        self._protocol.send_now([(item[0], _encode_outcome(failed))])
 
     def _deliver(self, outcomes: list[tuple[int, Outcome]]) -> None:
         """On the writer's event loop, once a group commit is durable."""
@@ -305,5 +321,12 @@ class WriterEnd:
         self._protocol.send_now([(i, _encode_outcome(r)) for i, r in outcomes])
 
     def close(self) -> None:
+        """On the event loop: close the link."""
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Close the link and wait until the loop has let go of its socket."""
+        self.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), timeout)
