@@ -67,7 +67,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         """A hot-path read: inline where it cannot block, else in a thread."""
         if self._reads.inline:
             return read(*args)
-        return await asyncio.to_thread(read, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reads.executor, lambda: read(*args)
+        )
 
     def _messages(self, entries: list[StoredEntry]) -> list[pb.Entry]:
         """Entries as sent; order details opened only when the call's purpose

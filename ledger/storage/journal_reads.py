@@ -7,6 +7,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from ledger.storage.schema import (
 )
 
 _DAY_US = 86_400_000_000
+READ_THREADS = 4  # PostgreSQL read threads (and connections) per JournalReads
 _NO_SEQ = 2**63 - 1  # "before nothing": every sequence is smaller
 _PENDING_LIKE = "%/pending/%"
 _HELD_LIKE = "%/held/%"
@@ -149,6 +151,13 @@ class JournalReads:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
+        # PostgreSQL: the threads reads run in, each keeping one connection
+        # (bounded, so N workers hold at most N x READ_THREADS of them)
+        self.executor = (
+            None
+            if self._sqlite
+            else ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="reads")
+        )
 
     @property
     def inline(self) -> bool:
@@ -179,7 +188,7 @@ class JournalReads:
             with contextlib.suppress(Exception):
                 driver.rollback() if not self._sqlite else driver.execute("ROLLBACK")
             with contextlib.suppress(Exception):
-                conn.close()
+                conn.invalidate()  # discarded, not pooled: it may be mid-transaction or isolated
             raise
         if self._sqlite:
             tx.execute("COMMIT")
