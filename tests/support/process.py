@@ -41,6 +41,7 @@ class ServeProcess:
         # development mode unless the test asks for more: plaintext, no credentials
         defaults = {"LOYALTY_LEDGER_PLAINTEXT": "1", "LOYALTY_LEDGER_AUTH": "none"}
         env = {**os.environ, **defaults, "LOYALTY_LEDGER_LISTEN": self.address, **(env or {})}
+        self._workers = env.get("LOYALTY_LEDGER_WORKERS", "")
         args = [cli_path(), "serve", "--data-dir", str(data_dir)]
         if database_url:
             args += ["--database-url", database_url]
@@ -59,11 +60,19 @@ class ServeProcess:
                     raise RuntimeError(f"server exited early: {self.log_path.read_text()}")
                 try:
                     resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING and self._all_up():
                         return time.monotonic() - self.started
                 except grpc.RpcError:
                     time.sleep(0.1)
         raise TimeoutError(f"server not serving after {timeout}s: {self.log_path.read_text()}")
+
+    def _all_up(self) -> bool:
+        """With workers, the first one answers health before the others
+        listen: the writer's ``listening`` line (with ``workers``) says all are."""
+        if self._workers == "0":
+            return True
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return '"workers":' in text and '"listening"' in text
 
     def worker_pids(self) -> list[int]:
         """The worker processes of ``serve --workers N`` (the writer's children)."""
