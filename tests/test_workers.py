@@ -407,6 +407,20 @@ class _Load:
         self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(CONNECTIONS)]
 
+    @classmethod
+    def running(cls, address: str) -> _Load:
+        """A new member, and load on it for a second before this returns."""
+        with grpc.insecure_channel(address) as channel:
+            account = (
+                ledger_pb2_grpc.LedgerServiceStub(channel)
+                .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
+                .member_account_id
+            )
+        load = cls(address, account)
+        load.start()
+        time.sleep(1.0)
+        return load
+
     def start(self) -> None:
         for t in self.threads:
             t.start()
@@ -459,15 +473,7 @@ def test_a_killed_worker_is_replaced_and_nothing_acknowledged_is_lost(tmp_path: 
     try:
         server.wait_serving()
         before = server.worker_pids()
-        with grpc.insecure_channel(server.address) as channel:
-            account = (
-                ledger_pb2_grpc.LedgerServiceStub(channel)
-                .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
-                .member_account_id
-            )
-        load = _Load(server.address, account)
-        load.start()
-        time.sleep(1.0)
+        load = _Load.running(server.address)
         os.kill(before[0], signal.SIGKILL)
         assert _wait_for(lambda: len(server.worker_pids()) == 2 and server.worker_pids() != before)
         time.sleep(1.0)  # the new worker serves too
@@ -489,15 +495,7 @@ def test_a_killed_writer_loses_nothing_acknowledged(tmp_path: Path) -> None:
     try:
         server.wait_serving()
         workers = server.worker_pids()
-        with grpc.insecure_channel(server.address) as channel:
-            account = (
-                ledger_pb2_grpc.LedgerServiceStub(channel)
-                .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
-                .member_account_id
-            )
-        load = _Load(server.address, account)
-        load.start()
-        time.sleep(1.0)
+        load = _Load.running(server.address)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(10)
         # the workers see their writer gone and stop: nothing answers any more
