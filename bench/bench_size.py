@@ -53,6 +53,7 @@ from access.tokens import TokenIssuer, load_or_create_signing_key  # noqa: E402
 from ledger.appender import Appender  # noqa: E402
 from ledger.config import ServerConfig  # noqa: E402
 from ledger.keys.keyring import FileKeyring  # noqa: E402
+from ledger.members.rotation import backfill_keys  # noqa: E402
 from ledger.members.vault import MemberVault  # noqa: E402
 from ledger.program.config import load_program  # noqa: E402
 from ledger.service import messages as m  # noqa: E402
@@ -92,6 +93,9 @@ async def grow(data_dir: Path, target: int, state: dict[str, Any]) -> float:
     db = open_database(config.resolved_database_url(), background_checkpoints=False)
     upgrade(db)
     vault = MemberVault.for_keyring(FileKeyring.open(config.keyring_path))
+    # as a server's first start does: every account has its data key from
+    # the start, so a server on this ledger has no backfill scan to make
+    backfill_keys(db, vault, time.time_ns() // 1000)
     program = load_program(ROOT / "examples" / "program.toml")
     end_us = state.setdefault("end_us", time.time_ns() // 1000)
     clock = SimClock(state.get("clock", end_us - SPAN_DAYS * DAY_US))
