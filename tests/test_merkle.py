@@ -45,7 +45,8 @@ from audit.merkle import (
     verify_inclusion,
 )
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+# copied from the shared test data with their provenance: tests/vectors/upstream/README.md
+TESTDATA = Path(__file__).resolve().parent / "vectors" / "upstream"
 VECTORS: dict[str, Any] = json.loads((TESTDATA / "rfc6962-vectors.json").read_text("utf-8"))
 LEAVES = [bytes.fromhex(x) for x in VECTORS["leaf_inputs_hex"]]
 ROOTS = [bytes.fromhex(x) for x in VECTORS["root_by_tree_size_hex"]]

@@ -33,7 +33,8 @@ from audit.note import (
     sign_note,
 )
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+# copied from the shared test data with their provenance: tests/vectors/upstream/README.md
+TESTDATA = Path(__file__).resolve().parent / "vectors" / "upstream"
 VECTOR: dict[str, Any] = json.loads((TESTDATA / "signed-note-vectors.json").read_text("utf-8"))
 TEXT: str = VECTOR["text"]
 SIGNED: str = VECTOR["signed_note"]
