@@ -6,7 +6,6 @@ writes must invalidate that cache, or this test overdraws."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -19,6 +18,7 @@ from ledger.verify import verify_database
 from tests.conftest import ctx, key
 from tests.support.postgres import PostgresCluster
 from tests.support.process import ServeProcess
+from tests.support.races import race_redeems, raced_entries
 
 pytestmark = pytest.mark.slow
 
@@ -51,44 +51,7 @@ def test_two_processes_one_chain_no_overdraft(
             s.wait_serving()
         channels = [grpc.insecure_channel(s.address) for s in servers]
         stubs = [ledger_pb2_grpc.LedgerServiceStub(c) for c in channels]
-        accounts = [
-            stubs[0]
-            .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
-            .member_account_id
-            for _ in range(3)
-        ]
-        for i, account in enumerate(accounts):
-            stubs[i % 2].Earn(
-                pb.EarnRequest(
-                    idempotency_key=key(), context=ctx(), member_account_id=account, points=100
-                )
-            )
-
-        def redeem(i: int) -> tuple[str, grpc.StatusCode]:
-            account = accounts[i % 3]
-            try:
-                stubs[i % 2].Redeem(
-                    pb.RedeemRequest(
-                        idempotency_key=key("mp"),
-                        context=ctx(f"pos-{i % 2}", store_id=f"store-{i % 5}"),  # sealed
-                        member_account_id=account,
-                        points=7,
-                    )
-                )
-            except grpc.RpcError as err:
-                return account, err.code()
-            return account, grpc.StatusCode.OK
-
-        with ThreadPoolExecutor(24) as pool:
-            results = list(pool.map(redeem, range(3 * 30)))
-
-        for account in accounts:
-            codes = [code for a, code in results if a == account]
-            assert codes.count(grpc.StatusCode.OK) == 100 // 7
-            assert codes.count(grpc.StatusCode.FAILED_PRECONDITION) == 30 - 100 // 7
-            for stub in stubs:  # both processes see the same balance
-                balance = stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance
-                assert balance.points == 100 % 7
+        race_redeems(stubs)
         for s in servers:
             assert s.terminate() == 0
     finally:
@@ -103,7 +66,7 @@ def test_two_processes_one_chain_no_overdraft(
     finally:
         db.dispose()
     assert result, result.problems
-    assert result.entries == 3 + 3 * (100 // 7)
+    assert result.entries == raced_entries()
 
 
 def test_erasure_on_one_process_closes_the_account_on_the_other(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from ledger.verify import verify_database
 from tests.conftest import ctx, key
 from tests.support.postgres import PostgresCluster
 from tests.support.process import ServeProcess, cli_path
+from tests.support.races import race_redeems, raced_entries
 
 pytestmark = pytest.mark.slow
 
@@ -92,45 +93,7 @@ def test_workers_keep_one_chain_no_overdraft_and_idempotency(
         assert len(server.worker_pids()) == 2
         channels = _channels(server.address)
         stubs = [ledger_pb2_grpc.LedgerServiceStub(c) for c in channels]
-        accounts = [
-            stubs[i]
-            .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
-            .member_account_id
-            for i in range(3)
-        ]
-        for i, account in enumerate(accounts):
-            stubs[i].Earn(
-                pb.EarnRequest(
-                    idempotency_key=key(), context=ctx(), member_account_id=account, points=100
-                )
-            )
-
-        def redeem(i: int) -> tuple[str, grpc.StatusCode]:
-            account = accounts[i % 3]
-            try:
-                stubs[i % CONNECTIONS].Redeem(
-                    pb.RedeemRequest(
-                        idempotency_key=key("race"),
-                        context=ctx(),
-                        member_account_id=account,
-                        points=7,
-                    )
-                )
-            except grpc.RpcError as err:
-                return account, err.code()
-            return account, grpc.StatusCode.OK
-
-        with ThreadPoolExecutor(24) as pool:
-            results = list(pool.map(redeem, range(3 * 30)))
-        for account in accounts:
-            codes = [code for a, code in results if a == account]
-            assert codes.count(grpc.StatusCode.OK) == 100 // 7
-            assert codes.count(grpc.StatusCode.FAILED_PRECONDITION) == 30 - 100 // 7
-            for stub in stubs:  # every connection, whichever worker, sees one balance
-                assert (
-                    stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance.points
-                    == 100 % 7
-                )
+        accounts = race_redeems(stubs)
 
         # the same request on every connection at once: one entry, one answer
         replayed = pb.EarnRequest(
@@ -159,7 +122,7 @@ def test_workers_keep_one_chain_no_overdraft_and_idempotency(
             c.close()
         server.kill()
     assert _workers_that_served(tmp_path / "s.log") == {0, 1}
-    assert _verify(url) == 3 + 3 * (100 // 7) + 1
+    assert _verify(url) == raced_entries() + 1
 
 
 def test_every_rpc_works_through_the_writer_link(tmp_path: Path) -> None:

@@ -91,10 +91,6 @@ def _entries(
     ]
 
 
-def _entries_in(conn: Connection, seqs: list[int]) -> list[StoredEntry]:
-    return _entries(conn, journal_entries.c.seq.in_(seqs), journal_postings.c.seq.in_(seqs))
-
-
 def _entries_between(conn: Connection, first: int, last: int) -> list[StoredEntry]:
     return _entries(
         conn,
