@@ -75,3 +75,33 @@ def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
+
+
+def test_commits_leave_the_wal_to_the_background_checkpointer(tmp_path: Path) -> None:
+    """With background checkpoints, commits never copy the WAL into the
+    database (the main file stays as it was); the checkpointer thread does."""
+    import time as _time
+
+    from ledger.storage.database import WalCheckpointer, open_database
+
+    path = tmp_path / "wal.db"
+    db = open_database(f"sqlite:///{path}", background_checkpoints=True)
+    try:
+        with db.writer.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+        before = path.stat().st_size
+        for _ in range(40):  # about 2,500 pages: past SQLite's 1,000-page autocheckpoint
+            with db.writer.begin() as conn:
+                conn.exec_driver_sql(
+                    "INSERT INTO t VALUES (randomblob(4000))" + ", (randomblob(4000))" * 63
+                )
+        assert path.stat().st_size == before  # nothing was checkpointed by a commit
+        checkpointer = WalCheckpointer(str(path), interval=0.05)
+        checkpointer.start()
+        deadline = _time.monotonic() + 10
+        while path.stat().st_size == before and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        checkpointer.stop()
+        assert path.stat().st_size > before + 2_000 * 4096
+    finally:
+        db.dispose()
