@@ -215,6 +215,25 @@ class Appender:
         self._put(_Item(command, None, None, future))
         return future.result()
 
+    def append_all_blocking(self, commands: list[Command]) -> list[Outcome]:
+        """Queue ``commands`` in order and wait for all their outcomes (the
+        bulk path, ledger/bulk.py): they fill group commits of up to
+        ``max_batch`` with one wake-up per commit, not one per command."""
+        if not commands:
+            return []
+        outcomes: dict[int, Outcome] = {}
+        done = threading.Event()
+
+        def sink(results: list[tuple[int, Outcome]]) -> None:  # on the appender thread
+            outcomes.update(results)
+            if len(outcomes) == len(commands):
+                done.set()
+
+        for i, command in enumerate(commands):
+            self._put(_Item(command, None, None, None, sink, i))
+        done.wait()
+        return [outcomes[i] for i in range(len(commands))]
+
     def record_blocking(self, decision: AccessDecision) -> None:
         """``record`` for callers outside the event loop (worker threads)."""
         future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
@@ -280,15 +299,17 @@ class Appender:
             asyncio.AbstractEventLoop | None,
             list[tuple[asyncio.Future[bytes] | concurrent.futures.Future[bytes], Outcome]],
         ] = {}
-        by_sink: dict[tuple[asyncio.AbstractEventLoop, Sink], list[tuple[int, Outcome]]] = {}
+        by_sink: dict[tuple[asyncio.AbstractEventLoop | None, Sink], list[tuple[int, Outcome]]] = {}
         for item, result in zip(batch, results, strict=True):
             if item.sink is not None:
-                assert item.loop is not None
                 by_sink.setdefault((item.loop, item.sink), []).append((item.token, result))
             else:
                 assert item.future is not None
                 by_loop.setdefault(item.loop, []).append((item.future, result))
         for (sink_loop, sink), outcomes in by_sink.items():
+            if sink_loop is None:  # a blocking caller's sink: thread-safe by contract
+                sink(outcomes)
+                continue
             try:
                 sink_loop.call_soon_threadsafe(sink, outcomes)
             except RuntimeError:

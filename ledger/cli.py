@@ -212,6 +212,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_database_args(settle)
     _add_program_arg(settle)
 
+    bulk = sub.add_parser(
+        "import",
+        help="apply a file of operations (JSON lines, docs/bulk-import.md) in large group commits",
+    )
+    _add_database_args(bulk)
+    _add_keyring_arg(bulk)
+    _add_program_arg(bulk)
+    bulk.add_argument("file", type=Path, help="one operation per line; - reads standard input")
+    bulk.add_argument(
+        "--aliases",
+        type=Path,
+        help="append 'alias,member_account_id' here for every account the file opens",
+    )
+    bulk.add_argument("--batch", type=int, default=2000, help="commands per group commit")
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _add_database_args(migrate)
 
@@ -410,6 +424,74 @@ def _settle(config: ServerConfig) -> int:
     return 0
 
 
+def _import(config: ServerConfig, args: argparse.Namespace) -> int:
+    from ledger.appender import Appender
+    from ledger.bulk import Importer
+    from ledger.errors import LedgerError
+    from ledger.keys.errors import KeysError
+    from ledger.keys.keyring import FileKeyring
+    from ledger.members.rotation import backfill_keys, check_keyring
+    from ledger.members.vault import MemberVault
+    from ledger.storage.migrate import upgrade
+
+    if not 1 <= args.batch <= 10_000:
+        print("FAILED: --batch: must be 1..10000", file=sys.stderr)
+        return 2
+    db = _database(config)
+    appender: Appender | None = None
+    aliases = None
+    try:
+        upgrade(db)
+        vault = MemberVault.for_keyring(FileKeyring.open(config.keyring_path))
+        check_keyring(db, vault)
+        backfill_keys(db, vault, system_clock_us())
+        appender = Appender(
+            db=db,
+            max_batch=args.batch,
+            vault=vault,
+            program=config.program,
+            max_points=config.limits.max_points_per_entry,
+        )
+        importer = Importer(
+            db=db,
+            appender=appender,
+            vault=vault,
+            limit=config.limits.max_points_per_entry,
+            clock=system_clock_us,
+            chunk=args.batch,
+        )
+        if args.aliases is not None:
+            aliases = args.aliases.open("a", encoding="utf-8")
+
+        def on_alias(alias: str, account: str) -> None:
+            if aliases is not None:
+                aliases.write(f"{alias},{account}\n")
+
+        source = sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")
+        with source:
+            report = importer.run(source, on_alias)
+    except (KeysError, LedgerError, OSError) as err:
+        print(f"FAILED: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if appender is not None:
+            appender.close()
+        if aliases is not None:
+            aliases.close()
+        db.dispose()
+    for refusal in report.refused[:100]:
+        print(f"line {refusal.line}: {refusal.code}: {refusal.message}", file=sys.stderr)
+    if len(report.refused) > 100:
+        print(f"... and {len(report.refused) - 100} more refused lines", file=sys.stderr)
+    rate = report.lines / report.seconds if report.seconds else 0.0
+    print(
+        f"{report.lines} lines: {report.applied} applied ({report.opened} accounts opened), "
+        f"{len(report.refused)} refused; {report.entries_added} journal entries added "
+        f"in {report.seconds:.1f} s ({rate:,.0f} lines/s)"
+    )
+    return 1 if report.refused else 0
+
+
 def _migrate(config: ServerConfig) -> int:
     from ledger.storage.migrate import upgrade
 
@@ -501,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(config)
     if args.command == "settle":
         return _settle(config)
+    if args.command == "import":
+        return _import(config, args)
     if args.command == "token":
         return _token(config, args)
     if args.command == "audit":

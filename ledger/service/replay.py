@@ -36,7 +36,7 @@ class Item:
     error: LedgerError | None
 
 
-def _command(op: str, request: object, limit: int, occurred_us: int) -> Command:
+def command(op: str, request: object, limit: int, occurred_us: int) -> Command:
     if op == "earn":
         assert isinstance(request, pb.EarnRequest)
         return m.earn_command(request, limit=limit, occurred_us=occurred_us)
@@ -75,10 +75,10 @@ def plan(request: pb.ReplayOfflineRequest, *, limit: int, now_us: int) -> list[I
             if occurred < now_us - MAX_AGE_US:
                 raise ValidationError(f"{where}.occurred_at", "must be within the last 30 days")
             try:
-                command = _command(op, getattr(item, op), limit, occurred)
+                planned = command(op, getattr(item, op), limit, occurred)
             except (ValidationError, PersonalDataFound, TooLongToScan) as err:
                 raise ValidationError(f"{where}.{op}.{err.field}", err.rule) from None
-            items.append(Item(i, op, occurred, command, None))
+            items.append(Item(i, op, occurred, planned, None))
         except LedgerError as err:
             items.append(Item(i, op, occurred, None, err))
     return sorted(items, key=lambda it: (it.occurred_us, it.index))
