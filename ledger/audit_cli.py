@@ -23,6 +23,7 @@ from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
 from ledger.merkle_logs import JOURNAL_LOG
+from ledger.signer_state import SignerState
 from ledger.storage.database import Database
 from ledger.storage.journal_reads import JournalReads, read_balances, read_head
 from ledger.storage.log_reads import LogReads
@@ -87,7 +88,11 @@ def export(
 ) -> int:
     reads = LogReads(db)
     checkpointer = Checkpointer(
-        reads=reads, keys=keys, clock=lambda: time.time_ns() // 1000, witness_dir=config.witness_dir
+        reads=reads,
+        keys=keys,
+        clock=lambda: time.time_ns() // 1000,
+        state=SignerState(config.signer_state_path),
+        witness_dir=config.witness_dir,
     )
     sizes = {log_id: checkpointer.issue(log_id).size for log_id in logs}
     if any(since > size for size in sizes.values()):

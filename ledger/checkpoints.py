@@ -7,6 +7,12 @@ database. The signer's name is the origin, so each log has its own
 verifier key (``verifier_key``), which is what an auditor trusts.
 
 Never signed for an inconsistent tree. Before signing size n:
+- n is at least the size of the last checkpoint this signer signed, and
+  the tree is a proven extension of that root: kept outside the database,
+  beside the keyring (ledger/signer_state.py), so deleting or rewriting
+  the ``checkpoints`` table cannot make the key sign a rolled-back,
+  truncated, forked or swapped database;
+- likewise of the newest checkpoint the witness directory holds;
 - the root is computed from the stored nodes;
 - the stored leaf n-1 is the hash of entry n's canonical bytes, and entry
   n's hash is the log head's;
@@ -47,6 +53,7 @@ from audit.note import Checkpoint, NoteError, Signer, open_checkpoint, sign_chec
 from ledger.errors import IntegrityError
 from ledger.keys.keyring import Keyring
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
+from ledger.signer_state import SignerState
 from ledger.storage.log_reads import LogReads, StoredCheckpoint
 
 log = structlog.get_logger(__name__)
@@ -90,11 +97,13 @@ class Checkpointer:
         reads: LogReads,
         keys: LogKeys,
         clock: Callable[[], int],
+        state: SignerState,
         witness_dir: Path | None = None,
     ) -> None:
         self._reads = reads
         self._keys = keys
         self._clock = clock
+        self._state = state
         self._witness_dir = witness_dir
 
     def latest(self, log_id: int) -> StoredCheckpoint | None:
@@ -102,34 +111,60 @@ class Checkpointer:
 
     def issue(self, log_id: int) -> StoredCheckpoint:
         """A signed checkpoint of the log's current size (the stored one if
-        that size is signed already); IntegrityError if the tree does not
-        check out."""
+        that size is signed already and checks out); IntegrityError if the
+        tree does not check out."""
+        origin = self._keys.origin(log_id)
+        with self._state.locked(origin):
+            return self._issue(log_id, origin)
+
+    def _issue(self, log_id: int, origin: str) -> StoredCheckpoint:
+        verifier = self._keys.signer(log_id).verifier()
+        remembered = self._state.load(origin, verifier)
         # the latest checkpoint first, then the head: read the other way
         # round, a checkpoint another server signs in between looks newer
         # than the head (a false "log shrank")
         latest = self._reads.latest_checkpoint(log_id)
         size, last_hash = self._reads.head(log_id)
-        if latest is not None and latest.size == size:
-            self._witness(log_id, latest)  # a witness write that failed earlier: again
-            return latest
+        if remembered is not None and size < remembered[0].size:
+            raise self._refuse(
+                log_id,
+                f"the database holds {size} entries, fewer than the {remembered[0].size} "
+                "this signer has signed: rolled back, truncated or another database",
+            )
         if latest is not None and latest.size > size:
             raise self._refuse(log_id, f"log shrank: checkpoint at {latest.size}, head at {size}")
         root = tree_hash(size, lambda keys: self._reads.nodes(log_id, keys))
         self._check_last_leaf(log_id, size, last_hash)
+        if remembered is not None:
+            self._check_extends(log_id, remembered[0], size, root, "the last one signed")
+        self._check_witnessed(log_id, size, root)
+        if latest is not None and latest.size == size:
+            # stored already: published only if it is what this key signed
+            # over this very tree (a DBA can put back an old, valid note)
+            stored = self._open_stored(log_id, latest)
+            if stored.root != root:
+                raise self._refuse(log_id, f"checkpoint {size}: stored root differs from the tree")
+            if remembered is None or remembered[0].size < size:
+                self._state.save(origin, latest.note)
+            self._witness(log_id, latest)  # a witness write that failed earlier: again
+            return latest
         if latest is not None:
-            self._check_extends(log_id, latest, size, root)
-        self._check_witness(log_id, size, root)
-        origin = self._keys.origin(log_id)
+            self._check_extends(log_id, self._open_stored(log_id, latest), size, root, "stored")
+        if remembered is None and latest is not None:
+            log.warning("signer_state_started", log=LOG_NAMES[log_id], from_size=latest.size)
         note = sign_checkpoint(Checkpoint(origin, size, root), self._keys.signer(log_id))
-        stored = self._reads.add_checkpoint(
+        self._state.save(origin, note)  # durable before the note is stored or published
+        stored_cp = self._reads.add_checkpoint(
             StoredCheckpoint(log_id, size, root, note, self._clock())
         )
-        if stored.root != root:
+        if stored_cp.root != root:
             raise self._refuse(log_id, f"fork: size {size} signed with another root")
-        if stored.note == note:
+        if stored_cp.note == note:
             log.info("checkpoint_signed", log=LOG_NAMES[log_id], size=size, root=root.hex())
-        self._witness(log_id, stored)
-        return stored
+        else:  # another server stored its note of this size first: same tree
+            self._state.save(origin, stored_cp.note)
+        self._witness(log_id, stored_cp)
+        return stored_cp
 
     def issue_if_grown(self, log_id: int) -> StoredCheckpoint | None:
         """The scheduled issue: sign if the log grew (and hand the latest
@@ -151,24 +186,39 @@ class Checkpointer:
         if entry.stored_hash != last_hash or leaf_hash(entry.data) != stored_leaf:
             raise self._refuse(log_id, f"entry {size} does not match the head or its tree leaf")
 
-    def _check_extends(self, log_id: int, prev: StoredCheckpoint, size: int, root: bytes) -> None:
-        """The tree extends the previous checkpoint, taken from its signed
-        note (the root column is not signed: whoever rewrites the tree could
-        rewrite that too)."""
+    def _open_stored(self, log_id: int, stored: StoredCheckpoint) -> Checkpoint:
+        """A stored checkpoint as its signed note says (the root column is
+        not signed: whoever rewrites the tree could rewrite that too)."""
         try:
             signed, _ = open_checkpoint(
-                prev.note, [self._keys.signer(log_id).verifier()], origin=self._keys.origin(log_id)
+                stored.note,
+                [self._keys.signer(log_id).verifier()],
+                origin=self._keys.origin(log_id),
             )
         except NoteError as err:
-            raise self._refuse(log_id, f"checkpoint {prev.size} does not open: {err}") from None
-        if (signed.size, signed.root) != (prev.size, prev.root):
-            raise self._refuse(log_id, f"checkpoint {prev.size}: stored root differs from signed")
+            raise self._refuse(log_id, f"checkpoint {stored.size} does not open: {err}") from None
+        if (signed.size, signed.root) != (stored.size, stored.root):
+            raise self._refuse(log_id, f"checkpoint {stored.size}: stored root differs from signed")
+        return signed
+
+    def _check_extends(
+        self, log_id: int, prev: Checkpoint, size: int, root: bytes, which: str
+    ) -> None:
+        """The tree of ``size`` and ``root`` extends ``prev``: the same root
+        at the same size, else a consistency proof from the stored nodes,
+        verified against both roots."""
+        if prev.size > size:
+            raise self._refuse(log_id, f"the tree ({size}) is smaller than {which} ({prev.size})")
+        if prev.size == size:
+            if prev.root != root:
+                raise self._refuse(log_id, f"another root than {which} at size {size}: a fork")
+            return
         proof = consistency_proof(prev.size, size, lambda keys: self._reads.nodes(log_id, keys))
         try:
-            verify_consistency(prev.size, size, proof, signed.root, root)
+            verify_consistency(prev.size, size, proof, prev.root, root)
         except ProofError as err:
             raise self._refuse(
-                log_id, f"not an extension of checkpoint {prev.size}: {err}"
+                log_id, f"not an extension of {which} (size {prev.size}): {err}"
             ) from None
 
     def _refuse(self, log_id: int, why: str) -> IntegrityError:
@@ -181,19 +231,32 @@ class Checkpointer:
         folder = self._witness_dir / safe_name(self._keys.origin(log_id))
         return folder / f"{size:020d}.note"
 
-    def _check_witness(self, log_id: int, size: int, root: bytes) -> None:
-        """Before signing: a checkpoint of this size the witness already
-        holds must have this root."""
-        path = self._witness_path(log_id, size)
-        if path is None or not path.exists():
+    def _check_witnessed(self, log_id: int, size: int, root: bytes) -> None:
+        """Before signing: the tree extends the newest checkpoint the
+        witness directory holds (a witness that saw a larger tree, or
+        another root at some size, means the database is not the one the
+        witness saw)."""
+        if self._witness_dir is None:
             return
-        text = path.read_text(encoding="utf-8").split("\n\n", 1)[0] + "\n"
+        folder = self._witness_dir / safe_name(self._keys.origin(log_id))
         try:
-            held = Checkpoint.parse(text)
-        except NoteError:
-            raise self._refuse(log_id, f"the witness's checkpoint {size} is unreadable") from None
-        if held.root != root:
-            raise self._refuse(log_id, f"the witness holds another root for size {size}")
+            names = sorted(p.name for p in folder.glob("*.note"))
+        except OSError:
+            return
+        if not names:
+            return
+        newest = folder / names[-1]
+        try:
+            held, _ = open_checkpoint(
+                newest.read_text(encoding="utf-8"),
+                [self._keys.signer(log_id).verifier()],
+                origin=self._keys.origin(log_id),
+            )
+        except (OSError, UnicodeDecodeError, NoteError):
+            raise self._refuse(
+                log_id, f"the witness's checkpoint {newest.name} does not open"
+            ) from None
+        self._check_extends(log_id, held, size, root, "the newest witnessed checkpoint")
 
     def _witness(self, log_id: int, checkpoint: StoredCheckpoint) -> None:
         """Hand the note to the witness directory: one file per checkpoint,

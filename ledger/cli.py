@@ -78,6 +78,14 @@ def _add_log_args(p: argparse.ArgumentParser) -> None:
         help="also write every new checkpoint here, one file each, never overwritten "
         "(env LOYALTY_LEDGER_WITNESS_DIR)",
     )
+    state = env("SIGNER_STATE")
+    p.add_argument(
+        "--signer-state",
+        type=Path,
+        default=Path(state) if state else None,
+        help="where the log signer keeps the last checkpoint it signed, outside the database "
+        "(env LOYALTY_LEDGER_SIGNER_STATE; default: signer-state/ beside the keyring)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -295,6 +303,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         log_origin=getattr(args, "log_origin", "loyalty-ledger.local"),
         checkpoint_interval=getattr(args, "checkpoint_interval", 60.0),
         witness_dir=getattr(args, "witness_dir", None),
+        signer_state=getattr(args, "signer_state", None),
         program=load_program(args.program) if getattr(args, "program", None) else DEFAULT_PROGRAM,
         settle_interval=getattr(args, "settle_interval", 1.0),
         workers=_workers(getattr(args, "workers", 0)),

@@ -49,6 +49,9 @@ class ServerConfig:
     log_origin: str = "loyalty-ledger.local"  # checkpoint origins: <this>/journal, <this>/access
     checkpoint_interval: float = 60.0  # seconds between scheduled checkpoints; 0: on demand only
     witness_dir: Path | None = None  # every new checkpoint is also written here
+    # what the log signer signed, outside the database (ledger/signer_state.py);
+    # None: signer-state/ beside the keyring
+    signer_state: Path | None = None
     program: Program = DEFAULT_PROGRAM  # the program file's rules (docs/program-rules.md)
     settle_interval: float = 1.0  # seconds between sweeps for due holds, lots, pending points
     # serve: worker processes doing the per-call work, beside one writer
@@ -66,6 +69,10 @@ class ServerConfig:
     @property
     def keyring_path(self) -> Path:
         return self.keyring or self.data_dir / "keys" / "keyring.json"
+
+    @property
+    def signer_state_path(self) -> Path:
+        return self.signer_state or self.keyring_path.parent / "signer-state"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -52,6 +52,7 @@ from ledger.service.member_servicer import MemberServicer, attach_member_checks
 from ledger.service.observe import ANONYMOUS_DENIALS, Checks, observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.service.writer_link import RemoteAppender, WriterEnd
+from ledger.signer_state import SignerState
 from ledger.storage.break_glass import GrantTable
 from ledger.storage.database import Database, WalCheckpointer, open_database
 from ledger.storage.journal_reads import JournalReads
@@ -179,6 +180,7 @@ class LedgerServer:
                 reads=LogReads(self.db),
                 keys=self.log_keys,
                 clock=self._clock,
+                state=SignerState(cfg.signer_state_path),
                 witness_dir=cfg.witness_dir,
             )
             journal: Appender | RemoteAppender

@@ -25,7 +25,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _ledger(data_dir: Path, keyring: Path, witness: Path, earns: int, points: int) -> None:
+def _ledger(
+    data_dir: Path,
+    keyring: Path,
+    witness: Path,
+    earns: int,
+    points: int,
+    signer_state: Path | None = None,
+) -> None:
     config = ServerConfig(
         data_dir=data_dir,
         listen="127.0.0.1:0",
@@ -33,6 +40,7 @@ def _ledger(data_dir: Path, keyring: Path, witness: Path, earns: int, points: in
         plaintext=True,
         keyring=keyring,
         witness_dir=witness,
+        signer_state=signer_state,
     )
     server = LedgerServer(config)
     server.start()
@@ -55,9 +63,14 @@ def _ledger(data_dir: Path, keyring: Path, witness: Path, earns: int, points: in
         server.stop(grace=1)
 
 
-def _export(data_dir: Path, keyring: Path, witness: Path, out: Path) -> list[str]:
+def _export(
+    data_dir: Path, keyring: Path, witness: Path, out: Path, signer_state: Path | None = None
+) -> list[str]:
     common = ["--data-dir", str(data_dir), "--keyring", str(keyring)]
-    done = _cli("audit", "export", *common, "--witness-dir", str(witness), "--out", str(out))
+    state = ["--signer-state", str(signer_state)] if signer_state else []
+    done = _cli(
+        "audit", "export", *common, *state, "--witness-dir", str(witness), "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr
     keys = _cli("audit", "public-key", *common)
     assert keys.returncode == 0, keys.stderr
@@ -90,12 +103,26 @@ def test_export_verify_and_detect_a_replaced_database(tmp_path: Path) -> None:
     second = _verify(tmp_path / "two.jsonl", keys, state)
     assert second.returncode == 0, second.stdout
 
-    # someone replaces the whole database with another, internally consistent
-    # history (same key: signed checkpoints and all); the saved checkpoint
-    # catches it, though every hash in the new bundle checks out
+    # another, internally consistent history under the same key: the signer
+    # refuses to sign it, for its own state (beside the keyring) remembers
+    # the tree it signed for ledger a
     shutil.rmtree(tmp_path / "b", ignore_errors=True)
     _ledger(tmp_path / "b", keyring, tmp_path / "witness-b", earns=20, points=7)
-    _export(tmp_path / "b", keyring, tmp_path / "witness-b", tmp_path / "forged.jsonl")
+    refused = _cli(
+        "audit",
+        "export",
+        *["--data-dir", str(tmp_path / "b"), "--keyring", str(keyring)],
+        *["--out", str(tmp_path / "refused.jsonl")],
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "refusing to sign" in refused.stderr and "not an extension" in refused.stderr
+
+    # a keyring holder can run the key with a signer state of their own
+    # (signed checkpoints and all); the auditor's saved checkpoint catches
+    # that, though every hash in the new bundle checks out
+    forger = tmp_path / "forger-state"
+    _ledger(tmp_path / "b", keyring, tmp_path / "witness-b", earns=0, points=7, signer_state=forger)
+    _export(tmp_path / "b", keyring, tmp_path / "witness-b", tmp_path / "forged.jsonl", forger)
     forged = _verify(tmp_path / "forged.jsonl", keys, state)
     assert forged.returncode == 1
     assert "fork" in forged.stdout and "journal" in forged.stdout
