@@ -219,6 +219,11 @@ class TokenVerifier:
         now = self.clock()
         if iat > now + CLOCK_SKEW_S:
             raise AuthenticationError("token", "not yet valid")
+        nbf = claims.get("nbf")
+        if nbf is not None and (isinstance(nbf, bool) or not isinstance(nbf, int)):
+            raise AuthenticationError("token", "malformed: nbf must be an integer")
+        if nbf is not None and nbf > now + CLOCK_SKEW_S:
+            raise AuthenticationError("token", "not yet valid (nbf)")
         if exp <= now - CLOCK_SKEW_S:
             raise AuthenticationError("token", "expired")
         role = Role.parse(claims["role"])

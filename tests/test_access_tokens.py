@@ -146,7 +146,18 @@ CASES = {
         "token: a channel token must name its channel",
     ),
     "string_expiry": (lambda: _resign(_claims() | {"exp": "never"}), "token: malformed"),
+    # a token minted now to start working in an hour (issue #13 item 10)
+    "nbf_ahead": (
+        lambda: _resign(_claims() | {"nbf": int(NOW) + 3600}),
+        "token: not yet valid (nbf)",
+    ),
+    "string_nbf": (lambda: _resign(_claims() | {"nbf": "soon"}), "token: malformed: nbf"),
 }
+
+
+def test_nbf_within_the_clock_skew_is_accepted() -> None:
+    token = _resign(_claims() | {"nbf": int(NOW) + 30})
+    assert _verifier().verify(token).id == "pos-0042"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
