@@ -1,13 +1,14 @@
 """Flat with size: per-operation latency as the journal grows.
 
-One ledger is grown through the bulk path (the appender in-process, batches
-of up to 2,000, no gRPC) to each size in ``--sizes``, with members as a
-program has them: the example program (tiers, end-of-year expiry, pending
-points for the return window, channel multipliers), purchases priced by
-the earn rules, four channels (store till 60 %, app 25 %, mini-program
-10 %, partner 5 %), one redemption in six, two years of simulated time
-with the November and December peaks twice as busy as other months, and
-about one member per 20 entries (so members gather lots).
+One ledger is grown through the bulk path (ledger/bulk.py, what
+``loyalty-ledger import`` runs: the appender in-process, group commits of
+2,000) to each size in ``--sizes``, from bench/history.py's lines: the
+example program (tiers, end-of-year expiry, pending points for the return
+window, channel multipliers), purchases priced by the earn rules, four
+channels (store till 60 %, app 25 %, mini-program 10 %, partner 5 %), one
+redemption in six, two years of history with the November and December
+peaks twice as busy as other months, and one new member per 20
+operations (so members gather lots).
 
 At each size the real server is started on it, as users run it (TLS,
 tokens, durable SQLite, ``--workers`` default), and measured at a moderate
@@ -16,14 +17,13 @@ GetBalance, and an inclusion proof of a random entry. Then the server's
 RSS. The table gives each p50/p99 and its ratio to the smallest size.
 
 Usage: .venv/bin/python bench/bench_size.py [--sizes 100000,1000000] [--rate 200]
-The issue's target is 10,000,000 entries within 1.2x of 100,000; building
-10 M entries through this path takes about 40 minutes on 2 cores.
+The issue's target is 10,000,000 entries within 1.2x of 100,000; this path
+builds about 2,000-3,000 entries/s on 2 cores, so 10 M takes over an hour.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -39,139 +39,73 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
 
 import grpc  # noqa: E402
+import history  # noqa: E402
 import loadgen  # noqa: E402
 import procs  # noqa: E402
 from loyalty.audit.v1 import audit_pb2 as apb  # noqa: E402
 from loyalty.audit.v1 import audit_pb2_grpc  # noqa: E402
-from loyalty.ledger.v1 import ledger_pb2 as pb  # noqa: E402
 
 from access.certs import make_dev_certs  # noqa: E402
 from access.principal import Role  # noqa: E402
 from access.tokens import TokenIssuer, load_or_create_signing_key  # noqa: E402
 from ledger.appender import Appender  # noqa: E402
+from ledger.bulk import Importer  # noqa: E402
 from ledger.config import ServerConfig  # noqa: E402
 from ledger.keys.keyring import FileKeyring  # noqa: E402
 from ledger.members.rotation import backfill_keys  # noqa: E402
 from ledger.members.vault import MemberVault  # noqa: E402
 from ledger.program.config import load_program  # noqa: E402
-from ledger.service import messages as m  # noqa: E402
 from ledger.storage.database import open_database  # noqa: E402
 from ledger.storage.migrate import upgrade  # noqa: E402
 
-CHANNELS = (("bench-pos", 60), ("app", 25), ("mini", 10), ("partner-cinema", 5))
-CATEGORIES = ("grocery", "fresh", "apparel", "electronics", "coffee")
-DAY_US = 86_400_000_000
-SPAN_DAYS = 730
 
+class Builder:
+    """Grows the ledger through the bulk path (ledger/bulk.py, what
+    ``loyalty-ledger import`` runs) from bench/history.py's lines."""
 
-class SimClock:
-    def __init__(self, now_us: int) -> None:
-        self.now = now_us
+    def __init__(self, data_dir: Path, total: int) -> None:
+        config = ServerConfig(data_dir=data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = open_database(config.resolved_database_url(), background_checkpoints=False)
+        upgrade(self.db)
+        vault = MemberVault.for_keyring(FileKeyring.open(config.keyring_path))
+        backfill_keys(self.db, vault, time.time_ns() // 1000)
+        program = load_program(ROOT / "examples" / "program.toml")
+        self.appender = Appender(
+            db=self.db, max_batch=2000, vault=vault, program=program, max_points=1_000_000
+        )
+        self.importer = Importer(
+            db=self.db,
+            appender=self.appender,
+            vault=vault,
+            limit=1_000_000,
+            clock=lambda: time.time_ns() // 1000,
+        )
+        self.total = total
+        self.end_us = time.time_ns() // 1000
+        self.done = 0  # history lines fed so far
 
-    def __call__(self) -> int:
-        return self.now
-
-
-def _seasonal_days(rng: random.Random, n: int, end_us: int) -> list[int]:
-    """``n`` simulated times over two years, November and December twice as busy."""
-    out = []
-    start = end_us - SPAN_DAYS * DAY_US
-    while len(out) < n:
-        t = start + int(rng.random() * SPAN_DAYS * DAY_US)
-        month = time.gmtime(t // 1_000_000).tm_mon
-        if month in (11, 12) or rng.random() < 0.5:
-            out.append(t)
-    return sorted(out)
-
-
-async def grow(data_dir: Path, target: int, state: dict[str, Any]) -> float:
-    """Append entries until the journal holds ``target``; returns entries/s."""
-    config = ServerConfig(data_dir=data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(config.resolved_database_url(), background_checkpoints=False)
-    upgrade(db)
-    vault = MemberVault.for_keyring(FileKeyring.open(config.keyring_path))
-    # as a server's first start does: every account has its data key from
-    # the start, so a server on this ledger has no backfill scan to make
-    backfill_keys(db, vault, time.time_ns() // 1000)
-    program = load_program(ROOT / "examples" / "program.toml")
-    end_us = state.setdefault("end_us", time.time_ns() // 1000)
-    clock = SimClock(state.get("clock", end_us - SPAN_DAYS * DAY_US))
-    appender = Appender(
-        db=db, clock=clock, max_batch=2000, vault=vault, program=program, max_points=1_000_000
-    )
-    rng = random.Random(state.setdefault("seed", 7) + target)
-    members: list[str] = state.setdefault("members", [])
-    done = state.get("entries", 0)
-    keys = state.get("keys", 0)
-    started = time.perf_counter()
-    try:
-        need = target - done
-        times = _seasonal_days(rng, need, end_us)
-        weights = [w for _, w in CHANNELS]
-        for first in range(0, need, 2000):
-            chunk = times[first : first + 2000]
-            clock.now = max(clock.now, chunk[-1])
-            commands = []
-            while len(members) < (done + first + len(chunk)) // 20 + 1:
-                keys += 1
-                request = pb.OpenAccountRequest(
-                    idempotency_key=f"size-open-{keys:010d}",
-                    context=pb.ChannelContext(channel_id="bench-pos"),
-                )
-                command = m.open_account_command(request, vault)
-                members.append(command.account)
-                commands.append(command)
-            for _ in chunk:
-                keys += 1
-                channel = rng.choices(CHANNELS, weights)[0][0]
-                context = pb.ChannelContext(
-                    channel_id=channel, store_id=f"store-{rng.randrange(300):04d}"
-                )
-                member = rng.choice(members)
-                if rng.random() < 1 / 6:
-                    commands.append(
-                        m.redeem_command(
-                            pb.RedeemRequest(
-                                idempotency_key=f"size-{keys:012d}",
-                                context=context,
-                                member_account_id=member,
-                                points=rng.choice((50, 100, 200)),
-                            ),
-                            limit=1_000_000,
-                        )
-                    )
-                    continue
-                commands.append(
-                    m.earn_command(
-                        pb.EarnRequest(
-                            idempotency_key=f"size-{keys:012d}",
-                            context=context,
-                            member_account_id=member,
-                            purchase=pb.Money(
-                                minor_units=rng.randrange(500, 60_000), currency_code="CNY"
-                            ),
-                            categories=[rng.choice(CATEGORIES)],
-                        ),
-                        limit=1_000_000,
-                    )
-                )
-            results = await asyncio.gather(
-                *(appender.append(c) for c in commands), return_exceptions=True
+    def grow(self, target: int) -> float:
+        """Feed history until the journal holds ``target`` entries; entries/s."""
+        started = time.perf_counter()
+        before = self.importer.head()
+        while self.importer.head() < target:
+            count = max(2000, min(200_000, (target - self.importer.head()) * 21 // 20))
+            self.importer.run(
+                history.lines(count, first=self.done, total=self.total, end_us=self.end_us)
             )
-            del results  # refusals (not enough points) leave no entry, as on a real till
-        state["clock"] = clock.now
-        state["keys"] = keys
-    finally:
-        appender.close()
-        with db.writer.connect() as conn:
-            entries = conn.exec_driver_sql("SELECT seq FROM journal_head").scalar_one()
-        db.dispose()
-    built = int(entries) - done
-    state["entries"] = int(entries)
-    return built / (time.perf_counter() - started)
+            self.done += count
+        return (self.importer.head() - before) / (time.perf_counter() - started)
+
+    def members(self) -> list[str]:
+        return list(self.importer.aliases.values())
+
+    def close(self) -> None:
+        self.appender.close()
+        self.db.dispose()
 
 
 def _token(data_dir: Path, role: Role, channel: str | None = None) -> str:
@@ -272,6 +206,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="grow and keep the ledger in this directory")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-size-"))
+    builder: Builder | None = None
     data_dir = args.keep or tmp / "data"
     try:
         make_dev_certs(tmp / "certs")
@@ -279,16 +214,20 @@ def main() -> int:
             f"bench_size: {os.cpu_count()} cores; open loop {args.rate:g} calls/s, 16 clients",
             flush=True,
         )
-        state: dict[str, Any] = {}
+        sizes = [int(s) for s in args.sizes.split(",")]
+        builder = Builder(data_dir, total=max(sizes) * 21 // 20)
         rows = []
-        for size in [int(s) for s in args.sizes.split(",")]:
-            rate = asyncio.run(grow(data_dir, size, state))
+        for size in sizes:
+            # the builder's appender stays open while the server runs: it is
+            # one more writer, and it rereads what the server changed
+            rate = builder.grow(size)
+            entries, members = builder.importer.head(), builder.members()
             print(
-                f"  grown to {state['entries']:,} entries ({len(state['members']):,} members)"
+                f"  grown to {entries:,} entries ({len(members):,} members)"
                 f" at {rate:,.0f} entries/s",
                 flush=True,
             )
-            row = measure(data_dir, tmp, state["entries"], args, state["members"])
+            row = measure(data_dir, tmp, entries, args, members)
             row["build_entries_per_s"] = round(rate)
             rows.append(row)
             print(f"  {json.dumps(row)}", flush=True)
@@ -312,6 +251,8 @@ def main() -> int:
             args.json.write_text(json.dumps(rows, indent=2) + "\n")
         return 0
     finally:
+        if builder is not None:
+            builder.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

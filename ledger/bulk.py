@@ -107,7 +107,7 @@ class Importer:
     def run(
         self, lines: Iterable[str], on_alias: Callable[[str, str], None] | None = None
     ) -> Report:
-        report = Report(entries_before=self._head())
+        report = Report(entries_before=self.head())
         started = time.perf_counter()
         pending: list[tuple[int, str]] = []
         for number, text in enumerate(lines, start=1):
@@ -121,10 +121,10 @@ class Importer:
         if pending:
             self._apply(pending, report, on_alias)
         report.seconds = time.perf_counter() - started
-        report.entries_after = self._head()
+        report.entries_after = self.head()
         return report
 
-    def _head(self) -> int:
+    def head(self) -> int:
         with self._db.reader.connect() as conn:
             seq = conn.exec_driver_sql("SELECT seq FROM journal_head").scalar()
         return int(seq or 0)

@@ -179,3 +179,22 @@ def test_replay_offline_personal_data_fails_only_its_item(ps: ProgramServer) -> 
     assert [r.code for r in results] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0]]
     assert results[1].message.startswith("items[1].earn.context.external_transaction_id:")
     assert ps.balance(member).points == 5
+
+
+def test_replay_offline_timestamp_nanos_out_of_range_fail_their_item(ps: ProgramServer) -> None:
+    member = ps.open()
+    good = _at(START - dt.timedelta(minutes=5))
+    items = [
+        pb.ReplayItem(
+            occurred_at=Timestamp(seconds=good.seconds, nanos=nanos),
+            earn=pb.EarnRequest(
+                idempotency_key=key("off"), context=ctx(), member_account_id=member, points=5
+            ),
+        )
+        for nanos in (0, -1, 1_000_000_000, 999_999_999)
+    ]
+    results = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=items)).results
+    bad = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [r.code for r in results] == [0, bad, bad, 0]
+    assert results[1].message == "items[1].occurred_at: nanos must be 0..999999999"
+    assert ps.balance(member).points == 10

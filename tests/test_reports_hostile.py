@@ -229,6 +229,23 @@ def test_get_access_report_out_of_range_timestamps_are_invalid_argument(
     assert codes == dict.fromkeys(cases, grpc.StatusCode.INVALID_ARGUMENT), codes
 
 
+def test_get_access_report_unknown_format_is_invalid_argument(db_url: str, tmp_path: Path) -> None:
+    # a newer client's enum number must not silently come back as HTML
+    s = Secured(db_url, tmp_path)
+    try:
+        request = upb.GetAccessReportRequest(
+            **{"from": Timestamp(seconds=1_700_000_000)},
+            to=Timestamp(seconds=1_700_003_600),
+            format=7,  # type: ignore[arg-type]
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            s.audit.GetAccessReport(request, metadata=_auth(s.token(Role.SECURITY)))
+    finally:
+        s.close()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("format:")
+
+
 # ---------------------------------------------------------------- CLI
 
 

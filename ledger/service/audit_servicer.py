@@ -173,6 +173,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         from ledger.reports.access_report import build_access_report
         from ledger.reports.render import render_csv, render_html
 
+        if request.format not in _REPORT_FORMATS:  # an unknown enum number from a newer client
+            raise ValidationError("format", "must be HTML, JSON or CSV (or unset: HTML)")
         if not request.HasField("from") or not request.HasField("to"):
             raise ValidationError("from", "from and to must both be set")
         start = _micros(getattr(request, "from"), "from")
@@ -208,6 +210,14 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
 
 _MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+_REPORT_FORMATS = frozenset(
+    {
+        upb.REPORT_FORMAT_UNSPECIFIED,
+        upb.REPORT_FORMAT_HTML,
+        upb.REPORT_FORMAT_JSON,
+        upb.REPORT_FORMAT_CSV,
+    }
+)
 
 
 def _micros(stamp: Timestamp, field: str) -> int:

@@ -70,6 +70,8 @@ def plan(request: pb.ReplayOfflineRequest, *, limit: int, now_us: int) -> list[I
                 raise ValidationError(f"{where}.operation", "must be set")
             if not item.HasField("occurred_at") or occurred <= 0:
                 raise ValidationError(f"{where}.occurred_at", "must be set")
+            if not 0 <= item.occurred_at.nanos < 1_000_000_000:
+                raise ValidationError(f"{where}.occurred_at", "nanos must be 0..999999999")
             if occurred > now_us + MAX_CLOCK_SKEW_US:
                 raise ValidationError(f"{where}.occurred_at", "must not be in the future")
             if occurred < now_us - MAX_AGE_US:
