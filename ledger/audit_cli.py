@@ -21,6 +21,7 @@ from audit.bundle import BundleWriter, LogInfo
 from audit.merkle import Frontier
 from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.config import ServerConfig
+from ledger.errors import IntegrityError
 from ledger.keys.keyring import FileKeyring
 from ledger.merkle_logs import JOURNAL_LOG
 from ledger.signer_state import SignerState
@@ -102,36 +103,54 @@ def export(
         )
         return 2
     tty = sys.stderr.isatty()
-    with out.open("w", encoding="utf-8") as fp:
-        writer = BundleWriter(fp)
-        writer.header(
-            time.time_ns() // 1000,
-            {
-                LOG_NAMES[log_id]: LogInfo(keys.origin(log_id), (keys.verifier_key(log_id),))
-                for log_id in logs
-            },
-        )
-        for log_id in logs:
-            name, size = LOG_NAMES[log_id], sizes[log_id]
-            for checkpoint in reads.checkpoints(log_id, size):
-                if checkpoint.size >= since:  # earlier ones cannot be checked from a range
-                    writer.checkpoint(name, checkpoint.note)
-            if since:
-                (last,) = reads.entries(log_id, since, since)
-                edge = Frontier.load(since, _node_reader(reads, log_id))
-                writer.start(name, since, last.stored_hash, edge)
-            for first in range(since + 1, size + 1, CHUNK):
-                for entry in reads.entries(log_id, first, min(size, first + CHUNK - 1)):
-                    writer.entry(name, entry.sequence, entry.data, entry.stored_hash)
+    try:
+        with out.open("w", encoding="utf-8") as fp:
+            writer = BundleWriter(fp)
+            writer.header(
+                time.time_ns() // 1000,
+                {
+                    LOG_NAMES[log_id]: LogInfo(keys.origin(log_id), (keys.verifier_key(log_id),))
+                    for log_id in logs
+                },
+            )
+            for log_id in logs:
+                name, size = LOG_NAMES[log_id], sizes[log_id]
+                for checkpoint in reads.checkpoints(log_id, size):
+                    if checkpoint.size >= since:  # earlier ones cannot be checked from a range
+                        writer.checkpoint(name, checkpoint.note)
+                if since:
+                    (last,) = reads.entries(log_id, since, since)
+                    edge = Frontier.load(since, _node_reader(reads, log_id))
+                    writer.start(name, since, last.stored_hash, edge)
+                for first in range(since + 1, size + 1, CHUNK):
+                    expected = first
+                    for entry in reads.entries(log_id, first, min(size, first + CHUNK - 1)):
+                        if entry.sequence != expected:
+                            raise IntegrityError(
+                                f"{name} log: entry {expected} is missing from the database "
+                                "(run `loyalty-ledger verify`); no bundle written"
+                            )
+                        writer.entry(name, entry.sequence, entry.data, entry.stored_hash)
+                        expected += 1
+                    if expected != min(size, first + CHUNK - 1) + 1:
+                        raise IntegrityError(
+                            f"{name} log: entry {expected} is missing from the database "
+                            "(run `loyalty-ledger verify`); no bundle written"
+                        )
+                    if tty:
+                        done = min(size, first + CHUNK - 1)
+                        print(
+                            f"\r{name}: {done}/{size} entries", end="", file=sys.stderr, flush=True
+                        )
                 if tty:
-                    done = min(size, first + CHUNK - 1)
-                    print(f"\r{name}: {done}/{size} entries", end="", file=sys.stderr, flush=True)
-            if tty:
-                print(file=sys.stderr)
-            if log_id == JOURNAL_LOG and not since:
-                balances = _balances_at(db, size)
-                if balances is not None:
-                    writer.balances(name, size, balances)
+                    print(file=sys.stderr)
+                if log_id == JOURNAL_LOG and not since:
+                    balances = _balances_at(db, size)
+                    if balances is not None:
+                        writer.balances(name, size, balances)
+    except BaseException:
+        out.unlink(missing_ok=True)  # never leave half a bundle behind
+        raise
     for log_id in logs:
         print(f"{LOG_NAMES[log_id]}: {sizes[log_id]} entries, checkpoint at {sizes[log_id]}")
     print(f"wrote {out}")

@@ -179,3 +179,25 @@ def test_range_export_refuses_bad_ranges(tmp_path: Path) -> None:
     ):
         done = _cli("audit", "export", *common, *args, *out)
         assert done.returncode == 2 and text in done.stderr, (args, done.stderr)
+
+
+def test_export_of_a_journal_with_a_gap_is_a_clean_failure(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from tests.test_tamper import _drop_triggers
+
+    keyring, witness = tmp_path / "keyring.json", tmp_path / "witness"
+    _ledger(tmp_path / "a", keyring, witness, earns=8, points=5)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'a' / 'ledger.db'}")
+    with engine.begin() as conn:
+        _drop_triggers(conn)
+        conn.exec_driver_sql("DELETE FROM journal_postings WHERE seq = 5")
+        conn.exec_driver_sql("DELETE FROM journal_entries WHERE seq = 5")
+    engine.dispose()
+    out = tmp_path / "gap.jsonl"
+    common = ["--data-dir", str(tmp_path / "a"), "--keyring", str(keyring)]
+    done = _cli("audit", "export", *common, "--witness-dir", str(witness), "--out", str(out))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "journal log: entry 5 is missing" in done.stderr
+    assert not out.exists()  # no half bundle left behind
