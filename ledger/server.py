@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
@@ -49,7 +49,7 @@ from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
 from ledger.service.audit_servicer import AuditServicer
 from ledger.service.member_servicer import MemberServicer, attach_member_checks
-from ledger.service.observe import ANONYMOUS_DENIALS, Checks, observe_service
+from ledger.service.observe import ANONYMOUS_DENIALS, Checks, add_health, observe_service
 from ledger.service.servicer import LedgerServicer
 from ledger.service.writer_link import RemoteAppender, WriterEnd
 from ledger.signer_state import SignerState
@@ -327,7 +327,7 @@ class LedgerServer:
         ):
             observe_service(server, add, servicer, checks=checks)
         self._health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        add_health(server, self._health)
         # reflection lists the contract to authenticated principals only: it
         # passes the same gate as every other call
         observe_service(

@@ -4,6 +4,7 @@ balancers work without the .proto files."""
 from __future__ import annotations
 
 import grpc
+import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -56,3 +57,27 @@ def test_request_id_is_echoed_back(channel: grpc.Channel) -> None:
         assert dict(err.trailing_metadata())["x-request-id"] == "req-test-0001"
     else:
         raise AssertionError("empty journal has no entry 1")
+
+
+GARBAGE = b"\xff\xff\xff\xff\x0f garbage"
+
+
+def test_health_answers_undecodable_bytes_with_invalid_argument(channel: grpc.Channel) -> None:
+    for method, call in (
+        ("Check", channel.unary_unary("/grpc.health.v1.Health/Check")),
+        ("Watch", channel.unary_stream("/grpc.health.v1.Health/Watch")),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            result = call(GARBAGE, timeout=5)
+            if method == "Watch":
+                next(iter(result))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        assert err.value.details() == "request: is not a valid serialized message"
+
+
+def test_reflection_answers_undecodable_bytes_with_invalid_argument(channel: grpc.Channel) -> None:
+    call = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    with pytest.raises(grpc.RpcError) as err:
+        list(call(iter([GARBAGE]), timeout=5))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "request: is not a valid serialized message"

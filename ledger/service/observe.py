@@ -397,14 +397,65 @@ def observe_stream(
             _log_call(request_id, method, started, status.code, None)
             trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
             await context.abort(status.code, status.details, trailing)
-        async for response in behavior(requests, context):
-            yield response
+        try:
+            async for response in behavior(_decodable(requests), context):
+                yield response
+        except (LedgerError, AccessError) as err:
+            status = to_status(err)
+            _log_call(request_id, method, started, status.code, scope)
+            trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
+            await context.abort(status.code, status.details, trailing)
         _log_call(request_id, method, started, grpc.StatusCode.OK, scope)
 
     return grpc.stream_stream_rpc_method_handler(
         observed,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_lenient(handler.request_deserializer),
         response_serializer=handler.response_serializer,
+    )
+
+
+async def _decodable(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A stream's requests; an undecodable one ends the call INVALID_ARGUMENT."""
+    async for request in requests:
+        if request is _UNDECODABLE:
+            raise ValidationError("request", "is not a valid serialized message")
+        yield request
+
+
+def add_health(server: grpc.aio.Server, servicer: Any) -> None:
+    """The standard health service, tokenless as load balancers need it,
+    with the lenient deserializer: bad bytes are INVALID_ARGUMENT, never
+    UNKNOWN with protobuf's DecodeError text."""
+    from grpc_health.v1 import health_pb2
+
+    def undecodable() -> grpc.Status:
+        return to_status(ValidationError("request", "is not a valid serialized message"))
+
+    async def check(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if request is _UNDECODABLE:
+            status = undecodable()
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        return await servicer.Check(request, context)
+
+    async def watch(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if request is _UNDECODABLE:
+            status = undecodable()
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        async for response in servicer.Watch(request, context):
+            yield response
+
+    deserialize = _lenient(health_pb2.HealthCheckRequest.FromString)
+    serialize = health_pb2.HealthCheckResponse.SerializeToString
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=deserialize, response_serializer=serialize
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, request_deserializer=deserialize, response_serializer=serialize
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("grpc.health.v1.Health", handlers),)
     )
 
 
