@@ -476,9 +476,9 @@ class Appender:
         originals = sql.load_originals(
             tx, {c.original_sequence for c in commands if isinstance(c, Reverse)}
         )
-        holds = sql.load_open_holds(
-            tx, set(), {c.hold_sequence for c in commands if isinstance(c, Capture | Release)}
-        )
+        named = {c.hold_sequence for c in commands if isinstance(c, Capture | Release)}
+        holds = sql.load_open_holds(tx, set(), named)
+        ended = sql.load_ended_holds(tx, named - holds.keys()) if named else {}
         owners: set[str] = set()
         for c in commands:
             if isinstance(
@@ -533,6 +533,7 @@ class Appender:
             balances=balances,
             families=families,
             holds=holds,
+            ended=ended,
             program=self._program,
             max_points=self._max_points,
             seal=seal,

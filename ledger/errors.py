@@ -56,6 +56,20 @@ class PreconditionError(LedgerError):
         self.metadata = metadata or {}
 
 
+class HoldEndedError(PreconditionError):
+    """The member's hold was captured, released or timed out already (the
+    loser of a capture/release race learns which entry ended it)."""
+
+    reason = "HOLD_ENDED"
+
+    def __init__(self, hold_sequence: int, ended_by: int) -> None:
+        super().__init__(
+            "hold_sequence: the hold has already ended (captured, released or timed out; "
+            "see ended_by_sequence in ErrorInfo)",
+            metadata={"hold_sequence": str(hold_sequence), "ended_by_sequence": str(ended_by)},
+        )
+
+
 class InsufficientPointsError(PreconditionError):
     reason = "INSUFFICIENT_POINTS"
 

@@ -78,6 +78,7 @@ from ledger.commands import (
 from ledger.errors import (
     AccountClosedError,
     ConflictError,
+    HoldEndedError,
     IdempotencyConflictError,
     InsufficientPointsError,
     NotFoundError,
@@ -181,6 +182,8 @@ class BatchPlanner:
     idempotency: dict[IdemKey, IdempotencyRecord]
     families: dict[str, Family] = field(default_factory=dict)  # member -> its lots
     holds: dict[int, HoldState] = field(default_factory=dict)  # open holds commands name
+    # holds commands name that have ended: hold seq -> (owner, ending seq)
+    ended: dict[int, tuple[str, int]] = field(default_factory=dict)
     program: Program = DEFAULT_PROGRAM
     max_points: int = 0  # per entry, for points the program computes; 0: no limit
     seal: DetailsSealer = clear_details
@@ -348,6 +351,7 @@ class BatchPlanner:
             family.holds.pop(hold.sequence)
             self.holds.pop(hold.sequence, None)
             self.ended_holds.append((hold.sequence, seq))
+            self.ended[hold.sequence] = (hold.owner, seq)
         family.closed = True
         self.erased.append((cmd, seq or None))
         self.head.epoch += 1  # tells other appenders their caches are stale
@@ -553,6 +557,9 @@ class BatchPlanner:
 
     def _resolve(self, cmd: Capture | Release) -> Appended:
         hold = self.holds.get(cmd.hold_sequence)
+        ended = self.ended.get(cmd.hold_sequence)
+        if hold is None and ended is not None and ended[0] == cmd.account:
+            raise HoldEndedError(cmd.hold_sequence, ended[1])  # e.g. the loser of a race
         if hold is None or hold.owner != cmd.account:  # another member's: as if none
             raise NotFoundError(
                 "hold_sequence: no open hold with this sequence (never made, already "
@@ -583,6 +590,7 @@ class BatchPlanner:
         self.holds.pop(hold.sequence, None)
         appended = self._post(kind, channel, hold.sequence, postings, details, hold.owner)
         self.ended_holds.append((hold.sequence, appended.entry.sequence))
+        self.ended[hold.sequence] = (hold.owner, appended.entry.sequence)
         return appended
 
     def _transfer(self, cmd: Transfer) -> Appended:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from ledger.program.terms import add_months
@@ -55,9 +58,11 @@ def test_hold_capture_partly_in_another_channel(ps: ProgramServer) -> None:
     assert captured.entry.kind == pb.ENTRY_KIND_CAPTURE
     assert captured.entry.reverses_sequence == held.hold_sequence
     assert _state(captured.balance) == (50, 50, 0, 0)  # 10 not captured went back
-    # a hold resolves once
-    assert _code(ps.capture, member, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
-    assert _code(ps.release, member, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    # a hold resolves once; naming it again says it ended, and by which entry
+    for call in (ps.capture, ps.release):
+        code, details = _code(call, member, held.hold_sequence)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION, details
+        assert details.startswith("hold_sequence: the hold has already ended")
     # a hold is named with its member: another member's id does not find it
     other = ps.open()
     ps.earn(other, 10)
@@ -69,6 +74,55 @@ def test_hold_capture_partly_in_another_channel(ps: ProgramServer) -> None:
     back = ps.reverse(captured.entry.sequence)
     assert _state(back.balance) == (100, 100, 0, 0)
     ps.verify()
+
+
+def _ended_by(call, *args) -> tuple[grpc.StatusCode, dict[str, str]]:
+    with pytest.raises(grpc.RpcError) as err:
+        call(*args)
+    return _hold_ended(err.value)
+
+
+def _hold_ended(err: grpc.RpcError) -> tuple[grpc.StatusCode, dict[str, str]]:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    info = error_details_pb2.ErrorInfo()
+    assert status is not None and status.details[0].Unpack(info)
+    assert info.reason == "HOLD_ENDED", err.details()  # type: ignore[attr-defined]
+    return err.code(), dict(info.metadata)  # type: ignore[attr-defined]
+
+
+def test_the_loser_of_a_capture_release_race_learns_the_hold_ended(ps: ProgramServer) -> None:
+    member = ps.open()
+    ps.earn(member, 100)
+    for _ in range(4):
+        held = ps.hold(member, 10)
+        with ThreadPoolExecutor(2) as pool:
+            racing = [
+                pool.submit(_outcome, ps.capture, member, held.hold_sequence),
+                pool.submit(_outcome, ps.release, member, held.hold_sequence),
+            ]
+            outcomes = [f.result() for f in racing]
+        won = [o for o in outcomes if isinstance(o, int)]
+        lost = [o for o in outcomes if not isinstance(o, int)]
+        assert len(won) == 1 and len(lost) == 1, outcomes
+        code, metadata = lost[0]
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert metadata == {
+            "hold_sequence": str(held.hold_sequence),
+            "ended_by_sequence": str(won[0]),
+        }
+        # afterwards, too; another member's id still finds nothing
+        assert _ended_by(ps.capture, member, held.hold_sequence)[1] == metadata
+        other = ps.open()
+        assert _code(ps.capture, other, held.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+    ps.verify()
+
+
+def _outcome(call, *args):
+    """The entry sequence a call made, or (code, ErrorInfo metadata) of its failure."""
+    try:
+        return call(*args).entry.sequence
+    except grpc.RpcError as err:
+        return _hold_ended(err)
 
 
 def test_hold_release_and_timeout(ps: ProgramServer) -> None:
@@ -86,7 +140,7 @@ def test_hold_release_and_timeout(ps: ProgramServer) -> None:
     assert ps.server.settle_now() == 1
     assert ps.server.settle_now() == 0  # nothing left to do: the sweep is idempotent
     code, details = _code(ps.capture, member, second.hold_sequence)
-    assert code == grpc.StatusCode.NOT_FOUND and "timed out" in details
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "timed out" in details
     entries = ps.stub.ListEntries(pb.ListEntriesRequest(member_account_id=member)).entries
     assert [e.kind for e in entries][:1] == [pb.ENTRY_KIND_RELEASE]
     assert entries[0].channel_id == "program"  # posted by the ledger itself

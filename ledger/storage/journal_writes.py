@@ -225,6 +225,19 @@ def load_open_holds(tx: WriteTx, owners: set[str], seqs: set[int]) -> dict[int, 
     }
 
 
+def load_ended_holds(tx: WriteTx, seqs: set[int]) -> dict[int, tuple[str, int]]:
+    """Holds among ``seqs`` that have ended: hold seq -> (owner, ending seq)."""
+    found: dict[int, tuple[str, int]] = {}
+    for part in _chunks(sorted(seqs)):
+        for seq, owner, end_seq in tx.execute(
+            "SELECT h.seq, h.owner, e.end_seq FROM holds h JOIN hold_ends e ON e.seq = h.seq"
+            f" WHERE h.seq IN ({_marks(len(part))})",
+            part,
+        ):
+            found[seq] = (owner, end_seq)
+    return found
+
+
 def load_member_keys(tx: WriteTx, account_ids: set[str]) -> dict[str, list[StoredKey]]:
     """Wrapped data keys of ``account_ids`` (accounts without keys: absent)."""
     found: dict[str, list[StoredKey]] = {}
