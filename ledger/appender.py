@@ -129,7 +129,11 @@ _STOP = object()
 # thousands takes longer by design) is logged, with where the time went
 SLOW_BATCH_S = 0.05
 SLOW_ITEM_S = 0.001
-_CACHE_LIMIT = 1_000_000  # accounts whose balance the appender remembers
+_CACHE_LIMIT = 1_000_000  # members whose families the appender remembers
+# and their accounts (lots, pending, held) and lot terms in total: a family
+# grows with every earn its member makes, so a count of members alone let
+# the writer's memory grow with the journal (bench/bench_soak.py)
+_CACHE_ACCOUNT_LIMIT = 200_000
 _CIPHER_LIMIT = 100_000  # accounts whose unwrapped data key the appender remembers
 
 
@@ -166,6 +170,8 @@ class Appender:
         # balances (and closed accounts) as of _cache_head, see _balances();
         # only the appender thread uses them
         self._cache: dict[str, Family] = {}  # member -> its lots, holds, activity
+        self._cache_sizes: dict[str, int] = {}  # member -> its family's size, when cached
+        self._cache_accounts = 0  # sum of _cache_sizes
         self._program_cache: dict[str, int] = {}
         self._cache_head: tuple[int, bytes, int] | None = None
         self.batches = 0  # counters for benchmarks and tests
@@ -338,8 +344,11 @@ class Appender:
         if (
             self._cache_head != (head.sequence, head.hash, head.epoch)
             or len(self._cache) > _CACHE_LIMIT
+            or self._cache_accounts > _CACHE_ACCOUNT_LIMIT
         ):
             self._cache.clear()
+            self._cache_sizes.clear()
+            self._cache_accounts = 0
             self._program_cache.clear()
             self._ciphers.clear()  # another process may have erased someone
         families = {o: self._cache[o] for o in owners if o in self._cache}
@@ -395,6 +404,10 @@ class Appender:
             next(outcomes) if item.command is not None else b"" for item in batch
         ]
         self._cache.update(planner.families)
+        for owner, family in planner.families.items():
+            size = len(family.accounts) + len(family.terms) + len(family.holds)
+            self._cache_accounts += size - self._cache_sizes.get(owner, 0)
+            self._cache_sizes[owner] = size
         self._program_cache.update(planner.balances)
         for account in planner.closed:
             self._ciphers.pop(account, None)
