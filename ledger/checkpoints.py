@@ -33,6 +33,7 @@ proof) is the target for a networked witness; docs/verification.md.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -59,6 +60,7 @@ from ledger.storage.log_reads import LogReads, StoredCheckpoint
 log = structlog.get_logger(__name__)
 
 LOG_NAMES = {JOURNAL_LOG: "journal", ACCESS_LOG: "access"}
+_ROWS_PER_READ = 2000  # entries checked per read before a signature
 SIGNING_SECRET = "log-signing"
 DEFAULT_ORIGIN = "loyalty-ledger.local"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -150,6 +152,10 @@ class Checkpointer:
             return latest
         if latest is not None:
             self._check_extends(log_id, self._open_stored(log_id, latest), size, root, "stored")
+        # the rows added since the last signature must be what the tree
+        # commits to: a row rewritten under intact nodes is never signed over
+        checked = max(remembered[0].size if remembered else 0, latest.size if latest else 0)
+        self._check_rows(log_id, checked, size)
         if remembered is None and latest is not None:
             log.warning("signer_state_started", log=LOG_NAMES[log_id], from_size=latest.size)
         note = sign_checkpoint(Checkpoint(origin, size, root), self._keys.signer(log_id))
@@ -185,6 +191,27 @@ class Checkpointer:
         stored_leaf = self._reads.nodes(log_id, [(0, size - 1)])[(0, size - 1)]
         if entry.stored_hash != last_hash or leaf_hash(entry.data) != stored_leaf:
             raise self._refuse(log_id, f"entry {size} does not match the head or its tree leaf")
+
+    def _check_rows(self, log_id: int, after: int, size: int) -> None:
+        """Entries ``after + 1 .. size``: each row's canonical bytes hash to
+        its stored hash and to its tree leaf (level 0), and none is missing."""
+        for lo in range(after + 1, size + 1, _ROWS_PER_READ):
+            hi = min(size, lo + _ROWS_PER_READ - 1)
+            entries = self._reads.entries(log_id, lo, hi)
+            if [e.sequence for e in entries] != list(range(lo, hi + 1)):
+                found = {e.sequence for e in entries}
+                missing = next(n for n in range(lo, hi + 1) if n not in found)
+                raise self._refuse(log_id, f"entry {missing} is missing from the database")
+            leaves = self._reads.nodes(log_id, [(0, n - 1) for n in range(lo, hi + 1)])
+            for entry in entries:
+                if hashlib.sha256(entry.data).digest() != entry.stored_hash:
+                    raise self._refuse(
+                        log_id, f"entry {entry.sequence}: its row does not match its stored hash"
+                    )
+                if leaf_hash(entry.data) != leaves.get((0, entry.sequence - 1)):
+                    raise self._refuse(
+                        log_id, f"entry {entry.sequence}: its row does not match its tree leaf"
+                    )
 
     def _open_stored(self, log_id: int, stored: StoredCheckpoint) -> Checkpoint:
         """A stored checkpoint as its signed note says (the root column is

@@ -272,3 +272,53 @@ def test_a_witness_that_saw_a_larger_tree_stops_signing(
         assert "the newest witnessed checkpoint" in ledger.refused()
     finally:
         ledger.close()
+
+
+def test_rows_rewritten_under_an_intact_tree_are_never_signed_over(
+    db_url: str, tmp_path: Path, keys: Path
+) -> None:
+    from audit.access_format import AccessRecord
+
+    ledger = Ledger(db_url, tmp_path / "data", keys)
+    try:
+        ledger.earns(2)
+        signed = ledger.checkpoint().tree_size
+        access_signed = ledger.checkpoint(upb.LOG_ACCESS).tree_size
+        ledger.earns(3)
+        engine = sa.create_engine(db_url)
+        with engine.begin() as conn:
+            _drop_triggers(conn)
+            # an earn after the last signature inflated; its hash left alone
+            conn.execute(
+                sa.text("UPDATE journal_postings SET points = points + 100 WHERE seq = :s"),
+                {"s": signed + 2},
+            )
+            # an access record's purpose rewritten and its hash recomputed
+            row = conn.execute(
+                sa.text("SELECT * FROM access_log WHERE seq = :s"), {"s": access_signed + 1}
+            ).one()
+            forged = AccessRecord(
+                row.seq,
+                row.time_us,
+                bytes(row.prev_hash),
+                row.request_id,
+                row.principal,
+                row.role,
+                row.method,
+                row.decision,
+                row.reason,
+                "marketing",
+                row.member_account_id,
+                row.fields,
+            )
+            conn.execute(
+                sa.text("UPDATE access_log SET purpose = 'marketing', hash = :h WHERE seq = :s"),
+                {"h": forged.compute_hash(), "s": row.seq},
+            )
+        engine.dispose()
+        details = ledger.refused()
+        assert f"entry {signed + 2}: its row does not match its stored hash" in details
+        details = ledger.refused(upb.LOG_ACCESS)
+        assert f"entry {access_signed + 1}: its row does not match its tree leaf" in details
+    finally:
+        ledger.close()
