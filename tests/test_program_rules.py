@@ -160,6 +160,35 @@ def test_hold_limits(ps: ProgramServer) -> None:
 # -- 2. lots and expiry ------------------------------------------------------------
 
 
+def test_every_mutation_answers_with_the_points_by_expiry(ps: ProgramServer) -> None:
+    member = ps.open()
+    jan = ps.earn(member, 100)  # expires 2027-01-15 12:00
+    january = jan.balance.expiring[0].expires.seconds
+    assert [(e.expires.seconds, e.points) for e in jan.balance.expiring] == [(january, 100)]
+    ps.clock.set(dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    march = dt.datetime(2027, 3, 1, tzinfo=dt.UTC).timestamp()
+    mar = ps.earn(member, 50)
+    assert [(e.expires.seconds, e.points) for e in mar.balance.expiring] == [
+        (january, 100),
+        (march, 50),
+    ]
+    again = ps.earn(member, 5)  # expires with the March lot: one line per moment
+    assert [(e.expires.seconds, e.points) for e in again.balance.expiring] == [
+        (january, 100),
+        (march, 55),
+    ]
+    spent = ps.redeem(member, 130)  # soonest first: January, then March
+    assert [(e.expires.seconds, e.points) for e in spent.balance.expiring] == [(march, 25)]
+    held = ps.hold(member, 20)
+    assert [(e.expires.seconds, e.points) for e in held.balance.expiring] == [(march, 5)]
+    released = ps.release(member, held.hold_sequence)
+    assert [(e.expires.seconds, e.points) for e in released.balance.expiring] == [(march, 25)]
+    back = ps.reverse(spent.entry.sequence, 30)
+    assert list(back.balance.expiring) == list(ps.balance(member).expiring)
+    assert sum(e.points for e in back.balance.expiring) == back.balance.available == 55
+    ps.verify()
+
+
 def test_redeem_uses_soonest_expiring_lots_and_reversal_restores_them(
     ps: ProgramServer,
 ) -> None:
@@ -172,19 +201,21 @@ def test_redeem_uses_soonest_expiring_lots_and_reversal_restores_them(
         (f"{member}/lot/{jan}", 100),
         (f"{member}/lot/{mar}", 20),
     ]
-    # GetBalance lists the available points by expiry (mutations answer with the sums)
-    assert [(e.expires.seconds, e.points) for e in ps.balance(member).expiring] == [
-        (dt.datetime(2027, 3, 1, tzinfo=dt.UTC).timestamp(), 30)
-    ]
+    # GetBalance, and every mutation's answer, list the available points by expiry
+    march = [(dt.datetime(2027, 3, 1, tzinfo=dt.UTC).timestamp(), 30)]
+    assert [(e.expires.seconds, e.points) for e in ps.balance(member).expiring] == march
+    assert [(e.expires.seconds, e.points) for e in spent.balance.expiring] == march
     back = ps.reverse(spent.entry.sequence, 30)  # the last lot used comes back first
     assert [(p.to_account, p.points) for p in back.entry.postings] == [
         (f"{member}/lot/{mar}", 20),
         (f"{member}/lot/{jan}", 10),
     ]
-    assert [(e.expires.seconds, e.points) for e in ps.balance(member).expiring] == [
+    both = [
         (dt.datetime(2027, 1, 15, 12, tzinfo=dt.UTC).timestamp(), 10),
         (dt.datetime(2027, 3, 1, tzinfo=dt.UTC).timestamp(), 50),
     ]
+    assert [(e.expires.seconds, e.points) for e in ps.balance(member).expiring] == both
+    assert [(e.expires.seconds, e.points) for e in back.balance.expiring] == both
     # the January lot expires with its original date, the March lot lives on
     ps.clock.set(dt.datetime(2027, 1, 16, tzinfo=dt.UTC))
     assert _state(ps.balance(member)) == (50, 50, 0, 0)
@@ -488,7 +519,10 @@ def test_erase_forfeits_every_sub_account(db_url: str, tmp_path: Path) -> None:
             )
         )
         assert erased.forfeited_points == 150
-        assert _code(ps.capture, member, hold.hold_sequence)[0] == grpc.StatusCode.NOT_FOUND
+        # the erasure ended the hold
+        assert _ended_by(ps.capture, member, hold.hold_sequence)[1]["ended_by_sequence"] == str(
+            erased.erasure_sequence
+        )
         assert _code(ps.earn, member, 1)[0] == grpc.StatusCode.FAILED_PRECONDITION
         ps.clock.advance(400 * DAY_US)
         assert ps.server.settle_now() == 0  # nothing of an erased member is ever due

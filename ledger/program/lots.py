@@ -54,6 +54,7 @@ class Family:
     # kept up to date by add() once computed: points per form ("lot" counts
     # lot 0 too), and the earliest time anything of the family falls due
     _totals: dict[str, int] | None = None
+    _expiring: dict[int, int] | None = None  # expiry moment -> available points
     _next_due: int | None = None
 
     def add(self, account: str, points: int) -> None:
@@ -65,6 +66,8 @@ class Family:
         if self._totals is not None:
             form = "lot" if parsed.form == "legacy" else parsed.form
             self._totals[form] = self._totals.get(form, 0) + points
+        if self._expiring is not None and parsed.form == "lot":
+            self._count_expiring(parsed.lot, points)
         if points > 0 and self._next_due is not None:
             due = self._due_of(parsed.form, parsed.lot)
             if due:
@@ -77,7 +80,8 @@ class Family:
 
     def settled_view(self) -> BalanceView:
         """The balance when nothing is due (right after a settle): the sums
-        per form, without walking the lots."""
+        per form and per expiry moment, kept up to date by add() once
+        computed, without walking the lots."""
         if self._totals is None:
             self._totals = {}
             for account, points in self.accounts.items():
@@ -85,8 +89,25 @@ class Family:
                 if parsed is not None:
                     form = "lot" if parsed.form == "legacy" else parsed.form
                     self._totals[form] = self._totals.get(form, 0) + points
+        if self._expiring is None:
+            self._expiring = {}
+            for account, points in self.accounts.items():
+                parsed = _parse(account)
+                if parsed is not None and parsed.form == "lot" and points:
+                    self._count_expiring(parsed.lot, points)
         t = self._totals
-        return BalanceView(t.get("lot", 0), t.get("pending", 0), t.get("held", 0), ())
+        expiring = tuple(sorted((e, n) for e, n in self._expiring.items() if n > 0))
+        return BalanceView(t.get("lot", 0), t.get("pending", 0), t.get("held", 0), expiring)
+
+    def _count_expiring(self, lot: int, points: int) -> None:
+        assert self._expiring is not None
+        expires = self.terms_of(lot).expires_us
+        if expires:
+            left = self._expiring.get(expires, 0) + points
+            if left:
+                self._expiring[expires] = left
+            else:
+                self._expiring.pop(expires, None)
 
     def _due_of(self, form: str, lot: int) -> int:
         terms = self.terms_of(lot)
