@@ -39,9 +39,11 @@ chromium:
 proto: install-test
 	$(BIN)/python scripts/genproto.py
 
-## benchmark: the secure default vs bare TLS echo (Earn, GetBalance), then PostgreSQL vs pgbench
+## benchmark: the secure default vs bare TLS echo (Earn, GetBalance), then PostgreSQL vs pgbench,
+## then the bulk paths (import, verify, audit verify) vs bare chained inserts and SHA-256
 bench: postgres install
 	$(BIN)/python bench/bench_serve.py --postgres --json bench-results.json
+	$(BIN)/python bench/bench_ingest.py --json bench-bulk-results.json
 
 lint: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'

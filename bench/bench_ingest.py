@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -97,18 +96,21 @@ def chained_inserts(source: Path, db_path: Path, batch: int) -> tuple[int, float
 def _run(
     args: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)
 ) -> tuple[str, float, float]:
-    """Run a CLI; (stdout, wall seconds, peak RSS MiB of the child)."""
+    """Run a CLI; (stdout, wall seconds, that child's own peak RSS in MiB)."""
     started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(
-        [PYTHON, "-m", "ledger.cli", *args], env=env, capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "ledger.cli", *args], env=env, stdout=out, stderr=err, text=True
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode not in ok:
-        raise RuntimeError(f"{args[0]} exited {proc.returncode}: {proc.stderr[-2000:]}")
-    # ru_maxrss of children is the largest so far: report it only when it grew
-    return proc.stdout, wall, max(peak, before) / 1024
+        raise RuntimeError(f"{args[0]} exited {proc.returncode}: {stderr[-2000:]}")
+    return stdout, wall, usage.ru_maxrss / 1024
 
 
 def sha256_loop(data_dir: Path) -> tuple[int, float, int]:
