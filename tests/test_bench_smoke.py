@@ -65,3 +65,28 @@ def test_bench_serve_quick_runs_and_verifies(tmp_path: Path) -> None:
         assert summary["ops"][op]["errors"] == 0
         assert summary["ops"][op]["ledger_per_s"] > 0
     assert "cores" in out.stdout
+
+
+def test_bench_ingest_runs_end_to_end(tmp_path: Path) -> None:
+    """The bulk-path benchmark: a small history through `import`, then
+    `verify` and `audit verify` of what it built (both must pass)."""
+    summary = tmp_path / "bulk.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_ingest.py"),
+            "--lines",
+            "3000",
+            "--json",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    import json
+
+    result = json.loads(summary.read_text())
+    assert result["import"]["entries_added"] > 2500
+    assert result["verify"]["entries_per_s"] > 0 and result["audit_verify"]["entries_per_s"] > 0
