@@ -133,7 +133,7 @@ _CACHE_LIMIT = 1_000_000  # members whose families the appender remembers
 # and their accounts (lots, pending, held) and lot terms in total: a family
 # grows with every earn its member makes, so a count of members alone let
 # the writer's memory grow with the journal (bench/bench_soak.py)
-_CACHE_ACCOUNT_LIMIT = 200_000
+_CACHE_ACCOUNT_LIMIT = 100_000
 _CIPHER_LIMIT = 100_000  # accounts whose unwrapped data key the appender remembers
 
 

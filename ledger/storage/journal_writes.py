@@ -68,7 +68,7 @@ def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
         yield items[i : i + _CHUNK]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # statements of up to _CHUNK rows run to kilobytes each
 def _values_sql(table: str, columns: tuple[str, ...], rows: int, suffix: str) -> str:
     row = "(" + _marks(len(columns)) + ")"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows) + suffix
