@@ -161,8 +161,9 @@ def main() -> int:
         print(f"  raw chained sqlite3 inserts: {rows:,} rows at {raw_rate:,.0f}/s", flush=True)
 
         program = str(ROOT / "examples" / "program.toml")
+        command = ["import", "--data-dir", str(data_dir), "--program", program, str(source)]
         stdout, wall, _rss = _run(
-            ["import", "--data-dir", str(data_dir), "--program", program, str(source)],
+            [*command, "--batch", str(args.batch)],  # the same commit size as the ceiling
             env,
             ok=(0, 1),  # 1: some redemptions refused (not enough points), as on a real till
         )

@@ -27,7 +27,7 @@ import datetime
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format
@@ -42,12 +42,13 @@ from ledger.members.vault import MemberVault
 from ledger.service import messages as m
 from ledger.service import replay
 from ledger.service.status import to_status
+from ledger.storage import journal_writes as sql
 from ledger.storage.database import Database
 
 ALIAS_PREFIX = "alias:"
 MAX_LINE_BYTES = 64 * 1024
 MAX_ALIAS = 64
-_ALIAS = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ALIAS = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_ALIAS}}}$")
 _NO_FIELD = re.compile(r'^Message type "[\w.]+" has no field named "[\w.]+"')
 _OPERATIONS = ("earn", "redeem", "hold", "capture_hold", "release_hold", "reverse")
 
@@ -173,16 +174,16 @@ class Importer:
         opened ("" if none): a re-run must not open another."""
         if command is None or isinstance(command, Settle):
             return ""
-        mark = "?" if self._db.reader.dialect.name == "sqlite" else "%s"
-        with self._db.reader.connect() as conn:
-            row = conn.exec_driver_sql(
-                "SELECT response FROM idempotency_keys"
-                f" WHERE channel_id = {mark} AND idempotency_key = {mark}",
-                (command.meta.channel_id, command.meta.idempotency_key),
-            ).first()
-        if row is None:
+        key = (command.meta.channel_id, command.meta.idempotency_key)
+        raw = self._db.reader.raw_connection()
+        try:  # the appender's own lookup, on a reader connection
+            tx = sql.WriteTx(raw.driver_connection, self._db.reader.dialect.name)
+            found = sql.load_idempotency(tx, {key}).get(key)
+        finally:
+            raw.close()
+        if found is None:
             return ""
-        return pb.OpenAccountResponse.FromString(bytes(row[0])).member_account_id
+        return pb.OpenAccountResponse.FromString(found.response).member_account_id
 
     def _parse(self, number: int, text: str, now_us: int) -> _Line:
         try:
@@ -306,8 +307,3 @@ def _parse_json(obj: object, message: Message, where: str) -> None:
         # protobuf's other messages quote the value: name the type only
         rule = found.group(0) if found else "a field has a value of the wrong type or range"
         raise ValidationError(where.rstrip(".") or "line", rule) from None
-
-
-def read_lines(path: str) -> Iterator[str]:
-    with open(path, encoding="utf-8") as f:
-        yield from f

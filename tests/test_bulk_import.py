@@ -304,3 +304,15 @@ def test_canonical_and_protobuf_json_spellings_are_the_same_operation(
     conflict = _import(db_url, tmp_path, _write(tmp_path / "c.jsonl", [changed]))
     assert conflict.returncode == 1
     assert "line 1: ALREADY_EXISTS: " in conflict.stderr
+
+
+def test_import_that_cannot_run_exits_2_and_writes_nothing(db_url: str, tmp_path: Path) -> None:
+    source = _write(tmp_path / "ok.jsonl", [_open("m1"), _earn("m1", 5, 1)])
+    bad_batch = _import(db_url, tmp_path, source, "--batch", "0")
+    assert bad_batch.returncode == 2
+    assert "--batch: must be 1..10000" in bad_batch.stderr
+    missing = _import(db_url, tmp_path, tmp_path / "no-such-file.jsonl")
+    assert missing.returncode == 2
+    assert "FAILED: FileNotFoundError" in missing.stderr and "Traceback" not in missing.stderr
+    done = _import(db_url, tmp_path, source)  # nothing was half-applied before
+    assert "2 applied (1 accounts opened), 0 refused; 1 journal entries added" in done.stdout
