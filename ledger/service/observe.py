@@ -82,6 +82,10 @@ def _peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | No
     return bytes(certs[0]) if certs else None
 
 
+def _undecodable() -> ValidationError:
+    return ValidationError("request", "is not a valid serialized message")
+
+
 def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
     """grpc answers INTERNAL when a deserializer raises; bad bytes are the
     caller's fault, so hand the handler a marker instead."""
@@ -348,7 +352,7 @@ def observe(
                 pending = _Pending(checks, method, request_id, scope, request)
                 _PENDING.set(pending)
             if request is _UNDECODABLE:
-                raise ValidationError("request", "is not a valid serialized message")
+                raise _undecodable()
             response = await behavior(request, context)
             status = await _settle_record(pending, None)  # before any data leaves
             if status is None:
@@ -418,7 +422,7 @@ async def _decodable(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """A stream's requests; an undecodable one ends the call INVALID_ARGUMENT."""
     async for request in requests:
         if request is _UNDECODABLE:
-            raise ValidationError("request", "is not a valid serialized message")
+            raise _undecodable()
         yield request
 
 
@@ -428,19 +432,17 @@ def add_health(server: grpc.aio.Server, servicer: Any) -> None:
     UNKNOWN with protobuf's DecodeError text."""
     from grpc_health.v1 import health_pb2
 
-    def undecodable() -> grpc.Status:
-        return to_status(ValidationError("request", "is not a valid serialized message"))
+    async def refuse_undecodable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if request is _UNDECODABLE:
+            status = to_status(_undecodable())
+            await context.abort(status.code, status.details, status.trailing_metadata)
 
     async def check(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if request is _UNDECODABLE:
-            status = undecodable()
-            await context.abort(status.code, status.details, status.trailing_metadata)
+        await refuse_undecodable(request, context)
         return await servicer.Check(request, context)
 
     async def watch(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if request is _UNDECODABLE:
-            status = undecodable()
-            await context.abort(status.code, status.details, status.trailing_metadata)
+        await refuse_undecodable(request, context)
         async for response in servicer.Watch(request, context):
             yield response
 
