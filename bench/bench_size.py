@@ -194,6 +194,28 @@ def measure(
     return out
 
 
+def _measure_kept(data_dir: Path, tmp: Path, args: argparse.Namespace) -> int:
+    """One row for a ledger grown earlier (``--keep``): measured when the
+    machine is quiet, since growing 10 M entries takes over an hour."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(data_dir / "ledger.db")) as conn:
+        (entries,) = conn.execute("SELECT count(*) FROM journal_entries").fetchone()
+        members = [
+            row[0]
+            for row in conn.execute(
+                "SELECT account_id FROM accounts"
+                " WHERE owner = account_id AND account_id LIKE 'mbr_%'"
+            )
+        ]
+    row = measure(data_dir, tmp, entries, args, members)
+    row["members"] = len(members)
+    print(f"  {json.dumps(row)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps([row], indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
@@ -204,7 +226,14 @@ def main() -> int:
     parser.add_argument("--proofs", type=int, default=300)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="grow and keep the ledger in this directory")
+    parser.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="measure the ledger already in --keep at its size, without growing it",
+    )
     args = parser.parse_args()
+    if args.measure_only and not args.keep:
+        parser.error("--measure-only needs --keep DIR")
     tmp = Path(tempfile.mkdtemp(prefix="bench-size-"))
     builder: Builder | None = None
     data_dir = args.keep or tmp / "data"
@@ -214,6 +243,8 @@ def main() -> int:
             f"bench_size: {os.cpu_count()} cores; open loop {args.rate:g} calls/s, 16 clients",
             flush=True,
         )
+        if args.measure_only:
+            return _measure_kept(args.keep, tmp, args)
         sizes = [int(s) for s in args.sizes.split(",")]
         builder = Builder(data_dir, total=max(sizes) * 21 // 20)
         rows = []

@@ -71,7 +71,7 @@ from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.earn_rules import BASE_RULE, REFERRAL_RULE, issued_account
 from ledger.program.lots import Family
 from ledger.storage import journal_writes as sql
-from ledger.storage.database import Database
+from ledger.storage.database import Database, truncate_wal
 
 log = structlog.get_logger(__name__)
 
@@ -174,6 +174,9 @@ class Appender:
         self._cache_accounts = 0  # sum of _cache_sizes
         self._program_cache: dict[str, int] = {}
         self._cache_head: tuple[int, bytes, int] | None = None
+        # an erasure's WAL truncation that readers held off: retried after
+        # each commit until it succeeds (_scrub_wal)
+        self._scrub_pending = False
         self.batches = 0  # counters for benchmarks and tests
         self.commands = 0
 
@@ -399,6 +402,8 @@ class Appender:
         finally:
             raw.close()  # back to the pool
         self._logs.committed()
+        if (planner.erased or self._scrub_pending) and self._db.is_sqlite:
+            self._scrub_wal(erasures=len(planner.erased))
         outcomes = iter(planned)
         results: list[Outcome] = [
             next(outcomes) if item.command is not None else b"" for item in batch
@@ -413,6 +418,21 @@ class Appender:
             self._ciphers.pop(account, None)
         self._cache_head = (planner.head.sequence, planner.head.hash, planner.head.epoch)
         return results
+
+    def _scrub_wal(self, erasures: int) -> None:
+        """SQLite, after a commit that erased members: the deleted rows were
+        zeroed in their pages (secure_delete), but the WAL still holds the
+        page images from before; truncate it before the erasure is answered.
+        A reader of an older snapshot can hold that off: then the next
+        commits retry, without waiting."""
+        timeout_ms = 5000 if erasures else 0
+        if truncate_wal(self._db.sqlite_path, timeout_ms):
+            if self._scrub_pending or erasures:
+                log.info("erasure_wal_truncated", erasures=erasures)
+            self._scrub_pending = False
+        elif not self._scrub_pending:
+            self._scrub_pending = True
+            log.warning("erasure_wal_truncate_deferred", erasures=erasures)
 
     def _ciphers_for(
         self, tx: sql.WriteTx, commands: list[Command], accounts: set[str]

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import io
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,31 @@ from ledger.storage.members import MemberStore
 from ledger.storage.schema import accounts, member_erasures
 
 MAX_PROBLEMS = 100  # listed per log; the count is exact
+
+
+def erasure_window(
+    by_kek: Sequence[Sequence[Any]], active_versions: Sequence[int]
+) -> dict[str, Any]:
+    """Erasures whose deleted data keys could still be opened from a copy
+    (a backup, a WAL archive, a dead tuple): the keys were wrapped under
+    KEK versions up to the recorded one, so a copy stays decryptable while
+    any active KEK version is at or below it. ``keys rotate`` then ``keys
+    retire`` of every older version closes the window for everything
+    erased before the rotation (docs/field-encryption.md)."""
+    lowest = min(active_versions) if active_versions else None
+    inside, oldest, unknown = 0, None, 0
+    for version, count, first_us in by_kek:
+        if version is None:
+            unknown += count
+        elif lowest is not None and lowest <= version:
+            inside += count
+            oldest = first_us if oldest is None else min(oldest, first_us)
+    return {
+        "inside": inside,
+        "oldest_inside": _iso(oldest) if oldest is not None else None,
+        "kek_version_unknown": unknown,
+        "lowest_active_kek": lowest,
+    }
 
 
 def _iso(time_us: int) -> str:
@@ -84,6 +110,13 @@ def build_compliance_report(
         erasures = conn.execute(
             sa.select(member_erasures.c.reason, sa.func.count()).group_by(member_erasures.c.reason)
         ).all()
+        by_kek = conn.execute(
+            sa.select(
+                member_erasures.c.kek_version,
+                sa.func.count(),
+                sa.func.min(member_erasures.c.erased_us),
+            ).group_by(member_erasures.c.kek_version)
+        ).all()
     with journal.snapshot() as conn:
         head = read_head(conn)
     in_use = MemberStore(db).kek_versions_in_use()
@@ -127,6 +160,7 @@ def build_compliance_report(
             "count": sum(n for _, n in erasures),
             "by_reason": {reason: n for reason, n in erasures},
             "forfeited_points": liability.forfeited,
+            "window": erasure_window(by_kek, keyring.versions()),
         },
         "keys": key_rows,
     }

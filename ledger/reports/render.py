@@ -733,7 +733,13 @@ def _compliance_html(report: Mapping[str, Any]) -> str:
             "erasures.forfeited_points",
             erasures.get("forfeited_points"),
         )
+        + _card(
+            "Inside the erasure window",
+            "erasures.window.inside",
+            (erasures.get("window") or {}).get("inside"),
+        )
         + "</div>"
+        + _window_note(erasures.get("window") or {})
         + _table(
             "Erasures by reason",
             ["Reason", "Erasures"],
@@ -939,6 +945,18 @@ def _access_blocks(report: Mapping[str, Any]) -> list[_Block]:
     ]
 
 
+def _window_note(window: Mapping[str, Any]) -> str:
+    if not window.get("inside"):
+        return ""
+    return (
+        f"<p>{_e(window['inside'])} erasure(s), the oldest of {_e(window.get('oldest_inside'))},"
+        " are still inside the erasure window: their deleted data keys were wrapped under KEK"
+        f" v{_e(window.get('lowest_active_kek'))} or later versions still in the keyring, so a"
+        " copy in a backup or a WAL archive could still be opened. Rotate and retire the older"
+        " KEK versions (<code>keys rotate</code>, then <code>keys retire</code>) to close it.</p>"
+    )
+
+
 def _scalars(prefix: str, node: Mapping[str, Any]) -> list[list[object]]:
     return [[f"{prefix}.{k}", v] for k, v in node.items() if not isinstance(v, Mapping | list)]
 
@@ -960,6 +978,7 @@ def _compliance_blocks(report: Mapping[str, Any]) -> list[_Block]:
     summary += _scalars("witness", report.get("witness") or {})
     summary += _scalars("liability", liability)
     summary += _scalars("erasures", erasures)
+    summary += _scalars("erasures.window", erasures.get("window") or {})
     problems: list[list[object]] = [["journal", text] for text in journal.get("problems") or []] + [
         ["access_log", text] for text in access.get("problems") or []
     ]

@@ -87,6 +87,24 @@ class WalCheckpointer:
             self._thread.join(30)
 
 
+def truncate_wal(path: str, timeout_ms: int = 5000) -> bool:
+    """Copy the whole WAL into the database and truncate it to zero bytes
+    (SQLite's TRUNCATE checkpoint), so page images written before an
+    erasure (which held the erased rows) are no longer in any file of the
+    database. Waits up to ``timeout_ms`` for readers of older snapshots;
+    False if one still held the WAL (nothing is lost: call again)."""
+    conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error:
+        log.warning("wal_truncate_failed", exc_info=True)
+        return False
+    finally:
+        conn.close()
+    return bool(busy == 0)
+
+
 WRITER_CACHE_KIB = 64 * 1024  # page cache per writer connection
 READER_CACHE_KIB = 16 * 1024  # per reader connection
 
@@ -112,6 +130,12 @@ def _sqlite_engine(url: str, *, immediate: bool, autocheckpoint: bool = True) ->
         # most pages (the 1 M-entry bulk import ran 25 % slower than into an
         # empty ledger; with these sizes, as fast). Pages are taken as used.
         cur.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB if immediate else READER_CACHE_KIB}")
+        # deleted rows (an erased member's wrapped keys and field
+        # ciphertexts, a rewrapped key) are overwritten with zeros in the
+        # page, not just unlinked; truncate_wal() then removes the old
+        # page images from the WAL (docs/field-encryption.md, "Erasure
+        # on disk")
+        cur.execute("PRAGMA secure_delete=ON")
         if not autocheckpoint:
             cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()

@@ -497,19 +497,29 @@ def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
         )
     if planner.erased:
         accounts = [cmd.account for cmd, _ in planner.erased]
+        kek: dict[str, int] = {}  # newest KEK version wrapping each one's keys
         for part in _chunks(accounts):
             marks = _marks(len(part))
             # close first: the row lock makes a concurrent key rotation or
             # profile update (which lock the account row) finish before the
             # deletes below start, so they see its rows (PostgreSQL)
             tx.execute(f"UPDATE accounts SET closed_us = ? WHERE owner IN ({marks})", [now, *part])
+            for account, version in tx.execute(
+                "SELECT account_id, max(kek_version) FROM member_keys"
+                f" WHERE account_id IN ({marks}) GROUP BY account_id",
+                part,
+            ):
+                kek[account] = int(version)
             for table in MEMBER_TABLES:
                 tx.execute(f"DELETE FROM {table} WHERE account_id IN ({marks})", part)
         insert_rows(
             tx,
             "member_erasures",
-            ("account_id", "erased_us", "reason", "forfeit_seq"),
-            [(cmd.account, now, cmd.reason, seq) for cmd, seq in planner.erased],
+            ("account_id", "erased_us", "reason", "forfeit_seq", "kek_version"),
+            [
+                (cmd.account, now, cmd.reason, seq, kek.get(cmd.account))
+                for cmd, seq in planner.erased
+            ],
         )
 
 

@@ -194,6 +194,8 @@ member_erasures = sa.Table(
     sa.Column("erased_us", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("forfeit_seq", sa.BigInteger, nullable=True),
+    # 0011: newest KEK version that wrapped one of the member's data keys
+    sa.Column("kek_version", sa.Integer, nullable=True),
 )
 
 break_glass_grants = sa.Table(
