@@ -15,10 +15,16 @@ class AccessError(Exception):
 class AuthenticationError(AccessError):
     """The caller's credentials failed a check (UNAUTHENTICATED)."""
 
-    def __init__(self, check: str, rule: str) -> None:
+    def __init__(self, check: str, rule: str, *, subject: str = "", token_id: str = "") -> None:
         super().__init__(f"{check}: {rule}")
         self.check = check
         self.rule = rule
+        # a credential this server did sign (its signature verified) but
+        # refuses (expired, revoked, not yet valid): whose it claims to be,
+        # for the access log, marked unverified. Never set for a token
+        # whose signature fails: anyone can write any subject into one.
+        self.subject = subject
+        self.token_id = token_id
 
 
 class PermissionDeniedError(AccessError):

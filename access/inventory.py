@@ -109,7 +109,8 @@ INVENTORY: tuple[StoredField, ...] = (
     StoredField(
         "idempotency_keys",
         "channel_id, idempotency_key, fingerprint, response",
-        "no (opaque keys; SHA-256 of the request, personal values left out; the response)",
+        "no (the key and the request's fingerprint as keyed HMAC-SHA256 digests, so a "
+        "phone number sent as a key is never stored; the response)",
         "exactly-once retries",
         (),
         "kept forever for now; expiry is open",
@@ -245,7 +246,7 @@ INVENTORY: tuple[StoredField, ...] = (
     ),
     StoredField(
         "member_erasures",
-        "account_id, erased_us, reason, forfeit_seq",
+        "account_id, erased_us, reason, forfeit_seq, kek_version",
         "no (the record that an erasure happened, without what was erased)",
         "prove erasures to compliance",
         (),
@@ -314,7 +315,12 @@ def report(custom_fields: Iterable[str] = ()) -> str:
         "in full, some masked, and withholds the rest. Everything else knows a",
         "member only by a random account id. Store and order ids that look like",
         "personal data (card, PRC resident ID, IBAN, e-mail, phone) are refused",
-        "at ingest (`access/detectors.py`).",
+        "at ingest (`access/detectors.py`); a request id that looks like one is",
+        "replaced by the server's own before it reaches the access log, and",
+        "idempotency keys are stored only as keyed digests. The detectors cannot",
+        "recognise a name: a name typed into a store id, an order id, a request",
+        "id or a break-glass reason is stored as typed (the reason in the access",
+        "log, forever). Channels and staff are told so in the README.",
         "",
         "| table | field | personal? | purpose | returned by (roles) | retention |",
         "| --- | --- | --- | --- | --- | --- |",

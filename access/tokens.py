@@ -85,6 +85,9 @@ class TokenIssuer:
             raise ValueError("ttl: must be greater than 0 seconds")
         if role is Role.CHANNEL and not channel:
             raise ValueError("channel: a channel token must name its channel")
+        if subject.startswith(UNVERIFIED_PREFIX):
+            # the access log's mark for a refused credential's claimed subject
+            raise ValueError(f"subject: must not start with {UNVERIFIED_PREFIX!r}")
         now = int(self.clock())
         token_id = uuid.uuid4().hex
         claims: dict[str, object] = {
@@ -107,6 +110,9 @@ class TokenIssuer:
 class _Verified:
     principal: Principal
     expires_at: int  # the token's exp claim
+
+
+UNVERIFIED_PREFIX = "unverified:"
 
 
 @dataclass(slots=True)
@@ -149,12 +155,16 @@ class TokenVerifier:
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         cached = self._cache.get(digest)
         if cached is not None:
+            claimed = {
+                "subject": cached.principal.id,
+                "token_id": cached.principal.credential_id or "",
+            }
             if cached.expires_at <= self.clock() - CLOCK_SKEW_S:
                 del self._cache[digest]
-                raise AuthenticationError("token", "expired")
+                raise AuthenticationError("token", "expired", **claimed)
             if cached.principal.credential_id in self.revoked:
                 del self._cache[digest]
-                raise AuthenticationError("token", "revoked")
+                raise AuthenticationError("token", "revoked", **claimed)
             self._cache.move_to_end(digest)
             return cached.principal
         principal, expires_at = self._verify(token)
@@ -190,7 +200,13 @@ class TokenVerifier:
             ) from None
         except jwt.PyJWTError:
             raise AuthenticationError("token", "malformed") from None
-        principal = self._principal(claims)
+        try:
+            principal = self._principal(claims)
+        except AuthenticationError as err:  # signed by us, refused: say whose
+            sub, jti = claims.get("sub"), claims.get("jti")
+            if isinstance(sub, str) and isinstance(jti, str):
+                err.subject, err.token_id = sub[:100], jti[:64]
+            raise
         return principal, int(claims["exp"])
 
     def _key_for(self, token: str) -> Ed25519PublicKey:

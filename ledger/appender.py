@@ -57,6 +57,7 @@ from ledger.commands import (
 from ledger.errors import IntegrityError, LedgerError, UnavailableError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
+from ledger.keys.idempotency_digest import IdempotencyDigest
 from ledger.members.vault import MemberVault, StoredKey
 from ledger.merkle_logs import MerkleLogs
 from ledger.planner import (
@@ -154,6 +155,9 @@ class Appender:
         self._program = program
         self._rule_ids = [BASE_RULE, REFERRAL_RULE, *program.earn.rule_ids()]
         self._vault = vault  # None: entry details stay clear (format 0x01)
+        # idempotency keys and fingerprints are stored as keyed digests
+        # (ledger/keys/idempotency_digest.py); without a keyring, raw
+        self._idem = IdempotencyDigest.for_keyring(vault.keyring) if vault else None
         # unwrapped data keys, to seal entry details; an erasure drops its own
         self._ciphers: dict[str, FieldCipher] = {}
         self._logs = MerkleLogs()  # the journal's and the access log's trees
@@ -580,8 +584,11 @@ class Appender:
                     for c in commands
                     if not isinstance(c, Settle)
                 },
+                self._idem,
             ),
         )
+        if self._idem is not None:  # the planner keeps and stores digests only
+            commands = [self._idem.command(c) for c in commands]
         for owner in sorted(families):
             planner.settle(owner)
         results: list[Outcome] = []

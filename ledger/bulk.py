@@ -38,6 +38,7 @@ from access.detectors import PersonalDataFound, TooLongToScan
 from ledger.appender import Appender
 from ledger.commands import Command, Settle
 from ledger.errors import LedgerError, ValidationError
+from ledger.keys.idempotency_digest import IdempotencyDigest
 from ledger.members.vault import MemberVault
 from ledger.service import messages as m
 from ledger.service import replay
@@ -100,6 +101,7 @@ class Importer:
         self._db = db
         self._appender = appender
         self._vault = vault
+        self._idem = IdempotencyDigest.for_keyring(vault.keyring)  # as the appender stores keys
         self._limit = limit
         self._clock = clock
         self._chunk = chunk
@@ -174,11 +176,13 @@ class Importer:
         opened ("" if none): a re-run must not open another."""
         if command is None or isinstance(command, Settle):
             return ""
-        key = (command.meta.channel_id, command.meta.idempotency_key)
+        channel, key = command.meta.channel_id, command.meta.idempotency_key
         raw = self._db.reader.raw_connection()
         try:  # the appender's own lookup, on a reader connection
             tx = sql.WriteTx(raw.driver_connection, self._db.reader.dialect.name)
-            found = sql.load_idempotency(tx, {key}).get(key)
+            found = sql.load_idempotency(tx, {(channel, key)}, self._idem).get(
+                (channel, self._idem.key(channel, key))
+            )
         finally:
             raw.close()
         if found is None:

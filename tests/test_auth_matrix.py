@@ -389,3 +389,46 @@ def test_reflection_needs_credentials(secured: Secured) -> None:
     )
     names = {s.name for s in listed.list_services_response.service}
     assert {"loyalty.members.v1.MemberService", "loyalty.access.v1.AccessService"} <= names
+
+
+def test_refused_credentials_of_ours_are_recorded_with_whose_they_claim_to_be(
+    secured: Secured,
+) -> None:
+    """Issue 13, item 10: a replayed revoked or expired token was recorded as
+    (anonymous), so security could not see whose credential it was. A token
+    whose signature verifies names its subject and token id, marked
+    unverified; a forged one (any subject can be written into it) does not."""
+    import sqlalchemy as sa
+
+    stranger = TokenIssuer(Ed25519PrivateKey.generate())
+    expired = TokenIssuer(secured.issuer.key, clock=lambda: 1_000_000_000.0)
+    calls = {
+        "revoked": secured.revoked,
+        "expired": expired.issue(
+            subject="staff-expired-1", role=Role.MEMBER_SERVICE, ttl_seconds=60
+        ).token,
+        "forged": stranger.issue(
+            subject="staff-framed-1", role=Role.MEMBER_SERVICE, ttl_seconds=600
+        ).token,
+    }
+    for token in calls.values():
+        code, _ = _code(
+            lambda md: secured.stub.GetBalance(
+                pb.GetBalanceRequest(member_account_id="mbr_" + "a" * 26), metadata=md
+            ),
+            _auth(token),
+        )
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+    assert secured.server.db is not None
+    with secured.server.db.reader.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT principal, role, reason FROM access_log WHERE decision = 'deny'")
+        ).all()
+    by_reason = {r.split(" (")[0]: (p, role, r) for p, role, r in rows}
+    principal, role, reason = by_reason["token: revoked"]
+    assert principal == "unverified:channel-1" and role == ""
+    assert f"(token id {secured._jti(secured.revoked)})" in reason
+    principal, _, reason = by_reason["token: expired"]
+    assert principal == "unverified:staff-expired-1" and "(token id " in reason
+    principal, _, reason = by_reason["token: signed by an unknown key"]
+    assert principal == "" and "staff-framed-1" not in reason

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -248,16 +249,25 @@ def test_import_while_a_server_takes_earns_keeps_one_chain(db_url: str, tmp_path
         acknowledged = []
         stop = threading.Event()
 
+        failures: list[grpc.StatusCode] = []
+
         def earn_online() -> None:
             while not stop.is_set():
-                r = server.stub.Earn(
-                    pb.EarnRequest(
-                        idempotency_key=key("online"),
-                        context=ctx(),
-                        member_account_id=online,
-                        points=3,
+                try:
+                    r = server.stub.Earn(
+                        pb.EarnRequest(
+                            idempotency_key=key("online"),
+                            context=ctx(),
+                            member_account_id=online,
+                            points=3,
+                        )
                     )
-                )
+                except grpc.RpcError as err:
+                    if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        failures.append(err.code())
+                        return
+                    time.sleep(0.05)  # the per-member rate limit: nothing was written
+                    continue
                 acknowledged.append(r.entry.sequence)
 
         thread = threading.Thread(target=earn_online)
@@ -268,6 +278,7 @@ def test_import_while_a_server_takes_earns_keeps_one_chain(db_url: str, tmp_path
             stop.set()
             thread.join()
         assert done.returncode == 0, done.stderr
+        assert failures == []
         assert "1040 lines: 1040 applied (40 accounts opened), 0 refused" in done.stdout
         assert len(acknowledged) > 0
         assert server.points(online) == 3 * len(acknowledged)

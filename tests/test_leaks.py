@@ -131,11 +131,16 @@ def _drive(members, ledger, access, md) -> None:  # type: ignore[no-untyped-def]
             ),
             metadata=pos,
         )
+        # a till that uses the member's phone number as the idempotency key
+        # and as the request id (both end up in append-only tables)
         ledger.Redeem(
             pb.RedeemRequest(
-                idempotency_key=key(), context=ctx(), member_account_id=account, points=10
+                idempotency_key=f"{p['phone']}-redeem",
+                context=ctx(),
+                member_account_id=account,
+                points=10,
             ),
-            metadata=pos,
+            metadata=(*pos, ("x-request-id", p["phone"])),
         )
         ledger.Reverse(
             pb.ReverseRequest(

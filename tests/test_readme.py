@@ -80,3 +80,33 @@ def _run_example(tmp_path: Path, certs: Path, port: int) -> None:
         [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
     )
     assert again.stdout == out.stdout
+
+
+def test_readme_access_table_is_the_permission_table() -> None:
+    """Every RPC of the contract is in the README's table, with exactly the
+    roles access/permissions.py admits (issue 13, item 10: eight RPCs were
+    missing and their roles undocumented)."""
+    import re
+
+    from access.permissions import PERMISSIONS, STAFF
+    from access.principal import Role
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| RPC | roles |") :].split("\n\n", 1)[0].splitlines()[2:]
+    documented: dict[str, frozenset[Role]] = {}
+    for row in table:
+        rpcs, roles = (cell.strip() for cell in row.strip("|").split("|"))
+        service, names = rpcs.split(": ")
+        if roles.startswith("every role"):
+            allowed = frozenset(Role)
+        elif roles.startswith("every staff role"):
+            allowed = STAFF
+        else:
+            head = re.sub(r"\([^)]*\)", "", roles).split(";")[0]
+            allowed = frozenset(Role(r.strip()) for r in head.split(","))
+        package = {"LedgerService": "ledger", "MemberService": "members"}.get(service)
+        package = package or service.removesuffix("Service").lower()
+        for name in names.split(", "):
+            documented[f"/loyalty.{package}.v1.{service}/{name}"] = allowed
+    contract = {m: r for m, r in PERMISSIONS.items() if m.startswith("/loyalty.")}
+    assert documented == contract

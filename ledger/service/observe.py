@@ -25,12 +25,14 @@ from typing import Any, cast
 import grpc
 import structlog
 
+from access.detectors import scan
 from access.errors import AccessError, AuthenticationError
 from access.gate import Gate, batch_operations, unauthenticated_scope
 from access.principal import Principal
 from access.ratelimit import CallLimits, Rate, RateLimitedError, RateLimiter
 from access.scope import CallScope
 from access.scope import enter as enter_scope
+from access.tokens import UNVERIFIED_PREFIX
 from audit.decisions import AccessDecision, DecisionSink
 from ledger.errors import LedgerError, ValidationError
 from ledger.logging import CALLS
@@ -49,9 +51,22 @@ _ids = itertools.count(1)
 
 
 def _request_id(metadata: Any) -> str:
+    """The caller's x-request-id if well-formed, else one of ours. It is
+    written into the access log, which is append-only and hashed forever,
+    so one the detectors take for personal data (a phone number as a
+    request id) is replaced, not stored (logged with the detector's name)."""
     for key, value in metadata or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
-            return value
+            found = scan(value, field=REQUEST_ID_HEADER)
+            if not found:
+                return value
+            replaced = f"{_ID_PREFIX}{next(_ids):06x}"
+            log.warning(
+                "request_id_replaced",
+                request_id=replaced,
+                detectors=[f.detector for f in found],
+            )
+            return replaced
     return f"{_ID_PREFIX}{next(_ids):06x}"
 
 
@@ -215,14 +230,18 @@ class Checks:
         request: Any,
         decision: str,
         reason: str,
+        unverified: str = "",
     ) -> AccessDecision:
+        """``unverified``: the subject a refused credential of ours claims
+        (recorded as ``unverified:<subject>``, never as the principal)."""
         principal = scope.principal
         if scope.grant_id and not reason:
             reason = f"break_glass:{scope.grant_id}"
+        who = principal.id if principal else (UNVERIFIED_PREFIX + unverified if unverified else "")
         return AccessDecision(
             time_us=time.time_ns() // 1000,
             request_id=request_id,
-            principal=principal.id if principal else "",
+            principal=who,
             role=principal.role.value if principal else "",
             method=method,
             decision=decision,
@@ -241,11 +260,12 @@ class Checks:
         request: Any,
         decision: str,
         reason: str = "",
+        unverified: str = "",
     ) -> None:
         """Write the record and wait until it is durable; UnavailableError if not."""
         if self.decisions is not None:
             await self.decisions.record(
-                self.decision(method, request_id, scope, request, decision, reason)
+                self.decision(method, request_id, scope, request, decision, reason, unverified)
             )
 
     async def record_denial(
@@ -259,7 +279,11 @@ class Checks:
             except RateLimitedError:
                 self.suppressed[method] += 1
                 return
-        await self.record(method, request_id, denied.scope, request, "deny", str(denied))
+        error, reason, claimed = denied.error, str(denied), ""
+        if isinstance(error, AuthenticationError) and error.subject:
+            claimed = error.subject
+            reason = f"{reason} (token id {error.token_id})"
+        await self.record(method, request_id, denied.scope, request, "deny", reason, claimed)
 
     async def flush_suppressed(self) -> None:
         """One summary record per method for the denials only counted."""

@@ -19,6 +19,7 @@ from audit.access_format import TEXT_FIELDS, AccessRecord
 from audit.accounts import lot_of, owner_of, parse_member_account
 from audit.entry_format import Posting, is_member_account
 from ledger.errors import IntegrityError
+from ledger.keys.idempotency_digest import IdempotencyDigest, is_digest
 from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
 from ledger.program.lots import Family, HoldState, LotTerms
@@ -296,11 +297,26 @@ def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
     return originals
 
 
-def load_idempotency(tx: WriteTx, keys: set[IdemKey]) -> dict[IdemKey, IdempotencyRecord]:
-    """Records for the batch's keys, looked up by primary key (channel, key)."""
-    by_channel: dict[str, list[str]] = {}
+def load_idempotency(
+    tx: WriteTx, keys: set[IdemKey], digest: IdempotencyDigest | None = None
+) -> dict[IdemKey, IdempotencyRecord]:
+    """Records for the batch's raw (channel, key)s, looked up by primary key.
+
+    With ``digest`` the records are keyed, and named, as the planner sees
+    digested commands: (channel, digest.key(...)), the fingerprint keyed.
+    A row from before digests (the raw key, an unkeyed fingerprint) is found
+    too and returned in that form."""
+    wanted: dict[tuple[str, str], IdemKey] = {}  # stored form -> the planner's key
     for channel, key in keys:
-        by_channel.setdefault(channel, []).append(key)
+        if digest is None:
+            wanted[(channel, key)] = (channel, key)
+            continue
+        planner_key = (channel, digest.key(channel, key))
+        wanted[planner_key] = planner_key
+        wanted[(channel, key)] = planner_key  # a row written before digests
+    by_channel: dict[str, list[str]] = {}
+    for channel, stored in wanted:
+        by_channel.setdefault(channel, []).append(stored)
     found: dict[IdemKey, IdempotencyRecord] = {}
     for channel, channel_keys in by_channel.items():
         for part in _chunks(sorted(channel_keys)):
@@ -310,9 +326,13 @@ def load_idempotency(tx: WriteTx, keys: set[IdemKey]) -> dict[IdemKey, Idempoten
                 f" AND idempotency_key IN ({_marks(len(part))})",
                 [channel, *part],
             )
-            for channel_id, key, fingerprint, response, seq in rows:
-                found[(channel_id, key)] = IdempotencyRecord(
-                    channel_id, key, bytes(fingerprint), bytes(response), seq
+            for channel_id, stored, fingerprint, response, seq in rows:
+                planner_key = wanted[(channel_id, stored)]
+                fp = bytes(fingerprint)
+                if digest is not None and not is_digest(stored):
+                    fp = digest.fingerprint(fp)
+                found[planner_key] = IdempotencyRecord(
+                    channel_id, planner_key[1], fp, bytes(response), seq
                 )
     return found
 
