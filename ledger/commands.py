@@ -272,6 +272,7 @@ class Settle:
 @dataclass(frozen=True, slots=True)
 class Reverse:
     meta: RequestMeta
+    account: str  # the member whose entry it is: a reversal must name them
     original_sequence: int
     points: int | None  # None: everything not yet reversed
     details: EntryDetails

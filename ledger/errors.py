@@ -101,5 +101,16 @@ class AccountClosedError(PreconditionError):
         super().__init__(f"{field}: the member was erased; the account is closed")
 
 
+class ReversalNotAllowedError(LedgerError):
+    """The program's reversal policy does not let this channel reverse an
+    entry another channel made (PERMISSION_DENIED)."""
+
+    def __init__(self, channel: str, made_by: str) -> None:
+        super().__init__(
+            f"original_sequence: channel {channel} may not reverse entries made by channel"
+            f" {made_by} (program file: [reversals] cross_channel)"
+        )
+
+
 class UnavailableError(LedgerError):
     """The ledger cannot take the request now; retrying later may work (UNAVAILABLE)."""

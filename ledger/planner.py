@@ -85,6 +85,7 @@ from ledger.errors import (
     NotReversibleError,
     PreconditionError,
     ReferralRefusedError,
+    ReversalNotAllowedError,
     UnavailableError,
     ValidationError,
 )
@@ -122,6 +123,7 @@ class Original:
     sequence: int
     kind: str
     postings: tuple[Posting, ...]
+    channel: str = ""  # the channel that made it (the reversal policy)
     reversed: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -666,8 +668,12 @@ class BatchPlanner:
 
     def _reverse(self, cmd: Reverse) -> Appended:
         original = self.originals.get(cmd.original_sequence)
-        if original is None:
-            raise NotFoundError("original_sequence: no such entry")
+        if original is None or original.owner != cmd.account:
+            # one answer for both: a sequence is guessable, whose entry it is
+            # must not be
+            raise NotFoundError("original_sequence: no such entry of member_account_id")
+        if not self.program.reversals.allows(cmd.meta.channel_id, original.channel):
+            raise ReversalNotAllowedError(cmd.meta.channel_id, original.channel)
         if original.kind not in (KIND_EARN, KIND_REDEEM, KIND_CAPTURE):
             raise NotReversibleError(
                 f"original_sequence: a {original.kind} entry cannot be reversed",
@@ -777,7 +783,9 @@ class BatchPlanner:
         self.leaves.append(encoded)  # the Merkle leaf data, encoded once
         self.made_details[entry.sequence] = details
         if kind in (KIND_EARN, KIND_REDEEM, KIND_CAPTURE):  # reversible by later commands
-            self.originals[entry.sequence] = Original(entry.sequence, kind, entry.postings)
+            self.originals[entry.sequence] = Original(
+                entry.sequence, kind, entry.postings, entry.channel_id
+            )
         self.head = Head(entry.sequence, digest, entry.time_us, head.epoch)
         for posting in postings:
             self._move(posting.from_account, -posting.points, entry.sequence)

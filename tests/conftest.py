@@ -111,6 +111,20 @@ def redeem(stub: ledger_pb2_grpc.LedgerServiceStub, account: str, points: int) -
     )
 
 
+def entry_owner(stub: ledger_pb2_grpc.LedgerServiceStub, sequence: int) -> str:
+    """The member an entry belongs to, read over the wire (a Reverse names it)."""
+    from audit.accounts import owner_of
+    from audit.entry_format import is_member_account
+
+    entry = stub.GetEntry(pb.GetEntryRequest(sequence=sequence)).entry
+    return next(
+        owner_of(a)
+        for p in entry.postings
+        for a in (p.from_account, p.to_account)
+        if is_member_account(a)
+    )
+
+
 def head_sequence(server: LedgerServer) -> int:
     """The journal's last sequence number, read straight from the database."""
     assert server.db is not None

@@ -117,7 +117,13 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
             metadata=md,
         ),
         "Reverse": lambda md: stub.Reverse(
-            pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=1, points=1),
+            pb.ReverseRequest(
+                idempotency_key=key(),
+                context=ctx(),
+                original_sequence=1,
+                points=1,
+                member_account_id=account,
+            ),
             metadata=md,
         ),
         "GetBalance": lambda md: stub.GetBalance(

@@ -151,6 +151,13 @@ def test_invalid_other_rpcs(stub, server: LedgerServer) -> None:
         ),
         (
             lambda: stub.Reverse(
+                pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=1)
+            ),
+            "member_account_id",
+            "is required",
+        ),
+        (
+            lambda: stub.Reverse(
                 pb.ReverseRequest(
                     idempotency_key=key(), context=ctx(), original_sequence=1, points=0
                 )

@@ -148,6 +148,7 @@ def _drive(members, ledger, access, md) -> None:  # type: ignore[no-untyped-def]
                 context=ctx(),
                 original_sequence=earned.entry.sequence,
                 points=5,
+                member_account_id=account,
             ),
             metadata=pos,
         )

@@ -74,7 +74,11 @@ def test_reverse_earn_fully_and_redeem_partly(stub, server: LedgerServer) -> Non
 
     part = stub.Reverse(
         pb.ReverseRequest(
-            idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence, points=15
+            idempotency_key=key(),
+            context=ctx(),
+            original_sequence=redeemed.sequence,
+            points=15,
+            member_account_id=account,
         )
     )
     assert part.entry.kind == pb.ENTRY_KIND_REVERSE
@@ -85,7 +89,12 @@ def test_reverse_earn_fully_and_redeem_partly(stub, server: LedgerServer) -> Non
     assert part.balance.points == 75
 
     rest = stub.Reverse(
-        pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence)
+        pb.ReverseRequest(
+            idempotency_key=key(),
+            context=ctx(),
+            original_sequence=redeemed.sequence,
+            member_account_id=account,
+        )
     )
     assert rest.entry.postings[0].points == 25  # all that was left
     assert rest.balance.points == 100
@@ -93,14 +102,22 @@ def test_reverse_earn_fully_and_redeem_partly(stub, server: LedgerServer) -> Non
     with pytest.raises(grpc.RpcError) as err:
         stub.Reverse(
             pb.ReverseRequest(
-                idempotency_key=key(), context=ctx(), original_sequence=redeemed.sequence
+                idempotency_key=key(),
+                context=ctx(),
+                original_sequence=redeemed.sequence,
+                member_account_id=account,
             )
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already fully reversed" in err.value.details()
 
     full = stub.Reverse(
-        pb.ReverseRequest(idempotency_key=key(), context=ctx(), original_sequence=earned.sequence)
+        pb.ReverseRequest(
+            idempotency_key=key(),
+            context=ctx(),
+            original_sequence=earned.sequence,
+            member_account_id=account,
+        )
     )
     assert full.entry.postings[0] == pb.Posting(
         from_account=f"{account}/lot/{earned.sequence}", to_account="program:issued", points=100
@@ -134,6 +151,7 @@ def test_reverse_rules(stub) -> None:
     ]
     for request, code, text in cases:
         request.idempotency_key = key()
+        request.member_account_id = account
         request.context.CopyFrom(ctx())
         with pytest.raises(grpc.RpcError) as err:
             stub.Reverse(request)
@@ -149,13 +167,20 @@ def test_reverse_rules(stub) -> None:
 
     reversal = stub.Reverse(
         pb.ReverseRequest(
-            idempotency_key=key(), context=ctx(), original_sequence=earned.sequence, points=5
+            idempotency_key=key(),
+            context=ctx(),
+            original_sequence=earned.sequence,
+            points=5,
+            member_account_id=account,
         )
     ).entry
     with pytest.raises(grpc.RpcError) as err:
         stub.Reverse(
             pb.ReverseRequest(
-                idempotency_key=key(), context=ctx(), original_sequence=reversal.sequence
+                idempotency_key=key(),
+                context=ctx(),
+                original_sequence=reversal.sequence,
+                member_account_id=account,
             )
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -291,7 +291,10 @@ def test_erasure_keeps_every_hash_valid(secured: Secured) -> None:
     code, _ = code_of(
         lambda: secured.stub.Reverse(
             pb.ReverseRequest(
-                idempotency_key=key(), context=ctx(), original_sequence=earned.entry.sequence
+                idempotency_key=key(),
+                context=ctx(),
+                original_sequence=earned.entry.sequence,
+                member_account_id=account,
             ),
             metadata=pos,
         )

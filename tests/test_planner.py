@@ -35,7 +35,7 @@ def _render(outcome: object) -> bytes:
 def test_reverse_of_an_entry_appended_earlier_in_the_same_batch() -> None:
     planner = _planner()
     planner.apply(Earn(_meta("k-earn-01"), MEMBER, 30, EntryDetails(), render=_render))
-    planner.apply(Reverse(_meta("k-rev-001"), 1, 10, EntryDetails(), render=_render))
+    planner.apply(Reverse(_meta("k-rev-001"), MEMBER, 1, 10, EntryDetails(), render=_render))
     with pytest.raises(InsufficientPointsError):  # 20 left, and reversal bounds hold
         planner.apply(Redeem(_meta("k-red-001"), MEMBER, 21, EntryDetails(), render=_render))
     assert planner.balance_of(MEMBER + "/lot/1") == 20

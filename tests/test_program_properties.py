@@ -35,7 +35,7 @@ from hypothesis.stateful import (
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from ledger.storage.schema import accounts
-from tests.conftest import ctx, head_sequence, key
+from tests.conftest import ctx, entry_owner, head_sequence, key
 from tests.support.program import DAY_US, MINUTE_US, ProgramServer
 
 pytestmark = pytest.mark.slow
@@ -153,7 +153,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(original=reversible, points=st.none() | st.integers(1, 300))
     def reverse(self, original: int, points: int | None) -> None:
         request = pb.ReverseRequest(
-            idempotency_key=key("rev"), context=ctx(), original_sequence=original
+            idempotency_key=key("rev"),
+            context=ctx(),
+            original_sequence=original,
+            member_account_id=entry_owner(self.ps.stub, original),
         )
         if points is not None:
             request.points = points

@@ -180,7 +180,10 @@ def test_every_rpc_works_through_the_writer_link(tmp_path: Path) -> None:
             )
             ledger.Reverse(
                 pb.ReverseRequest(
-                    idempotency_key=key(), context=ctx(), original_sequence=redeemed.entry.sequence
+                    idempotency_key=key(),
+                    context=ctx(),
+                    original_sequence=redeemed.entry.sequence,
+                    member_account_id=a,
                 )
             )
             replay = ledger.ReplayOffline(

@@ -171,6 +171,27 @@ class Transfers(_Model):
     max_points: int = Field(default=100_000, ge=1)
 
 
+ChannelId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+
+
+class Reversals(_Model):
+    """Which channels may reverse an entry another channel made (a return
+    at a store of something bought in the app is normal retail; a channel
+    reversing every other channel's sales is not). A channel may always
+    reverse its own entries; ``cross_channel`` lists, per reversing
+    channel, the channels whose entries it may reverse too ("*": any)."""
+
+    cross_channel: dict[
+        ChannelId, tuple[Annotated[str, Field(pattern=r"^(\*|[a-z0-9][a-z0-9._-]{0,63})$")], ...]
+    ] = Field(default_factory=dict)
+
+    def allows(self, channel: str, made_by: str) -> bool:
+        if channel == made_by:
+            return True
+        allowed = self.cross_channel.get(channel, ())
+        return "*" in allowed or made_by in allowed
+
+
 class Program(_Model):
     version: Literal[1]
     program_id: Id = "default"
@@ -182,6 +203,7 @@ class Program(_Model):
     tiers: Tiers = Tiers()
     referrals: Referrals = Referrals()
     transfers: Transfers = Transfers()
+    reversals: Reversals = Reversals()
     partners: tuple[Partner, ...] = ()
 
     @model_validator(mode="after")

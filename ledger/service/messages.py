@@ -254,8 +254,10 @@ def reverse_command(request: pb.ReverseRequest, *, limit: int) -> Reverse:
     meta = request_meta("Reverse", request, request.idempotency_key, request.context)
     original = v.sequence(request.original_sequence, "original_sequence")
     points = v.points(request.points, limit=limit) if request.HasField("points") else None
+    account = v.member_account_id(request.member_account_id)
     return Reverse(
         meta,
+        account,
         original,
         points,
         entry_details(request.context),

@@ -29,6 +29,7 @@ from ledger.errors import (
     LedgerError,
     NotFoundError,
     PreconditionError,
+    ReversalNotAllowedError,
     UnavailableError,
     ValidationError,
 )
@@ -59,7 +60,7 @@ def to_status(err: LedgerError | AccessError) -> grpc.Status:
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     elif isinstance(err, AuthenticationError):
         code = code_pb2.UNAUTHENTICATED
-    elif isinstance(err, PermissionDeniedError):
+    elif isinstance(err, PermissionDeniedError | ReversalNotAllowedError):
         code = code_pb2.PERMISSION_DENIED
     elif isinstance(err, ValidationError):
         code = code_pb2.INVALID_ARGUMENT

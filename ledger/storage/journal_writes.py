@@ -273,18 +273,18 @@ def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
     originals: dict[int, Original] = {}
     for part in _chunks(sorted(seqs)):
         marks = _marks(len(part))
-        postings: dict[int, tuple[str, list[Posting]]] = {}
-        for seq, kind, from_account, to_account, points in tx.execute(
-            "SELECT e.seq, e.kind, p.from_account, p.to_account, p.points"
+        postings: dict[int, tuple[str, str, list[Posting]]] = {}
+        for seq, kind, channel, from_account, to_account, points in tx.execute(
+            "SELECT e.seq, e.kind, e.channel_id, p.from_account, p.to_account, p.points"
             " FROM journal_entries e JOIN journal_postings p ON p.seq = e.seq"
             f" WHERE e.seq IN ({marks}) ORDER BY e.seq, p.idx",
             part,
         ):
-            postings.setdefault(seq, (kind, []))[1].append(
+            postings.setdefault(seq, (kind, channel, []))[2].append(
                 Posting(from_account, to_account, points)
             )
-        for seq, (kind, found) in postings.items():
-            originals[seq] = Original(seq, kind, tuple(found))
+        for seq, (kind, channel, found) in postings.items():
+            originals[seq] = Original(seq, kind, tuple(found), channel)
         for seq, to_account, total in tx.execute(
             "SELECT e.reverses, p.to_account, SUM(p.points)"
             " FROM journal_entries e JOIN journal_postings p ON p.seq = e.seq"

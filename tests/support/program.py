@@ -14,7 +14,7 @@ from ledger.config import Limits, ServerConfig
 from ledger.program.config import load_program
 from ledger.server import LedgerServer
 from ledger.verify import verify_database
-from tests.conftest import ctx, key
+from tests.conftest import ctx, entry_owner, key
 
 PROGRAM = textwrap.dedent(
     """
@@ -186,7 +186,10 @@ class ProgramServer:
 
     def reverse(self, original: int, points: int | None = None) -> pb.ReverseResponse:
         request = pb.ReverseRequest(
-            idempotency_key=key("reverse"), context=ctx(), original_sequence=original
+            idempotency_key=key("reverse"),
+            context=ctx(),
+            original_sequence=original,
+            member_account_id=entry_owner(self.stub, original),
         )
         if points is not None:
             request.points = points

@@ -192,16 +192,18 @@ class RedeemResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ...) -> None: ...
 
 class ReverseRequest(_message.Message):
-    __slots__ = ("idempotency_key", "context", "original_sequence", "points")
+    __slots__ = ("idempotency_key", "context", "original_sequence", "points", "member_account_id")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     context: ChannelContext
     original_sequence: int
     points: int
-    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., original_sequence: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+    member_account_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., original_sequence: _Optional[int] = ..., points: _Optional[int] = ..., member_account_id: _Optional[str] = ...) -> None: ...
 
 class ReverseResponse(_message.Message):
     __slots__ = ("entry", "balance")
