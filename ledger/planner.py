@@ -227,6 +227,10 @@ class BatchPlanner:
             return family.accounts.get(account, 0) if family else 0
         return self.balances.get(account, 0)
 
+    @property
+    def _min_referral_minor(self) -> int:
+        return self.program.referrals.min_purchase_units * self.program.earn.minor_per_unit
+
     # -- commands ---------------------------------------------------------------
 
     def settle(self, owner: str) -> None:
@@ -248,6 +252,13 @@ class BatchPlanner:
             n for n in family.stats.pending if family.terms_of(n).matures_us <= self.now_us
         ]:
             family.stats.mature(lot)
+        # rewards for referrals whose purchase cleared its window: they count now
+        for seq in [
+            s for s in family.stats.pending_rewards if family.terms_of(s).matures_us <= self.now_us
+        ]:
+            family.stats.pending_rewards.remove(seq)
+            family.stats.referrals += 1
+            family.stats.changed = True
         _, _, expiring = family.due(self.now_us)  # holds released back into expired lots
         if expiring:
             postings = [Posting(a, PROGRAM_EXPIRED, n) for a, n in expiring]
@@ -412,7 +423,14 @@ class BatchPlanner:
         seq = self.head.sequence + 1
         target = self._new_lot(family.owner, seq, terms)
         postings = [Posting(source, target, n) for source, n in sources]
-        first = purchase and not family.stats.bought
+        # the referrer's reward: the first qualifying purchase since the
+        # member was referred (a clawed-back reward lets the next one qualify)
+        qualifying = (
+            purchase
+            and family.stats.referrer != ""
+            and family.stats.reward_seq == 0
+            and cmd.details.purchase_minor_units >= self._min_referral_minor
+        )
         if purchase:
             family.note_purchase(cmd.categories, when)
             family.stats.add_purchase(
@@ -428,14 +446,15 @@ class BatchPlanner:
             data=data,
             rules=rules,
         )
-        if first and family.stats.referrer:
-            self._reward_referrer(family, terms.matures_us)
+        if qualifying:
+            self._reward_referrer(family, terms.matures_us, appended.entry.sequence)
         self._retier(family)
         return appended
 
-    def _reward_referrer(self, referred: Family, matures: int) -> None:
-        """The referred member's first purchase: the referrer's reward, held
-        pending until that purchase clears its return window."""
+    def _reward_referrer(self, referred: Family, matures: int, purchase: int) -> None:
+        """The referred member's first qualifying purchase: the referrer's
+        reward, held pending until that purchase clears its return window;
+        only then does the referral count (tiers, super fan)."""
         referrer = self.families.get(referred.stats.referrer)
         if referrer is None or referrer.closed:
             return
@@ -446,10 +465,36 @@ class BatchPlanner:
         posting = Posting(issued_account(REFERRAL_RULE), target, points)
         self._post(KIND_EARN, _SYSTEM, 0, [posting], EntryDetails(), referrer.owner)
         referred.stats.reward_seq = seq
+        referred.stats.reward_purchase = purchase
         referred.stats.changed = True
-        referrer.stats.referrals += 1
+        if matures:
+            referrer.stats.pending_rewards.append(seq)
+        else:  # a purchase without a return window has cleared already
+            referrer.stats.referrals += 1
         referrer.stats.changed = True
         self._retier(referrer)
+
+    def _refunded_inside_window(self, family: Family, original: Original) -> None:
+        """A refund of a purchase still inside its return window: in full, the
+        purchase never counts; and if it triggered a referral reward still
+        pending, the reward goes once what is left of the purchase is below
+        the program's minimum (a full refund always)."""
+        stats = family.stats
+        minor = stats.pending[original.sequence][0]
+        total = sum(p.points for p in original.postings)
+        left_minor = minor * original.left // total if total else 0
+        if original.left == 0:
+            stats.drop_pending(original.sequence)
+        triggered = stats.reward_purchase == original.sequence or (
+            # a reward from before the triggering purchase was kept: the old rule
+            stats.reward_purchase == 0 and original.left == 0 and not stats.bought
+        )
+        if (
+            stats.reward_seq
+            and triggered
+            and (original.left == 0 or left_minor < self._min_referral_minor)
+        ):
+            self._clawback_reward(family)
 
     def _clawback_reward(self, referred: Family) -> None:
         """The first purchase was refunded while the referrer's reward was
@@ -467,8 +512,12 @@ class BatchPlanner:
         for p in postings:
             reward.reversed[p.to_account] = reward.reversed.get(p.to_account, 0) + p.points
         referred.stats.reward_seq = 0
+        referred.stats.reward_purchase = 0
         referred.stats.changed = True
-        referrer.stats.referrals -= 1
+        if reward.sequence in referrer.stats.pending_rewards:
+            referrer.stats.pending_rewards.remove(reward.sequence)
+        else:  # a reward from before pending referrals were kept: it was counted
+            referrer.stats.referrals -= 1
         referrer.stats.changed = True
 
     def _retier(self, family: Family) -> None:
@@ -711,11 +760,8 @@ class BatchPlanner:
         )
         for key, n in targets:
             original.reversed[key] = original.reversed.get(key, 0) + n
-        refunded = original.kind == KIND_EARN and original.left == 0
-        if refunded and original.sequence in family.stats.pending:  # inside its window
-            family.stats.drop_pending(original.sequence)
-            if family.stats.reward_seq and not family.stats.bought:
-                self._clawback_reward(family)
+        if original.kind == KIND_EARN and original.sequence in family.stats.pending:
+            self._refunded_inside_window(family, original)
         return appended
 
     def _clawback(self, family: Family, original: Original, points: int) -> list[tuple[str, int]]:

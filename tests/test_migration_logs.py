@@ -144,3 +144,43 @@ def test_accounts_from_before_data_keys_get_one_once(db_url: str, tmp_path) -> N
             assert conn.execute(sa.text(count), {"a": OTHER}).scalar_one() == 0
     finally:
         db.dispose()
+
+
+def test_upgrade_indexes_earlier_partner_exchanges(db_url: str) -> None:
+    """0012: exchanges made before partner clearing accounts were indexed
+    show in GetLiability's gross flows after the upgrade."""
+    from ledger.service.liability import liability_message
+    from ledger.storage.journal_reads import JournalReads
+
+    db = open_database(db_url)
+    try:
+        upgrade(db, "0011")
+        with db.writer.begin() as conn:
+            rows = [  # seq, from, to, points
+                (1, PROGRAM_ISSUED, MEMBER, 900),
+                (2, MEMBER, "partner:hotel-test", 400),
+                (3, "partner:hotel-test", MEMBER, 70),
+                (4, MEMBER, "partner:bike-test", 100),
+            ]
+            for seq, source, target, points in rows:
+                conn.execute(
+                    sa.text("INSERT INTO journal_postings VALUES (:s, 0, :f, :t, :p)"),
+                    {"s": seq, "f": source, "t": target, "p": points},
+                )
+        upgrade(db)
+        with db.reader.connect() as conn:
+            indexed = conn.execute(
+                sa.text("SELECT account_id, seq FROM account_entries ORDER BY account_id, seq")
+            ).all()
+        assert [tuple(r) for r in indexed] == [
+            ("partner:bike-test", 4),
+            ("partner:hotel-test", 2),
+            ("partner:hotel-test", 3),
+        ]
+        gross = liability_message(JournalReads(db.reader).liability()).by_partner_gross
+        assert [(g.partner, g.exchanged_out, g.exchanged_in) for g in gross] == [
+            ("bike-test", 100, 0),
+            ("hotel-test", 400, 70),
+        ]
+    finally:
+        db.dispose()

@@ -414,6 +414,12 @@ def test_partner_exchange_through_the_clearing_account(ps: ProgramServer) -> Non
     assert came.balance.points == 530
     liability = ps.stub.GetLiability(pb.GetLiabilityRequest())
     assert [(b.key, b.points) for b in liability.by_partner] == [("hotel-test", 470)]
+    # gross flows, not only the net clearing balance (issue 13, item 11), and
+    # issued counts the points that came in from the partner
+    gross = [(g.partner, g.exchanged_out, g.exchanged_in) for g in liability.by_partner_gross]
+    assert gross == [("hotel-test", 500, 30)]
+    assert liability.issued == 1_000 + 30
+    assert liability.outstanding == 530
     unknown = pb.ExchangeOutRequest(
         idempotency_key=key("xo"),
         context=ctx("partner-test"),

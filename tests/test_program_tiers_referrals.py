@@ -269,3 +269,56 @@ def test_referral_and_tier_error_paths(ps: ProgramServer) -> None:
     with pytest.raises(grpc.RpcError) as err:  # same key, another request
         ps.stub.Refer(changed)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_a_pending_referral_does_not_count_toward_the_referrers_tier(ps: ProgramServer) -> None:
+    """Issue 13, item 11: a fake purchase, refunded in full, left the referrer
+    at contributor (a 1.5x earn rate) until the review. A referral counts
+    only once the referred purchase has cleared its return window."""
+    referrer, friend = ps.open(), ps.open()
+    _refer(ps, referrer, friend)
+    fake = ps.purchase(friend, 50_000, "appliance")  # a 30-day return window
+    tier = _tier(ps, referrer)
+    assert (tier.tier, tier.referrals, tier.pending_referrals) == ("none", 0, 1)
+    ps.reverse(fake.entry.sequence)
+    tier = _tier(ps, referrer)
+    assert (tier.tier, tier.referrals, tier.pending_referrals) == ("none", 0, 0)
+    assert [h.to_tier for h in tier.history] == []  # never contributor, not even briefly
+
+    real = ps.purchase(friend, 30_000, "appliance")  # the next purchase qualifies again
+    assert ps.balance(referrer).pending == 500
+    ps.advance(31 * DAY_US)
+    tier = _tier(ps, referrer)
+    assert (tier.tier, tier.referrals, tier.pending_referrals) == ("contributor", 1, 0)
+    ps.reverse(real.entry.sequence)  # a refund after the window: the reward stays
+    assert _tier(ps, referrer).referrals == 1 and ps.balance(referrer).available == 500
+    ps.verify()
+
+
+MINIMUM = SMALL.replace("max_per_device = 2", "max_per_device = 2\nmin_purchase_units = 50")
+
+
+def test_minimum_qualifying_purchase_and_partial_refund_clawback(
+    db_url: str, tmp_path: Path
+) -> None:
+    ps = ProgramServer(db_url, tmp_path, program=MINIMUM)
+    try:
+        referrer, friend = ps.open(), ps.open()
+        _refer(ps, referrer, friend)
+        ps.purchase(friend, 4_000, "coffee")  # 40 EUR: below the minimum, no reward
+        assert ps.balance(referrer).points == 0
+        bought = ps.purchase(friend, 10_000, "appliance")  # 100 EUR: the reward, pending
+        assert ps.balance(referrer).pending == 500
+        ps.reverse(bought.entry.sequence, bought.entry.postings[0].points // 4)  # 75 EUR left
+        assert ps.balance(referrer).pending == 500  # still qualifies
+        ps.reverse(bought.entry.sequence, bought.entry.postings[0].points // 2)  # 25 EUR left
+        b = ps.balance(referrer)
+        assert (b.points, b.pending) == (0, 0)  # below the minimum: the reward went
+        assert _tier(ps, referrer).pending_referrals == 0
+        ps.purchase(friend, 6_000, "shoes")  # 60 EUR, no return window: counts at once
+        tier = _tier(ps, referrer)
+        assert (tier.referrals, tier.pending_referrals, tier.tier) == (1, 0, "contributor")
+        assert ps.balance(referrer).available == 500
+        ps.verify()
+    finally:
+        ps.close()

@@ -156,6 +156,10 @@ class Referrals(_Model):
     window_days: int = Field(default=30, ge=1, le=365)  # caps count per window
     max_per_referrer: int = Field(default=10, ge=1, le=10_000)
     max_per_device: int = Field(default=3, ge=1, le=10_000)
+    # the referred member's first purchase worth at least this many currency
+    # units triggers the reward (0: any purchase); a refund that brings it
+    # below this while the reward is pending takes the reward back
+    min_purchase_units: int = Field(default=0, ge=0, le=1_000_000)
 
 
 class Partner(_Model):

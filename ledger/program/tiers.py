@@ -41,11 +41,15 @@ class Stats:
     months: dict[int, int] = field(default_factory=dict)  # month_key -> matured purchases
     # purchases still inside their return window: lot -> (minor units, month_key)
     pending: dict[int, tuple[int, int]] = field(default_factory=dict)
-    referrals: int = 0  # referred members who made a first purchase
+    referrals: int = 0  # referred members whose rewarded purchase cleared its window
     tier: str = "none"
     review_us: int = 0  # next downgrade review; 0: none scheduled
     referrer: str = ""  # who referred this member ("" none)
     reward_seq: int = 0  # the referrer's reward for this member's first purchase
+    reward_purchase: int = 0  # the purchase (earn entry) that triggered it
+    # a referrer's rewards still pending (their purchase inside its window):
+    # they count in ``referrals`` once they clear
+    pending_rewards: list[int] = field(default_factory=list)
     changes: int = 0  # tier changes so far (numbers tier_changes rows)
     changed: bool = False
 
@@ -66,6 +70,8 @@ class Stats:
                 "review_us": self.review_us,
                 "referrer": self.referrer,
                 "reward_seq": self.reward_seq,
+                "reward_purchase": self.reward_purchase,
+                "pending_rewards": self.pending_rewards,
                 "changes": self.changes,
             }
         )
@@ -83,6 +89,8 @@ class Stats:
             review_us=d["review_us"],
             referrer=d["referrer"],
             reward_seq=d["reward_seq"],
+            reward_purchase=d.get("reward_purchase", 0),  # added later: absent in old rows
+            pending_rewards=list(d.get("pending_rewards", ())),
             changes=d["changes"],
         )
 

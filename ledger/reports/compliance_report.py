@@ -149,6 +149,10 @@ def build_compliance_report(
             "by_state": {b.key: b.points for b in liability.by_state},
             "by_expiry_month": {b.key: b.points for b in liability.by_expiry_month},
             "by_partner": {b.key: b.points for b in liability.by_partner},
+            "by_partner_gross": {
+                g.partner: {"out": g.exchanged_out, "in": g.exchanged_in}
+                for g in liability.by_partner_gross
+            },
             "issued": liability.issued,
             "redeemed": liability.redeemed,
             "expired": liability.expired,

@@ -722,6 +722,21 @@ def _compliance_html(report: Mapping[str, Any]) -> str:
         )
         if liability.get(key) or key != "by_partner"
     )
+    gross = liability.get("by_partner_gross") or {}
+    if gross:
+        charts += _table(
+            "Exchanged with partners, gross",
+            ["Partner", "Points sent out", "Points in"],
+            [
+                [
+                    f"<code>{_e(k)}</code>",
+                    _v(f"liability.by_partner_gross.{k}.out", v.get("out")),
+                    _v(f"liability.by_partner_gross.{k}.in", v.get("in")),
+                ]
+                for k, v in gross.items()
+            ],
+            numeric=(1, 2),
+        )
 
     erasures = report["erasures"]
     by_reason = erasures.get("by_reason") or {}
@@ -995,7 +1010,15 @@ def _compliance_blocks(report: Mapping[str, Any]) -> list[_Block]:
         ),
     ]
     for key, value in liability.items():
-        if isinstance(value, Mapping):
+        if key == "by_partner_gross":
+            blocks.append(
+                (
+                    "liability_by_partner_gross",
+                    ["partner", "out", "in"],
+                    [[k, v.get("out"), v.get("in")] for k, v in value.items()],
+                )
+            )
+        elif isinstance(value, Mapping):
             blocks.append(
                 (
                     f"liability_{key}",

@@ -14,7 +14,9 @@ STATES = ("available", "pending", "held")
 
 def liability_message(found: Liability) -> pb.GetLiabilityResponse:
     program = found.program
+    flows = sorted((a.removeprefix(PARTNER_PREFIX), f) for a, f in found.partner_flows.items())
     issued = -sum(n for a, n in program.items() if a.startswith(ISSUED_PREFIX))
+    issued += sum(points_in for _, (_, points_in) in flows)
     redeemed = program.get(PROGRAM_REDEEMED, 0)
     expired = program.get(PROGRAM_EXPIRED, 0)
     partners = sorted(
@@ -30,6 +32,9 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
             pb.LiabilityBucket(key=k, points=n) for k, n in sorted(found.by_expiry_month.items())
         ],
         by_partner=[pb.LiabilityBucket(key=k, points=n) for k, n in partners],
+        by_partner_gross=[
+            pb.PartnerExchange(partner=k, exchanged_out=o, exchanged_in=i) for k, (o, i) in flows
+        ],
         issued=issued,
         redeemed=redeemed,
         expired=expired,

@@ -218,6 +218,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             tier=stats.tier,
             super_fan=stats.referrals >= self._program.referrals.super_fan_chain,
             referrals=stats.referrals,
+            pending_referrals=len(stats.pending_rewards),
             next_review=m.timestamp(stats.review_us),
             history=[
                 pb.TierChange(time=m.timestamp(t), from_tier=a, to_tier=b, reason=why)

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from audit.accounts import lot_of
+from audit.accounts import PARTNER_PREFIX, lot_of
 from audit.chain import MISSING_HEAD, Head, StoredEntry
 from audit.entry_format import JournalEntry, Posting
 from ledger.program.lots import Family, HoldState, LotTerms
@@ -23,6 +23,7 @@ from ledger.program.terms import month_of
 from ledger.program.tiers import Stats
 from ledger.storage.journal_writes import WriteTx
 from ledger.storage.schema import (
+    account_entries,
     accounts,
     hold_ends,
     holds,
@@ -47,6 +48,8 @@ class Liability:
     program: dict[str, int] = field(default_factory=dict)  # program and partner accounts
     by_state: dict[str, int] = field(default_factory=dict)
     by_expiry_month: dict[str, int] = field(default_factory=dict)
+    # partner clearing account -> (points members sent out, points that came in)
+    partner_flows: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def _raw(value: Any) -> Any:
@@ -331,6 +334,32 @@ class JournalReads:
             ):
                 key = "never" if days < 0 else month_of(int(days) * _DAY_US)
                 out.by_expiry_month[key] = out.by_expiry_month.get(key, 0) + int(total)
+            # gross exchange per partner: only the entries that touch a
+            # clearing account (its account_entries rows, a primary-key range)
+            sent = sa.case(
+                (
+                    journal_postings.c.to_account == account_entries.c.account_id,
+                    journal_postings.c.points,
+                ),
+                else_=0,
+            )
+            came = sa.case(
+                (
+                    journal_postings.c.from_account == account_entries.c.account_id,
+                    journal_postings.c.points,
+                ),
+                else_=0,
+            )
+            for account, points_out, points_in in conn.execute(
+                sa.select(account_entries.c.account_id, sa.func.sum(sent), sa.func.sum(came))
+                .join(journal_postings, journal_postings.c.seq == account_entries.c.seq)
+                .where(
+                    account_entries.c.account_id >= PARTNER_PREFIX,
+                    account_entries.c.account_id < PARTNER_PREFIX[:-1] + ";",  # ':' + 1
+                )
+                .group_by(account_entries.c.account_id)
+            ):
+                out.partner_flows[account] = (int(points_out or 0), int(points_in or 0))
         return out
 
     def entry(self, seq: int) -> StoredEntry | None:

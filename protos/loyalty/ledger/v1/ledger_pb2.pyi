@@ -460,7 +460,7 @@ class LiabilityBucket(_message.Message):
     def __init__(self, key: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class GetLiabilityResponse(_message.Message):
-    __slots__ = ("as_of_sequence", "outstanding", "by_state", "by_expiry_month", "by_partner", "issued", "redeemed", "expired", "forfeited", "breakage_rate", "redemption_rate")
+    __slots__ = ("as_of_sequence", "outstanding", "by_state", "by_expiry_month", "by_partner", "issued", "redeemed", "expired", "forfeited", "breakage_rate", "redemption_rate", "by_partner_gross")
     AS_OF_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
     BY_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -472,6 +472,7 @@ class GetLiabilityResponse(_message.Message):
     FORFEITED_FIELD_NUMBER: _ClassVar[int]
     BREAKAGE_RATE_FIELD_NUMBER: _ClassVar[int]
     REDEMPTION_RATE_FIELD_NUMBER: _ClassVar[int]
+    BY_PARTNER_GROSS_FIELD_NUMBER: _ClassVar[int]
     as_of_sequence: int
     outstanding: int
     by_state: _containers.RepeatedCompositeFieldContainer[LiabilityBucket]
@@ -483,7 +484,18 @@ class GetLiabilityResponse(_message.Message):
     forfeited: int
     breakage_rate: float
     redemption_rate: float
-    def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ...) -> None: ...
+    by_partner_gross: _containers.RepeatedCompositeFieldContainer[PartnerExchange]
+    def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ..., by_partner_gross: _Optional[_Iterable[_Union[PartnerExchange, _Mapping]]] = ...) -> None: ...
+
+class PartnerExchange(_message.Message):
+    __slots__ = ("partner", "exchanged_out", "exchanged_in")
+    PARTNER_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGED_OUT_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGED_IN_FIELD_NUMBER: _ClassVar[int]
+    partner: str
+    exchanged_out: int
+    exchanged_in: int
+    def __init__(self, partner: _Optional[str] = ..., exchanged_out: _Optional[int] = ..., exchanged_in: _Optional[int] = ...) -> None: ...
 
 class ReferRequest(_message.Message):
     __slots__ = ("idempotency_key", "context", "member_account_id", "referred_member_account_id", "device_id", "referrer_device_id")
@@ -528,15 +540,17 @@ class TierChange(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., from_tier: _Optional[str] = ..., to_tier: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetTierResponse(_message.Message):
-    __slots__ = ("tier", "super_fan", "referrals", "next_review", "history")
+    __slots__ = ("tier", "super_fan", "referrals", "next_review", "history", "pending_referrals")
     TIER_FIELD_NUMBER: _ClassVar[int]
     SUPER_FAN_FIELD_NUMBER: _ClassVar[int]
     REFERRALS_FIELD_NUMBER: _ClassVar[int]
     NEXT_REVIEW_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REFERRALS_FIELD_NUMBER: _ClassVar[int]
     tier: str
     super_fan: bool
     referrals: int
     next_review: _timestamp_pb2.Timestamp
     history: _containers.RepeatedCompositeFieldContainer[TierChange]
-    def __init__(self, tier: _Optional[str] = ..., super_fan: _Optional[bool] = ..., referrals: _Optional[int] = ..., next_review: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TierChange, _Mapping]]] = ...) -> None: ...
+    pending_referrals: int
+    def __init__(self, tier: _Optional[str] = ..., super_fan: _Optional[bool] = ..., referrals: _Optional[int] = ..., next_review: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TierChange, _Mapping]]] = ..., pending_referrals: _Optional[int] = ...) -> None: ...
