@@ -19,7 +19,9 @@ every append, see ledger/appender.py):
    to where they came from, never more than that entry moved per account;
    an erase leaves the member's whole family at 0, after which no entry
    touches any account of that family (it is closed);
-8. at the end: the chain head recorded by the database is the last entry,
+8. one request, one entry: no two entries (format v2) carry the same
+   request digest (a replay whose idempotency record was deleted);
+9. at the end: the chain head recorded by the database is the last entry,
    the materialized balances equal the balances replayed from the journal,
    and they sum to zero.
 
@@ -113,6 +115,7 @@ def _type_errors(stored: StoredEntry) -> list[str]:
         ("channel_id", e.channel_id, str),
         ("prev_hash", e.prev_hash, bytes),
         ("details", e.details, bytes),
+        ("request", e.request, bytes),
         ("hash", stored.stored_hash, bytes),
     ]
     for i, p in enumerate(e.postings):
@@ -200,6 +203,9 @@ class _Replay:
         # member -> its sub-accounts (ids with a "/") in the order first seen,
         # so an erase checks the whole family without scanning every balance
         self.families: dict[str, list[str]] = {}
+        # request digests seen (entry format v2), by their first 8 bytes as
+        # an int (about 100 bytes per request entry): one request, one entry
+        self.requests: dict[int, int] = {}
 
     def problem(self, seq: int | None, check: str, message: str) -> None:
         self.result.problems.append(Problem(seq, check, message))
@@ -249,6 +255,15 @@ class _Replay:
                     "hash",
                     f"content does not match its hash: expected {stored.stored_hash.hex()}, "
                     f"got {computed.hex()}",
+                )
+        if entry.request:
+            first = self.requests.setdefault(int.from_bytes(entry.request[:8], "big"), seq)
+            if first != seq:
+                self.problem(
+                    seq,
+                    "request",
+                    f"made by the same request as entry {first} (request digest "
+                    f"{entry.request.hex()}): a request applied twice",
                 )
         if entry.time_us < self.prev_time_us:
             self.problem(

@@ -1,15 +1,23 @@
-"""Canonical byte encoding of journal entries, version 1.
+"""Canonical byte encoding of journal entries, versions 1 and 2.
 
 This module is the executable form of docs/journal-format.md; the two must
-agree, and tests/vectors/journal-entry-v1.json pins them together.
+agree, and tests/vectors/journal-entry-v1.json and -v2.json pin them
+together.
 
     entry    = "LLJE" version:u8 sequence:u64 time_us:i64 prev_hash:32B
                kind:str channel_id:str reverses:u64
                count:u32 (from:str to:str points:i64){count}
                details:bytes
+               [request:16B]                      version 2 only
     str      = length:u16 UTF-8 bytes
     bytes    = length:u32 raw bytes
     integers are big-endian; hash = SHA-256(entry)
+
+Version 2 is version 1 plus ``request``: the keyed digest of the channel
+and idempotency key of the request that made the entry (the ledger's
+``IdempotencyDigest``), so a request credited twice is visible in the
+journal itself. Entries the ledger makes by itself (no request) are
+version 1; an entry is version 2 exactly when it has a request.
 
 It is pure (no I/O) and imports nothing from ledger/, so an offline verifier
 can use it alone.
@@ -23,6 +31,8 @@ from dataclasses import dataclass
 
 MAGIC = b"LLJE"
 FORMAT_VERSION = 1
+FORMAT_VERSION_REQUEST = 2  # version 1 plus the request digest
+REQUEST_SIZE = 16
 HASH_SIZE = 32
 GENESIS_PREV_HASH = bytes(HASH_SIZE)
 MEMBER_ACCOUNT_PREFIX = "mbr_"
@@ -61,6 +71,7 @@ class JournalEntry:
     reverses: int  # 0 when the entry is not a reversal
     postings: tuple[Posting, ...]
     details: bytes = b""
+    request: bytes = b""  # the request's keyed digest (16 bytes); b"": none (version 1)
 
     def encode(self) -> bytes:
         return encode_entry(self)
@@ -95,10 +106,13 @@ def encode_entry(entry: JournalEntry) -> bytes:
         )
     if len(entry.details) > _U32_MAX:
         raise EncodingError("details: longer than 2^32-1 bytes")
+    if entry.request and len(entry.request) != REQUEST_SIZE:
+        raise EncodingError(f"request: must be empty or {REQUEST_SIZE} bytes")
+    version = FORMAT_VERSION_REQUEST if entry.request else FORMAT_VERSION
     try:
         parts = [
             MAGIC,
-            struct.pack(">BQq", FORMAT_VERSION, entry.sequence, entry.time_us),
+            struct.pack(">BQq", version, entry.sequence, entry.time_us),
             entry.prev_hash,
             _str(entry.kind, "kind"),
             _str(entry.channel_id, "channel_id"),
@@ -110,6 +124,7 @@ def encode_entry(entry: JournalEntry) -> bytes:
             parts.append(struct.pack(">q", posting.points))
         parts.append(struct.pack(">I", len(entry.details)))
         parts.append(entry.details)
+        parts.append(entry.request)
     except struct.error as exc:
         raise EncodingError(f"integer out of range: {exc}") from None
     return b"".join(parts)
@@ -126,8 +141,10 @@ def decode_entry(data: bytes) -> JournalEntry:
     if len(data) < head.size + HASH_SIZE:
         raise EncodingError("entry: truncated")
     magic, version, sequence, time_us = head.unpack_from(data)
-    if magic != MAGIC or version != FORMAT_VERSION:
-        raise EncodingError(f"entry: expected {MAGIC!r} version {FORMAT_VERSION}")
+    if magic != MAGIC or version not in (FORMAT_VERSION, FORMAT_VERSION_REQUEST):
+        raise EncodingError(
+            f"entry: expected {MAGIC!r} version {FORMAT_VERSION} or {FORMAT_VERSION_REQUEST}"
+        )
     reader = _Reader(data, head.size)
     prev_hash = reader.raw(HASH_SIZE)
     kind, channel_id = reader.text("kind"), reader.text("channel_id")
@@ -139,10 +156,11 @@ def decode_entry(data: bytes) -> JournalEntry:
         postings.append(Posting(source, target, points))
     (size,) = reader.unpack(">I")
     details = reader.raw(size)
+    request = reader.raw(REQUEST_SIZE) if version == FORMAT_VERSION_REQUEST else b""
     if reader.pos != len(data):
         raise EncodingError("entry: trailing bytes")
     return JournalEntry(
-        sequence, time_us, prev_hash, kind, channel_id, reverses, tuple(postings), details
+        sequence, time_us, prev_hash, kind, channel_id, reverses, tuple(postings), details, request
     )
 
 

@@ -66,6 +66,7 @@ from ledger.planner import (
     Head,
     SameDetails,
     clear_details,
+    request_digest,
     same_clear_details,
 )
 from ledger.program.config import DEFAULT_PROGRAM, Program
@@ -557,6 +558,27 @@ class Appender:
         )
         if rewards - originals.keys():
             originals.update(sql.load_originals(tx, rewards - originals.keys()))
+        idempotency = sql.load_idempotency(
+            tx,
+            {
+                (c.meta.channel_id, c.meta.idempotency_key)
+                for c in commands
+                if not isinstance(c, Settle)
+            },
+            self._idem,
+        )
+        applied: dict[bytes, int] = {}
+        if self._idem is not None:  # the planner keeps and stores digests only
+            commands = [self._idem.command(c) for c in commands]
+            # requests without a record: is their entry in the journal anyway?
+            unknown = [
+                request_digest(c.meta)
+                for c in commands
+                if not isinstance(c, Settle)
+                and (c.meta.channel_id, c.meta.idempotency_key) not in idempotency
+            ]
+            if unknown:
+                applied = sql.load_applied(tx, unknown)
         window = self._program.referrals.window_days * 86_400_000_000
         facts = sql.load_referral_facts(
             tx,
@@ -577,18 +599,9 @@ class Appender:
             same_details=same,
             originals=originals,
             referral_facts=facts,
-            idempotency=sql.load_idempotency(
-                tx,
-                {
-                    (c.meta.channel_id, c.meta.idempotency_key)
-                    for c in commands
-                    if not isinstance(c, Settle)
-                },
-                self._idem,
-            ),
+            idempotency=idempotency,
+            applied=applied,
         )
-        if self._idem is not None:  # the planner keeps and stores digests only
-            commands = [self._idem.command(c) for c in commands]
         for owner in sorted(families):
             planner.settle(owner)
         results: list[Outcome] = []

@@ -81,6 +81,7 @@ from ledger.errors import (
     HoldEndedError,
     IdempotencyConflictError,
     InsufficientPointsError,
+    IntegrityError,
     NotFoundError,
     NotReversibleError,
     PreconditionError,
@@ -190,6 +191,9 @@ class BatchPlanner:
     max_points: int = 0  # per entry, for points the program computes; 0: no limit
     seal: DetailsSealer = clear_details
     same_details: SameDetails = same_clear_details
+    # entries the journal already holds for requests of this batch whose
+    # idempotency record was not found: request digest -> sequence
+    applied: dict[bytes, int] = field(default_factory=dict)
     # produced
     start: Head = field(init=False)  # the head before this batch
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
@@ -210,6 +214,7 @@ class BatchPlanner:
         default_factory=list
     )  # (referrer, referred, reason)
     tier_changes: list[tuple[str, int, str, str, str]] = field(default_factory=list)
+    _request: bytes = b""  # the digest the command being applied puts in its entry
 
     def __post_init__(self) -> None:
         self.start = Head(self.head.sequence, self.head.hash, self.head.time_us, self.head.epoch)
@@ -267,6 +272,7 @@ class BatchPlanner:
 
     def apply(self, command: Command) -> bytes:
         """Decide one command; return its serialized response or raise LedgerError."""
+        self._request = b""
         if isinstance(command, Settle):
             self.settle(command.account)
             return b""
@@ -290,6 +296,15 @@ class BatchPlanner:
             ):
                 raise IdempotencyConflictError()
             return previous.response
+        request = request_digest(meta)
+        if request and request in self.applied:
+            # its entry is in the journal but its idempotency record is not:
+            # someone deleted it. A replay must not credit twice.
+            raise IntegrityError(
+                f"idempotency_key: this request already made entry {self.applied[request]}, "
+                "whose idempotency record is missing; refused (report it to security)"
+            )
+        self._request = request
         outcome: Outcome
         if isinstance(command, Earn):
             outcome = self._earn(command)
@@ -311,6 +326,7 @@ class BatchPlanner:
             outcome = self._refer(command)
         else:
             outcome = self._erase(command)
+        self._request = b""
         response = command.render(outcome)
         seq = outcome.entry.sequence if isinstance(outcome, Appended) else None
         if isinstance(outcome, MemberErased) and outcome.sequence:
@@ -822,7 +838,11 @@ class BatchPlanner:
             reverses=reverses,
             postings=tuple(postings),
             details=data if data is not None else self._seal(member, details),
+            # the command's own entry names its request; the ledger's own don't
+            request=self._request if channel_id != _SYSTEM else b"",
         )
+        if entry.request:
+            self._request = b""  # one entry per request
         encoded = entry.encode()
         digest = hashlib.sha256(encoded).digest()
         self.entries.append((entry, digest))
@@ -851,6 +871,16 @@ class BatchPlanner:
 
 
 _SYSTEM = "program"  # the channel of entries the ledger posts by itself
+
+
+def request_digest(meta: RequestMeta) -> bytes:
+    """The request's keyed digest as entries carry it (entry format v2): the
+    16 bytes of a digested idempotency key ("#" + 32 hex digits); b"" for a
+    raw key (an appender without a keyring)."""
+    key = meta.idempotency_key
+    if len(key) == 33 and key.startswith("#"):
+        return bytes.fromhex(key[1:])
+    return b""
 
 
 def _first(limits: list[tuple[str, int]], points: int) -> list[tuple[str, int]]:

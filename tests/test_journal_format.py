@@ -65,6 +65,7 @@ def entry_of(v: dict) -> JournalEntry:
             Posting(p["from_account"], p["to_account"], p["points"]) for p in v["postings"]
         ),
         details=bytes.fromhex(v["details"]),
+        request=bytes.fromhex(v.get("request", "")),
     )
 
 
@@ -162,7 +163,8 @@ def spec_decode_entry(data: bytes) -> dict:
     r = Reader(data)
     if r.take(4) != b"LLJE":
         raise SpecError("bad magic")
-    if r.int(">B") != 1:
+    version = r.int(">B")
+    if version not in (1, 2):
         raise SpecError("unknown version")
     fields: dict = {}
     fields["sequence"] = r.int(">Q")
@@ -180,6 +182,8 @@ def spec_decode_entry(data: bytes) -> dict:
         )
     fields["postings"] = postings
     fields["details"] = r.bytes().hex()
+    if version == 2:  # section 2.1: the request digest, 16 raw bytes, last
+        fields["request"] = r.take(16).hex()
     r.end()
     return fields
 
@@ -189,14 +193,16 @@ def spec_encode_entry(fields: dict) -> bytes:
         raw = text.encode("utf-8")
         return struct.pack(">H", len(raw)) + raw
 
-    out = [b"LLJE", struct.pack(">BQq", 1, fields["sequence"], fields["time_us"])]
+    request = bytes.fromhex(fields.get("request", ""))
+    version = 2 if request else 1
+    out = [b"LLJE", struct.pack(">BQq", version, fields["sequence"], fields["time_us"])]
     out.append(bytes.fromhex(fields["prev_hash"]))
     out += [s(fields["kind"]), s(fields["channel_id"]), struct.pack(">Q", fields["reverses"])]
     out.append(struct.pack(">I", len(fields["postings"])))
     for p in fields["postings"]:
         out += [s(p["from_account"]), s(p["to_account"]), struct.pack(">q", p["points"])]
     details = bytes.fromhex(fields["details"])
-    out += [struct.pack(">I", len(details)), details]
+    out += [struct.pack(">I", len(details)), details, request]
     return b"".join(out)
 
 
@@ -243,7 +249,7 @@ def test_spec_decoder_reads_back_every_vector(v: dict) -> None:
     [
         lambda b: b + b"\x00",  # trailing byte
         lambda b: b[:-1],  # truncated details
-        lambda b: b[:4] + b"\x02" + b[5:],  # unknown version
+        lambda b: b[:4] + b"\x03" + b[5:],  # unknown version
         lambda b: b"LLJF" + b[4:],  # bad magic
     ],
     ids=["trailing", "truncated", "version", "magic"],
@@ -497,3 +503,53 @@ def test_partial_reversals_up_to_the_original_amount_verify() -> None:
     assert check_chain(entries, head=head_of(entries), balances=replay(entries))
     too_much = forge_next(entries, "reverse", Posting(REDEEMED, MEMBER, 1), reverses=2)
     assert problems(check_chain(too_much)) == [(6, "reversal")]
+
+
+# -- format v2: the request digest (docs/journal-format.md 2.1) ---------------
+
+V2_PATH = ROOT / "tests" / "vectors" / "journal-entry-v2.json"
+V2: list[dict] = json.loads(V2_PATH.read_text(encoding="utf-8"))
+CHAIN_2 = [v for v in V2 if v["chain"] == "chain-2"]
+
+
+def test_v2_generator_reproduces_the_frozen_file() -> None:
+    path = ROOT / "tests" / "vectors" / "make_journal_v2_vectors.py"
+    spec = importlib.util.spec_from_file_location("make_journal_v2_vectors", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.render() == V2_PATH.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("v", **by_name(V2))
+def test_v2_vectors_encode_decode_and_match_the_spec(v: dict) -> None:
+    from audit.entry_format import decode_entry
+
+    encoding = bytes.fromhex(v["encoding"])
+    entry = entry_of(v)
+    assert entry.encode() == encoding and entry.compute_hash().hex() == v["hash"]
+    assert encoding[4] == v["version"] == (2 if v["request"] else 1)
+    assert decode_entry(encoding) == entry
+    fields = spec_decode_entry(encoding)  # the independent decoder, from the docs
+    want = {k: v[k] for k in ENTRY_FIELDS}
+    if v["request"]:
+        want["request"] = v["request"]
+    assert fields == want and spec_encode_entry(fields) == encoding
+
+
+def test_v2_entries_refuse_a_request_of_the_wrong_size() -> None:
+    from audit.entry_format import EncodingError, decode_entry
+
+    with pytest.raises(EncodingError, match="request"):
+        dataclasses.replace(entry_of(V2[0]), request=b"x" * 15).encode()
+    with pytest.raises(EncodingError):  # a v2 entry cut short of its request
+        decode_entry(bytes.fromhex(V2[0]["encoding"])[:-1])
+
+
+def test_v2_chain_verifies_and_a_replayed_request_is_caught() -> None:
+    chain = [stored_of(v) for v in CHAIN_2]
+    result = verify_chain(chain, head=head_of(chain), balances=replay(chain))
+    assert result.entries == 3
+    replayed = stored_of(next(v for v in V2 if v["name"] == "replayed-request"))
+    entries = [*chain, replayed]
+    assert_caught(entries, [(4, "request")], head=head_of(entries), balances=replay(entries))

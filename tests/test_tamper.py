@@ -222,3 +222,59 @@ def test_unreadable_details_are_omitted_not_internal(stub, server: LedgerServer,
     assert [e.sequence for e in listed] == [4, 3, 2, 1]
     code, out = _verify(server, capsys)  # and the chain still shows the change
     assert code == 1 and "sequence 2: hash:" in out
+
+
+def test_a_deleted_idempotency_record_does_not_let_a_replay_credit_twice(
+    stub, server: LedgerServer, capsys
+) -> None:
+    """Issue 13, item 5: deleting one idempotency_keys row and replaying the
+    acknowledged request made a second valid, signed credit that no verifier
+    could see. Each entry now carries its request's keyed digest (entry
+    format v2): the writer finds the replay in the journal itself, and a
+    duplicate forced into the database is reported by `verify`."""
+    import grpc
+
+    from tests.conftest import ctx, head_sequence, key
+
+    account = open_account(stub)
+    request = pb.EarnRequest(
+        idempotency_key=key("dup"), context=ctx(), member_account_id=account, points=70
+    )
+    first = stub.Earn(request)
+    engine = _engine(server)
+    try:
+        with engine.begin() as conn:
+            _drop_triggers(conn)
+            deleted = conn.exec_driver_sql(
+                f"DELETE FROM idempotency_keys WHERE seq = {first.entry.sequence}"
+            ).rowcount
+        assert deleted == 1
+        head = head_sequence(server)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Earn(request)  # the replay, its record gone
+        assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+        assert f"already made entry {first.entry.sequence}" in caught.value.details()
+        assert head_sequence(server) == head  # no second credit
+        assert stub.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance.points == 70
+
+        # a DBA who also drops the unique index and copies the entry in
+        # (rehashed and relinked as a forger would) is caught by verify
+        assert _verify(server, capsys)[0] == 0
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ux_journal_entries_request")
+            row = conn.exec_driver_sql(
+                f"SELECT request FROM journal_entries WHERE seq = {first.entry.sequence}"
+            ).scalar()
+        assert row is not None and len(bytes(row)) == 16
+    finally:
+        engine.dispose()
+    second = earn(stub, account, 70)  # an honest second earn, then made a duplicate
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE journal_entries SET request = (SELECT request FROM journal_entries"
+            f" WHERE seq = {first.entry.sequence}) WHERE seq = {second.entry.sequence}"
+        )
+    engine.dispose()
+    code, out = _verify(server, capsys)
+    assert code != 0
+    assert f"made by the same request as entry {first.entry.sequence}" in out

@@ -87,6 +87,7 @@ def _entries(
                 reverses=r.reverses,
                 postings=tuple(postings.get(r.seq, ())),
                 details=_raw(r.details),
+                request=_raw(r.request) or b"",
             ),
             _raw(r.hash),
         )
@@ -106,7 +107,7 @@ def _fixed_entries(tx: WriteTx, seqs: list[int]) -> list[StoredEntry]:
     """Entries ``seqs`` (at most a page) with their postings, in sequence order."""
     marks = ", ".join("?" * len(seqs))
     rows = tx.execute(
-        "SELECT seq, time_us, prev_hash, kind, channel_id, reverses, details, hash"
+        "SELECT seq, time_us, prev_hash, kind, channel_id, reverses, details, hash, request"
         f" FROM journal_entries WHERE seq IN ({marks}) ORDER BY seq",
         seqs,
     )
@@ -128,10 +129,11 @@ def _fixed_entries(tx: WriteTx, seqs: list[int]) -> list[StoredEntry]:
                 reverses=reverses,
                 postings=tuple(postings.get(seq, ())),
                 details=_raw(details),
+                request=_raw(request) or b"",
             ),
             _raw(digest),
         )
-        for seq, time_us, prev_hash, kind, channel_id, reverses, details, digest in rows
+        for seq, time_us, prev_hash, kind, channel_id, reverses, details, digest, request in rows
     ]
 
 

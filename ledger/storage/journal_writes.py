@@ -297,6 +297,20 @@ def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
     return originals
 
 
+def load_applied(tx: WriteTx, requests: Sequence[bytes]) -> dict[bytes, int]:
+    """Entries already made by these requests (their keyed digests), by the
+    journal itself: a request whose idempotency record is gone (deleted)
+    is still recognised here."""
+    found: dict[bytes, int] = {}
+    for part in _chunks(sorted(set(requests))):
+        for request, seq in tx.execute(
+            f"SELECT request, seq FROM journal_entries WHERE request IN ({_marks(len(part))})",
+            part,
+        ):
+            found[bytes(request)] = int(seq)
+    return found
+
+
 def load_idempotency(
     tx: WriteTx, keys: set[IdemKey], digest: IdempotencyDigest | None = None
 ) -> dict[IdemKey, IdempotencyRecord]:
@@ -373,9 +387,29 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
         insert_rows(
             tx,
             "journal_entries",
-            ("seq", "time_us", "kind", "channel_id", "reverses", "details", "prev_hash", "hash"),
+            (
+                "seq",
+                "time_us",
+                "kind",
+                "channel_id",
+                "reverses",
+                "details",
+                "prev_hash",
+                "hash",
+                "request",
+            ),
             [
-                (e.sequence, e.time_us, e.kind, e.channel_id, e.reverses, e.details, e.prev_hash, h)
+                (
+                    e.sequence,
+                    e.time_us,
+                    e.kind,
+                    e.channel_id,
+                    e.reverses,
+                    e.details,
+                    e.prev_hash,
+                    h,
+                    e.request or None,
+                )
                 for e, h in planner.entries
             ],
         )

@@ -107,7 +107,10 @@ journal_entries = sa.Table(
     sa.Column("details", sa.LargeBinary, nullable=False),
     sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    # 0013: the request's keyed digest (entry format v2); NULL: none (v1)
+    sa.Column("request", sa.LargeBinary(16), nullable=True),
 )
+sa.Index("ux_journal_entries_request", journal_entries.c.request, unique=True)
 
 journal_postings = sa.Table(
     "journal_postings",
