@@ -157,6 +157,14 @@ INVENTORY: tuple[StoredField, ...] = (
         FOREVER,
     ),
     StoredField(
+        "cosignatures",
+        "log, size, witness, line, created_us",
+        "no (witnesses' cosignatures of checkpoints)",
+        "evidence that a second party saw the same history (audit export)",
+        (),
+        FOREVER,
+    ),
+    StoredField(
         "accounts",
         "closed_us",
         "no",

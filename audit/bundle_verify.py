@@ -52,9 +52,17 @@ from audit.bundle import (
     read_bundle,
 )
 from audit.chain import StoredEntry, check_chain
+from audit.cosignature import CosignerKey
 from audit.entry_format import GENESIS_PREV_HASH, EncodingError, JournalEntry, decode_entry
 from audit.merkle import EMPTY_ROOT, Frontier, leaf_hash
-from audit.note import Checkpoint, CheckpointError, NoteError, Verifier, open_checkpoint
+from audit.note import (
+    Checkpoint,
+    CheckpointError,
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    split_note,
+)
 
 __all__ = [
     "BUNDLE",
@@ -103,6 +111,8 @@ class LogSummary:
     previous_size: int | None = None  # the state file's checkpoint size, if any
     state_saved: bool = False
     untrusted_listed_keys: tuple[str, ...] = ()  # keys the bundle lists, not passed
+    # trusted witnesses whose valid cosignature the latest checkpoint carries
+    cosigned_by: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -702,9 +712,26 @@ class _Stray:
     count: int = 1
 
 
+def cosigners(note: str, witnesses: Sequence[CosignerKey]) -> tuple[str, ...]:
+    """The witnesses (of ``witnesses``) whose valid cosignature ``note`` carries."""
+    try:
+        text, signatures = split_note(note)
+    except NoteError:
+        return ()
+    found = {w.name for w in witnesses for s in signatures if w.verify(text, s) is not None}
+    return tuple(sorted(found))
+
+
 class _Verification:
-    def __init__(self, keys: TrustedKeys, state_dir: Path | None) -> None:
+    def __init__(
+        self,
+        keys: TrustedKeys,
+        state_dir: Path | None,
+        witnesses: Sequence[CosignerKey] = (),
+        min_witnesses: int = 0,
+    ) -> None:
         self.keys, self.state_dir = keys, state_dir
+        self.witnesses, self.min_witnesses = tuple(witnesses), min_witnesses
         self.result = BundleResult()
         self.bundle_problems: list[BundleProblem] = []
         self.checks: dict[str, _LogCheck] = {}
@@ -760,7 +787,18 @@ class _Verification:
             info = header.logs[log]
             check = self.checks[log] = _LogCheck(log, info.origin, self.keys, self.state_dir)
             _run_section(_Section(stream, log, set(order[i + 1 :]), self.stray), check)
-            self.result.logs[log] = check.finish(info.verifier_keys)
+            summary = self.result.logs[log] = check.finish(info.verifier_keys)
+            if self.witnesses and check.latest is not None:
+                summary.cosigned_by = cosigners(check.latest.note, self.witnesses)
+                if len(summary.cosigned_by) < self.min_witnesses:
+                    check.problem(
+                        None,
+                        "witness",
+                        f"the latest checkpoint (size {check.latest.checkpoint.size}) is "
+                        f"cosigned by {len(summary.cosigned_by)} of the trusted witnesses, "
+                        f"{self.min_witnesses} required: nothing shows that the log was not "
+                        "rewritten by whoever holds its key",
+                    )
         while (line := stream.pop()) is not None:
             self.stray(line)
         self._report_strays()
@@ -798,14 +836,30 @@ def verify_bundle(
     path: str | os.PathLike[str] | IO[bytes] | IO[str],
     keys: Sequence[str],
     state_dir: Path | None = None,
+    witness_keys: Sequence[str] = (),
+    min_witnesses: int = 0,
 ) -> BundleResult:
     """Verifies a bundle against the auditor's trusted ``keys``; lists every problem.
+
+    ``witness_keys`` (C2SP cosigner verifier keys) and ``min_witnesses``: the
+    latest checkpoint of each log must carry at least that many valid
+    cosignatures by those witnesses.
 
     ValueError if a key string does not parse (that is the caller's input, not
     the bundle's); everything wrong with the bundle, including a file that
     cannot be read, is in the result.
     """
-    verification = _Verification(TrustedKeys(keys), state_dir)
+    witnesses = []
+    for i, vkey in enumerate(witness_keys):
+        try:
+            witnesses.append(CosignerKey.from_vkey(vkey))
+        except NoteError as exc:
+            raise ValueError(f"witness key {i}: {exc}") from None
+    if min_witnesses > len(witnesses):
+        raise ValueError(
+            f"--min-witnesses {min_witnesses}: only {len(witnesses)} witness key(s) given"
+        )
+    verification = _Verification(TrustedKeys(keys), state_dir, witnesses, min_witnesses)
     try:
         with closing(read_bundle(path)) as lines:
             verification.run(lines)

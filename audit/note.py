@@ -342,6 +342,12 @@ def _split_note(note: str) -> tuple[str, list[Signature]]:
     return text, [_parse_signature_line(line) for line in lines]
 
 
+def split_note(note: str) -> tuple[str, list[Signature]]:
+    """The note's text and its signature lines, parsed but not verified
+    (a cosignature is checked by its own rules, audit/cosignature.py)."""
+    return _split_note(note)
+
+
 def _index_verifiers(verifiers: Iterable[Verifier]) -> dict[tuple[str, int], Verifier]:
     known: dict[tuple[str, int], Verifier] = {}
     names: dict[str, int] = {}

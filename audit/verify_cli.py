@@ -51,6 +51,8 @@ def _log_block(name: str, summary: LogSummary) -> list[str]:
     ]
     if latest is not None and latest.size < summary.size:
         lines.append(f"  entries after the latest checkpoint: {summary.size - latest.size}")
+    if summary.cosigned_by:
+        lines.append(f"  cosigned by: {', '.join(summary.cosigned_by)}")
     lines.append(f"  state: {state}")
     return lines
 
@@ -65,10 +67,19 @@ def format_report(bundle: Path, result: BundleResult) -> list[str]:
     return lines
 
 
-def run_verify(bundle: Path, keys: list[str], state_dir: Path | None, out: TextIO) -> int:
+def run_verify(
+    bundle: Path,
+    keys: list[str],
+    state_dir: Path | None,
+    out: TextIO,
+    witness_keys: list[str] | None = None,
+    min_witnesses: int | None = None,
+) -> int:
     """Verifies ``bundle`` and writes the report to ``out``; returns the exit status."""
+    witnesses = witness_keys or []
+    need = (1 if witnesses else 0) if min_witnesses is None else min_witnesses
     try:
-        result = verify_bundle(bundle, keys, state_dir)
+        result = verify_bundle(bundle, keys, state_dir, witnesses, need)
     except ValueError as exc:
         out.write(f"cannot verify: {exc}\nFAILED: 1 problem(s)\n")
         return EXIT_UNREADABLE

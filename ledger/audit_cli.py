@@ -60,6 +60,19 @@ def add_arguments(
     verify.add_argument(
         "--state", type=Path, help="directory keeping the last verified checkpoint per log"
     )
+    verify.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        help="a trusted witness's verifier key ('loyalty-ledger witness key'); repeatable",
+    )
+    verify.add_argument(
+        "--min-witnesses",
+        type=int,
+        default=None,
+        help="cosignatures of trusted witnesses the latest checkpoint of each log needs "
+        "(default: 1 when --witness-key is given)",
+    )
 
 
 def run(db: Database, keyring: FileKeyring, config: ServerConfig, args: argparse.Namespace) -> int:
@@ -94,6 +107,7 @@ def export(
         clock=lambda: time.time_ns() // 1000,
         state=SignerState(config.signer_state_path),
         witness_dir=config.witness_dir,
+        witnesses=config.witnesses,
     )
     sizes = {log_id: checkpointer.issue(log_id).size for log_id in logs}
     if any(since > size for size in sizes.values()):
@@ -117,7 +131,10 @@ def export(
                 name, size = LOG_NAMES[log_id], sizes[log_id]
                 for checkpoint in reads.checkpoints(log_id, size):
                     if checkpoint.size >= since:  # earlier ones cannot be checked from a range
-                        writer.checkpoint(name, checkpoint.note)
+                        # the witnesses' cosignatures go with the note, as
+                        # more signature lines (C2SP tlog-witness)
+                        lines = reads.cosignatures(log_id, checkpoint.size)
+                        writer.checkpoint(name, checkpoint.note + "".join(sorted(lines.values())))
                 if since:
                     (last,) = reads.entries(log_id, since, since)
                     edge = Frontier.load(since, _node_reader(reads, log_id))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,12 @@ from ledger.keys.keyring import Keyring
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.signer_state import SignerState
 from ledger.storage.log_reads import LogReads, StoredCheckpoint
+from ledger.witness_client import (
+    WitnessConfig,
+    WitnessConflict,
+    WitnessError,
+    request_cosignature,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -101,12 +107,14 @@ class Checkpointer:
         clock: Callable[[], int],
         state: SignerState,
         witness_dir: Path | None = None,
+        witnesses: Sequence[WitnessConfig] = (),
     ) -> None:
         self._reads = reads
         self._keys = keys
         self._clock = clock
         self._state = state
         self._witness_dir = witness_dir
+        self._witnesses = tuple(witnesses)
 
     def latest(self, log_id: int) -> StoredCheckpoint | None:
         return self._reads.latest_checkpoint(log_id)
@@ -149,6 +157,7 @@ class Checkpointer:
             if remembered is None or remembered[0].size < size:
                 self._state.save(origin, latest.note)
             self._witness(log_id, latest)  # a witness write that failed earlier: again
+            self._cosign(log_id, latest)
             return latest
         if latest is not None:
             self._check_extends(log_id, self._open_stored(log_id, latest), size, root, "stored")
@@ -170,6 +179,7 @@ class Checkpointer:
         else:  # another server stored its note of this size first: same tree
             self._state.save(origin, stored_cp.note)
         self._witness(log_id, stored_cp)
+        self._cosign(log_id, stored_cp)
         return stored_cp
 
     def issue_if_grown(self, log_id: int) -> StoredCheckpoint | None:
@@ -181,6 +191,10 @@ class Checkpointer:
             return None
         if latest is not None and latest.size == size:
             self._witness(log_id, latest)
+            if self._witnesses and len(self._reads.cosignatures(log_id, size)) < len(
+                self._witnesses
+            ):
+                self.issue(log_id)  # checks the tree again, then asks the witnesses missing
             return None
         return self.issue(log_id)
 
@@ -284,6 +298,46 @@ class Checkpointer:
                 log_id, f"the witness's checkpoint {newest.name} does not open"
             ) from None
         self._check_extends(log_id, held, size, root, "the newest witnessed checkpoint")
+
+    def _cosign(self, log_id: int, checkpoint: StoredCheckpoint) -> None:
+        """Submit the checkpoint to each configured tlog-witness that has not
+        cosigned it yet, and keep the cosignature. A witness that is down or
+        refuses is logged and asked again at the next issue; one that holds
+        a larger tree of this log raises the alarm (``witness_conflict``)."""
+        if not self._witnesses:
+            return
+        have = self._reads.cosignatures(log_id, checkpoint.size)
+
+        def proof_from(old: int) -> list[bytes]:
+            return consistency_proof(
+                old, checkpoint.size, lambda keys: self._reads.nodes(log_id, keys)
+            )
+
+        for witness in self._witnesses:
+            name = witness.key.name
+            if name in have:
+                continue
+            known = self._reads.cosigned_size(log_id, name)
+            try:
+                line = request_cosignature(
+                    witness, checkpoint.note, checkpoint.size, proof_from, known
+                )
+            except WitnessConflict as err:
+                log.critical(
+                    "witness_conflict",
+                    log=LOG_NAMES[log_id],
+                    witness=name,
+                    held=err.held,
+                    size=checkpoint.size,
+                )
+                continue
+            except WitnessError as err:
+                log.error("witness_not_cosigned", log=LOG_NAMES[log_id], witness=name, why=str(err))
+                continue
+            self._reads.add_cosignature(log_id, checkpoint.size, name, line, self._clock())
+            log.info(
+                "checkpoint_cosigned", log=LOG_NAMES[log_id], size=checkpoint.size, witness=name
+            )
 
     def _witness(self, log_id: int, checkpoint: StoredCheckpoint) -> None:
         """Hand the note to the witness directory: one file per checkpoint,

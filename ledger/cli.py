@@ -17,6 +17,7 @@ from ledger.appender import system_clock_us
 from ledger.config import Limits, ServerConfig, env
 from ledger.program.config import DEFAULT_PROGRAM, ProgramError, load_program
 from ledger.storage.database import Database, open_database
+from ledger.witness_client import WitnessConfig
 
 if TYPE_CHECKING:
     from ledger.keys.keyring import FileKeyring
@@ -77,6 +78,15 @@ def _add_log_args(p: argparse.ArgumentParser) -> None:
         default=Path(witness) if witness else None,
         help="also write every new checkpoint here, one file each, never overwritten "
         "(env LOYALTY_LEDGER_WITNESS_DIR)",
+    )
+    p.add_argument(
+        "--witness",
+        nargs=2,
+        action="append",
+        metavar=("URL", "KEY"),
+        default=[],
+        help="a C2SP tlog-witness to submit every new checkpoint to (its URL and its verifier "
+        "key, from 'loyalty-ledger witness key'); repeat for several",
     )
     state = env("SIGNER_STATE")
     p.add_argument(
@@ -207,6 +217,28 @@ def _parser() -> argparse.ArgumentParser:
         _add_log_args(p)
 
     audit_cli.add_arguments(sub, audit_common)
+    witness = sub.add_parser(
+        "witness", help="a C2SP tlog-witness: cosigns consistent checkpoints of logs it trusts"
+    ).add_subparsers(dest="witness_command", required=True)
+    for name, text in (
+        ("serve", "run the witness (HTTP, POST /add-checkpoint)"),
+        ("key", "print the witness's verifier key (made on first use)"),
+    ):
+        command = witness.add_parser(name, help=text)
+        command.add_argument(
+            "--state-dir", type=Path, required=True, help="its key and the latest checkpoints"
+        )
+        command.add_argument(
+            "--name", default="witness.local", help="the witness's key name (default witness.local)"
+        )
+        if name == "serve":
+            command.add_argument("--listen", default="127.0.0.1:8380", help="host:port")
+            command.add_argument(
+                "--log",
+                action="append",
+                required=True,
+                help="a log verifier key to witness ('loyalty-ledger audit public-key'); repeat",
+            )
     reports_cli.add_arguments(sub, audit_common)
 
     verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
@@ -303,6 +335,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         log_origin=getattr(args, "log_origin", "loyalty-ledger.local"),
         checkpoint_interval=getattr(args, "checkpoint_interval", 60.0),
         witness_dir=getattr(args, "witness_dir", None),
+        witnesses=tuple(WitnessConfig.parse(u, k) for u, k in getattr(args, "witness", None) or ()),
         signer_state=getattr(args, "signer_state", None),
         program=load_program(args.program) if getattr(args, "program", None) else DEFAULT_PROGRAM,
         settle_interval=getattr(args, "settle_interval", 1.0),
@@ -561,6 +594,40 @@ def _check_program(path: Path) -> int:
     return 0
 
 
+def _witness(args: argparse.Namespace) -> int:
+    import signal
+
+    from audit.note import NoteError, Verifier
+    from ledger.witness import Witness, load_cosigner, serve
+
+    cosigner = load_cosigner(args.state_dir, args.name)
+    if args.witness_command == "key":
+        print(cosigner.public.vkey())
+        return 0
+    try:
+        logs = [Verifier.from_key(k.strip()) for k in args.log]
+    except NoteError as err:
+        print(f"FAILED: --log: {err}", file=sys.stderr)
+        return 2
+    host, _, port = args.listen.rpartition(":")
+    try:
+        server = serve(Witness(cosigner, logs, args.state_dir), host, int(port))
+    except (OSError, ValueError) as err:
+        print(f"FAILED: --listen {args.listen}: {err}", file=sys.stderr)
+        return 2
+    import contextlib
+    import threading
+
+    signal.signal(signal.SIGTERM, lambda *_: None)  # wakes pause(): a clean stop
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"witness {cosigner.public.vkey()} listening on {host}:{server.server_port}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.pause()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     ledger_logging.configure(args.log_level)
@@ -578,12 +645,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit" and args.audit_command == "verify":
         from audit.verify_cli import run_verify  # offline: no database, no configuration
 
-        return run_verify(args.bundle, args.key, args.state, sys.stdout)
+        return run_verify(
+            args.bundle, args.key, args.state, sys.stdout, args.witness_key, args.min_witnesses
+        )
     if args.command == "program":
         return _check_program(args.file)
+    if args.command == "witness":  # its own process, key and state: no ledger configuration
+        return _witness(args)
     try:
         config = _config(args)
-    except ProgramError as err:
+    except (ProgramError, ValueError) as err:  # a bad program file or --witness
         print(f"FAILED: {err}", file=sys.stderr)
         return 2
     if args.command == "serve":

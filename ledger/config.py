@@ -8,6 +8,7 @@ from pathlib import Path
 
 from access.ratelimit import DEFAULT_LOOKUP_RATE, Rate
 from ledger.program.config import DEFAULT_PROGRAM, Program
+from ledger.witness_client import WitnessConfig
 
 ENV_PREFIX = "LOYALTY_LEDGER_"
 
@@ -49,6 +50,8 @@ class ServerConfig:
     log_origin: str = "loyalty-ledger.local"  # checkpoint origins: <this>/journal, <this>/access
     checkpoint_interval: float = 60.0  # seconds between scheduled checkpoints; 0: on demand only
     witness_dir: Path | None = None  # every new checkpoint is also written here
+    # C2SP tlog-witnesses each new checkpoint is submitted to (ledger/witness_client.py)
+    witnesses: tuple[WitnessConfig, ...] = ()
     # what the log signer signed, outside the database (ledger/signer_state.py);
     # None: signer-state/ beside the keyring
     signer_state: Path | None = None

@@ -182,6 +182,7 @@ class LedgerServer:
                 clock=self._clock,
                 state=SignerState(cfg.signer_state_path),
                 witness_dir=cfg.witness_dir,
+                witnesses=cfg.witnesses,
             )
             journal: Appender | RemoteAppender
             if self.role == "worker":

@@ -18,7 +18,7 @@ from ledger.errors import IntegrityError
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.storage.database import Database
 from ledger.storage.journal_reads import _entries_between
-from ledger.storage.schema import access_head, access_log, checkpoints, journal_head
+from ledger.storage.schema import access_head, access_log, checkpoints, cosignatures, journal_head
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,38 @@ class LogReads:
                 raise
             return found
         return checkpoint
+
+    def add_cosignature(self, log: int, size: int, witness: str, line: str, now_us: int) -> None:
+        """Keep a witness's (verified) cosignature; one per witness and size."""
+        try:
+            with self._db.writer.begin() as conn:
+                conn.execute(
+                    sa.insert(cosignatures).values(
+                        log=log, size=size, witness=witness, line=line, created_us=now_us
+                    )
+                )
+        except sa.exc.IntegrityError:  # stored already (another server, or a retry)
+            pass
+
+    def cosignatures(self, log: int, size: int) -> dict[str, str]:
+        """witness name -> its cosignature line of that checkpoint."""
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(
+                sa.select(cosignatures.c.witness, cosignatures.c.line).where(
+                    cosignatures.c.log == log, cosignatures.c.size == size
+                )
+            ).all()
+        return {w: line for w, line in rows}
+
+    def cosigned_size(self, log: int, witness: str) -> int:
+        """The largest size this witness cosigned (0: none)."""
+        with self._db.reader.connect() as conn:
+            size = conn.execute(
+                sa.select(sa.func.max(cosignatures.c.size)).where(
+                    cosignatures.c.log == log, cosignatures.c.witness == witness
+                )
+            ).scalar()
+        return int(size or 0)
 
 
 def _access_entries(conn: Connection, first: int, last: int) -> Iterator[LogEntry]:

@@ -31,6 +31,7 @@ APPEND_ONLY_TABLES = (
     "tier_changes",
     "referrals",
     "referral_refusals",
+    "cosignatures",
 )
 # personal data must be erasable: these change and lose rows (0004)
 MEMBER_TABLES = (
@@ -266,6 +267,16 @@ checkpoints = sa.Table(
     sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("root", sa.LargeBinary(32), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+cosignatures = sa.Table(  # 0014: witnesses' cosignatures of checkpoints
+    "cosignatures",
+    metadata,
+    sa.Column("log", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("witness", sa.String(128), primary_key=True),
+    sa.Column("line", sa.Text, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
 )
 
