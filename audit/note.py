@@ -457,3 +457,25 @@ def open_checkpoint(
     if origin is not None and cp.origin != origin:
         raise CheckpointError(f"checkpoint origin: expected {origin!r}, got {cp.origin!r}")
     return cp, opened
+
+
+def open_with_any(
+    note: str | bytes, verifiers: Verifier | Iterable[Verifier], origin: str
+) -> Checkpoint:
+    """The checkpoint if any one of ``verifiers`` signed it for ``origin``.
+
+    For a log whose key was rotated: its versions share the log's name, and
+    ``open_note`` takes one key per name, so each is tried on its own.
+    NoteError (the first one) if none does."""
+    keys = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
+    error: NoteError | None = None
+    for verifier in keys:
+        try:
+            checkpoint, _ = open_checkpoint(note, [verifier], origin=origin)
+        except CheckpointError:
+            raise
+        except NoteError as err:
+            error = error or err
+            continue
+        return checkpoint
+    raise error or NoteError("no verifier key given")

@@ -52,6 +52,12 @@ def add_arguments(
     )
     keys = audit_sub.add_parser("public-key", help="print the verifier key of each log")
     common(keys)
+    rotate = audit_sub.add_parser(
+        "rotate-key",
+        help="give a log a new signing key version (restart the servers; old keys still verify)",
+    )
+    common(rotate)
+    rotate.add_argument("--log", choices=("journal", "access"), required=True)
     verify = audit_sub.add_parser("verify", help="verify a bundle offline with trusted keys")
     verify.add_argument("bundle", type=Path)
     verify.add_argument(
@@ -77,10 +83,23 @@ def add_arguments(
 
 def run(db: Database, keyring: FileKeyring, config: ServerConfig, args: argparse.Namespace) -> int:
     """export and public-key (verify runs offline, without configuration)."""
+    if args.audit_command == "rotate-key":
+        log_id = LOG_IDS[args.log]
+        version = LogKeys.rotate(keyring, log_id)
+        rotated = LogKeys.from_keyring(keyring, config.log_origin)
+        print(f"{args.log}: signing key version {version}: {rotated.verifier_key(log_id)}")
+        print(
+            "restart the servers to sign with it; give it to auditors (audit verify --key) "
+            "and witnesses (witness serve --log); the older versions keep verifying"
+        )
+        return 0
     keys = LogKeys.from_keyring(keyring, config.log_origin)
     if args.audit_command == "public-key":
         for log_id, name in LOG_NAMES.items():
-            print(f"{name}: {keys.verifier_key(log_id)}")
+            current, *older = keys.verifier_keys(log_id)
+            print(f"{name}: {current}")
+            for key in older:  # newest first
+                print(f"{name} (an older version, verifies earlier checkpoints): {key}")
         return 0
     logs = list(LOG_NAMES) if args.log == "all" else [LOG_IDS[args.log]]
     if args.since and len(logs) != 1:
@@ -123,7 +142,9 @@ def export(
             writer.header(
                 time.time_ns() // 1000,
                 {
-                    LOG_NAMES[log_id]: LogInfo(keys.origin(log_id), (keys.verifier_key(log_id),))
+                    LOG_NAMES[log_id]: LogInfo(
+                        keys.origin(log_id), tuple(keys.verifier_keys(log_id))
+                    )
                     for log_id in logs
                 },
             )

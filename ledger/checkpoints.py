@@ -2,7 +2,7 @@
 
 A checkpoint names the log (its origin), a tree size and the root hash, and
 is signed with the log key: an Ed25519 key whose seed is the keyring's
-named secret ``log-signing``, so it lives with the other keys, outside the
+named secret ``log-<journal|access>-<version>`` (LogKeys), so it lives with the other keys, outside the
 database. The signer's name is the origin, so each log has its own
 verifier key (``verifier_key``), which is what an auditor trusts.
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ from audit.merkle import (
     tree_hash,
     verify_consistency,
 )
-from audit.note import Checkpoint, NoteError, Signer, open_checkpoint, sign_checkpoint
+from audit.note import Checkpoint, NoteError, Signer, Verifier, open_with_any, sign_checkpoint
 from ledger.errors import IntegrityError
 from ledger.keys.keyring import Keyring
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
@@ -76,26 +76,92 @@ def safe_name(origin: str) -> str:
     return _SAFE.sub("_", origin)
 
 
+def _secret_name(log_id: int, version: int) -> str:
+    return f"log-{LOG_NAMES[log_id]}-{version}"
+
+
+def _versions(keyring: Keyring, log_id: int) -> list[int]:
+    pattern = re.compile(rf"log-{LOG_NAMES[log_id]}-([1-9][0-9]*)")
+    return sorted(
+        int(m.group(1)) for n in keyring.secret_names() if (m := pattern.fullmatch(n)) is not None
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LogKeys:
-    """The log key and each log's origin; public parts for auditors."""
+    """Each log's signing keys, by version, and its origin; public parts for
+    auditors.
+
+    Each log has its own Ed25519 key, the keyring's secret
+    ``log-<journal|access>-<version>``; the highest version signs, every
+    version still verifies (old checkpoints, the signer state, witness
+    notes). A keyring from before per-log keys holds one ``log-signing``
+    seed: it is version 1 of *both* logs until ``audit rotate-key`` gives
+    each its own. The key name is the origin, and a note's signature line
+    carries its key id, so a checkpoint names the key that signed it."""
 
     origin_prefix: str
-    private_key: Ed25519PrivateKey
+    keys: Mapping[int, tuple[tuple[int, Ed25519PrivateKey], ...]]  # log -> (version, key)
 
     @classmethod
     def from_keyring(cls, keyring: Keyring, origin_prefix: str = DEFAULT_ORIGIN) -> LogKeys:
-        seed = keyring.secret(SIGNING_SECRET)
-        return cls(origin_prefix, Ed25519PrivateKey.from_private_bytes(seed))
+        legacy = SIGNING_SECRET in keyring.secret_names()
+        keys: dict[int, tuple[tuple[int, Ed25519PrivateKey], ...]] = {}
+        for log_id in LOG_NAMES:
+            versions = _versions(keyring, log_id)
+            if not versions and not legacy:
+                versions = [1]  # a new keyring: this log's own first key
+            found = [
+                (v, Ed25519PrivateKey.from_private_bytes(keyring.secret(_secret_name(log_id, v))))
+                for v in versions
+            ]
+            if legacy and 1 not in versions:
+                seed = keyring.secret(SIGNING_SECRET)
+                found.insert(0, (1, Ed25519PrivateKey.from_private_bytes(seed)))
+            keys[log_id] = tuple(found)
+        return cls(origin_prefix, keys)
+
+    @staticmethod
+    def rotate(keyring: Keyring, log_id: int) -> int:
+        """A new signing key version for the log (the servers use it once
+        restarted); the old versions keep verifying."""
+        legacy = SIGNING_SECRET in keyring.secret_names()
+        current = max(_versions(keyring, log_id) or [1 if legacy else 0])
+        keyring.secret(_secret_name(log_id, current + 1))
+        return current + 1
 
     def origin(self, log_id: int) -> str:
         return f"{self.origin_prefix}/{LOG_NAMES[log_id]}"
 
+    def version(self, log_id: int) -> int:
+        return self.keys[log_id][-1][0]
+
     def signer(self, log_id: int) -> Signer:
-        return Signer(self.origin(log_id), self.private_key)
+        """The current (highest) version's signer."""
+        return Signer(self.origin(log_id), self.keys[log_id][-1][1])
+
+    def verifiers(self, log_id: int) -> list[Verifier]:
+        """Every version's verifier, newest first."""
+        return [
+            Signer(self.origin(log_id), key).verifier() for _, key in reversed(self.keys[log_id])
+        ]
 
     def verifier_key(self, log_id: int) -> str:
         return self.signer(log_id).verifier_key()
+
+    def verifier_keys(self, log_id: int) -> list[str]:
+        """Every version's verifier key, newest first."""
+        return [v.key() for v in self.verifiers(log_id)]
+
+    def signed_by(self, log_id: int, note: str) -> str:
+        """The verifier key (of this log's versions) that signed ``note``."""
+        for verifier in self.verifiers(log_id):
+            try:
+                open_with_any(note, verifier, self.origin(log_id))
+            except NoteError:
+                continue
+            return verifier.key()
+        return ""
 
 
 class Checkpointer:
@@ -128,8 +194,7 @@ class Checkpointer:
             return self._issue(log_id, origin)
 
     def _issue(self, log_id: int, origin: str) -> StoredCheckpoint:
-        verifier = self._keys.signer(log_id).verifier()
-        remembered = self._state.load(origin, verifier)
+        remembered = self._state.load(origin, self._keys.verifiers(log_id))
         # the latest checkpoint first, then the head: read the other way
         # round, a checkpoint another server signs in between looks newer
         # than the head (a false "log shrank")
@@ -231,10 +296,8 @@ class Checkpointer:
         """A stored checkpoint as its signed note says (the root column is
         not signed: whoever rewrites the tree could rewrite that too)."""
         try:
-            signed, _ = open_checkpoint(
-                stored.note,
-                [self._keys.signer(log_id).verifier()],
-                origin=self._keys.origin(log_id),
+            signed = open_with_any(
+                stored.note, self._keys.verifiers(log_id), self._keys.origin(log_id)
             )
         except NoteError as err:
             raise self._refuse(log_id, f"checkpoint {stored.size} does not open: {err}") from None
@@ -288,10 +351,10 @@ class Checkpointer:
             return
         newest = folder / names[-1]
         try:
-            held, _ = open_checkpoint(
+            held = open_with_any(
                 newest.read_text(encoding="utf-8"),
-                [self._keys.signer(log_id).verifier()],
-                origin=self._keys.origin(log_id),
+                self._keys.verifiers(log_id),
+                self._keys.origin(log_id),
             )
         except (OSError, UnicodeDecodeError, NoteError):
             raise self._refuse(

@@ -26,12 +26,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import structlog
 
-from audit.note import Checkpoint, NoteError, Verifier, open_checkpoint
+from audit.note import Checkpoint, NoteError, Verifier, open_with_any
 from ledger.errors import IntegrityError
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,9 @@ class SignerState:
         finally:
             os.close(fd)  # releases the lock
 
-    def load(self, origin: str, verifier: Verifier) -> tuple[Checkpoint, str] | None:
+    def load(
+        self, origin: str, verifiers: Verifier | Sequence[Verifier]
+    ) -> tuple[Checkpoint, str] | None:
         """The last checkpoint signed for ``origin`` and its note; None if
         this signer never signed one. IntegrityError if the file is there
         but does not open with the log's key or names another log."""
@@ -76,7 +78,7 @@ class SignerState:
                 f"signer state: cannot read {path.name}: {type(err).__name__}"
             ) from None
         try:
-            checkpoint, _ = open_checkpoint(note, [verifier], origin=origin)
+            checkpoint = open_with_any(note, verifiers, origin)
         except NoteError as err:
             log.critical("signer_state_invalid", origin=origin, reason=str(err))
             raise IntegrityError(

@@ -139,6 +139,10 @@ class Keyring(Protocol):
         """A named 32-byte secret that is not a KEK, created on first use."""
         ...
 
+    def secret_names(self) -> list[str]:
+        """The names of the secrets that exist, sorted."""
+        ...
+
 
 # -- the file format ----------------------------------------------------------
 
@@ -416,6 +420,11 @@ class FileKeyring:
                 raise KeyringError("kek version: not an active version")
             del state.keks[version]
             state.retired.add(version)
+
+    def secret_names(self) -> list[str]:
+        with self._lock:
+            self._refresh_if_changed()
+            return sorted(self._state.secrets)
 
     def secret(self, name: str) -> bytes:
         if not isinstance(name, str) or not SECRET_NAME.fullmatch(name):

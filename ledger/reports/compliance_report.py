@@ -69,7 +69,7 @@ def build_compliance_report(
         bundle = Path(tmp) / "bundle.jsonl"
         with contextlib.redirect_stdout(io.StringIO()):  # export's own progress lines
             audit_cli.export(db, keys, list(LOG_NAMES), bundle, config)
-        trusted = [keys.verifier_key(log_id) for log_id in LOG_NAMES]
+        trusted = [k for log_id in LOG_NAMES for k in keys.verifier_keys(log_id)]
         result = verify_bundle(bundle, trusted)
     logs: dict[str, dict[str, Any]] = {}
     for name in LOG_NAMES.values():

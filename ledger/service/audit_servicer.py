@@ -72,7 +72,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             tree_size=stored.size,
             root_hash=stored.root,
             signed_note=stored.note,
-            verifier_key=self._keys.verifier_key(stored.log),
+            verifier_key=self._keys.signed_by(stored.log, stored.note),
         )
 
     async def GetCheckpoint(
