@@ -1,9 +1,9 @@
 """Signed checkpoints of the two logs (C2SP tlog-checkpoint signed notes).
 
 A checkpoint names the log (its origin), a tree size and the root hash, and
-is signed with the log key: an Ed25519 key whose seed is the keyring's
-named secret ``log-<journal|access>-<version>`` (LogKeys), so it lives with the other keys, outside the
-database. The signer's name is the origin, so each log has its own
+is signed with the log's key: an Ed25519 key whose seed is the keyring's
+named secret ``log-<journal|access>-<version>`` (LogKeys), so it lives
+with the other keys, outside the database. The signer's name is the origin, so each log has its own
 verifier key (``verifier_key``), which is what an auditor trusts.
 
 Never signed for an inconsistent tree. Before signing size n:
