@@ -411,15 +411,25 @@ def _with_keyring(config: ServerConfig, action: Callable[[Database, FileKeyring]
 
 def _verify(config: ServerConfig) -> int:
     from ledger.verify import JournalMissingError, verify_database
+    from ledger.verify_logs import verify_logs
 
     db = _database(config)
     try:
         result = verify_database(db)  # read-only: never migrates or writes
+        counts, log_problems = verify_logs(db)
     except JournalMissingError as err:
         print(f"FAILED: {err}")
         return 2
     finally:
         db.dispose()
+    if log_problems:
+        print(f"FAILED: {len(log_problems)} problem(s) in the verifiable logs")
+        for log_problem in log_problems:
+            print(f"  {log_problem}")
+        if result:
+            return 1
+    else:
+        print(f"logs: journal tree {counts['journal']}, access log {counts['access']} records")
     if result:
         head = result.head
         print(f"ok: {result.entries} entries")

@@ -278,3 +278,44 @@ def test_a_deleted_idempotency_record_does_not_let_a_replay_credit_twice(
     code, out = _verify(server, capsys)
     assert code != 0
     assert f"made by the same request as entry {first.entry.sequence}" in out
+
+
+_ZERO_LEAF = {
+    "sqlite": "zeroblob(32)",
+    "postgresql": "decode(repeat('00', 32), 'hex')",
+}
+
+
+@pytest.mark.parametrize(
+    ("statement", "found"),
+    [
+        # an insider's read record removed from the access log
+        ("DELETE FROM access_log WHERE seq = (SELECT max(seq) - 1 FROM access_log)", "access log"),
+        # its purpose rewritten (the record no longer hashes to its stored hash)
+        ("UPDATE access_log SET purpose = 'legal_request' WHERE seq = 1", "access log at 1: hash"),
+        # a leaf of the journal's tree changed, every row intact
+        (
+            "UPDATE merkle_nodes SET hash = {zero} WHERE log = 1 AND level = 0 AND idx = 0",
+            "journal log: merkle: the stored Merkle nodes do not match the rows",
+        ),
+    ],
+    ids=["access-deleted", "access-rewritten", "tree-node"],
+)
+def test_verify_checks_the_access_log_and_the_tree(
+    stub, server: LedgerServer, capsys, statement: str, found: str
+) -> None:
+    """Issue 13, item 4: a deleted access record passed `verify`, and so did
+    Merkle nodes that no longer match the rows."""
+    _seed(stub)
+    for _ in range(3):  # more access records
+        stub.GetBalance(pb.GetBalanceRequest(member_account_id=open_account(stub)))
+    assert _verify(server, capsys)[0] == 0
+    engine = _engine(server)
+    try:
+        with engine.begin() as conn:
+            _drop_triggers(conn)
+            conn.exec_driver_sql(statement.format(zero=_ZERO_LEAF[conn.dialect.name]))
+    finally:
+        engine.dispose()
+    code, out = _verify(server, capsys)
+    assert code == 1 and found in out, out
