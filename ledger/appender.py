@@ -68,6 +68,7 @@ from ledger.planner import (
     clear_details,
     request_digest,
     same_clear_details,
+    spender_of,
 )
 from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.earn_rules import BASE_RULE, REFERRAL_RULE, issued_account
@@ -177,6 +178,8 @@ class Appender:
         self._cache: dict[str, Family] = {}  # member -> its lots, holds, activity
         self._cache_sizes: dict[str, int] = {}  # member -> its family's size, when cached
         self._cache_accounts = 0  # sum of _cache_sizes
+        # members whose family, as cached, was reconciled with the journal
+        self._reconciled: set[str] = set()
         self._program_cache: dict[str, int] = {}
         self._cache_head: tuple[int, bytes, int] | None = None
         # an erasure's WAL truncation that readers held off: retried after
@@ -358,6 +361,7 @@ class Appender:
             self._cache_sizes.clear()
             self._cache_accounts = 0
             self._program_cache.clear()
+            self._reconciled.clear()  # read again: reconciled again before spending
             self._ciphers.clear()  # another process may have erased someone
         families = {o: self._cache[o] for o in owners if o in self._cache}
         missing = owners - families.keys()
@@ -423,6 +427,22 @@ class Appender:
             self._ciphers.pop(account, None)
         self._cache_head = (planner.head.sequence, planner.head.hash, planner.head.epoch)
         return results
+
+    def _reconcile(
+        self, tx: sql.WriteTx, families: dict[str, Family], spenders: set[str]
+    ) -> set[str]:
+        owners = sorted(o for o in spenders if o in families)
+        from_journal = sql.journal_balances(tx, owners)
+        bad = set()
+        for owner in owners:
+            stored = {a: n for a, n in families[owner].accounts.items() if n}
+            summed = {a: n for a, n in from_journal.items() if owner_of(a) == owner}
+            if stored != summed:
+                bad.add(owner)
+                log.critical("balance_not_reconciled", member=owner)
+            else:
+                self._reconciled.add(owner)
+        return bad
 
     def _scrub_wal(self, erasures: int) -> None:
         """SQLite, after a commit that erased members: the deleted rows were
@@ -544,6 +564,11 @@ class Appender:
         programs.update(PARTNER_PREFIX + p.id for p in self._program.partners)
         programs = {a for a in programs if not is_member_account(a)}
         families, balances = self._state(tx, head, owners, programs, lots)
+        # spending relies on balances reconciled with the journal: the first
+        # time a family spends since this writer read it from the database,
+        # its accounts are summed from its postings and compared
+        spenders = {s for c in commands if (s := spender_of(c)) and s not in self._reconciled}
+        unreconciled = self._reconcile(tx, families, spenders) if spenders else set()
         # referrers of the batch's members: a first purchase rewards them, a
         # refund inside the window takes the reward back
         referrers = {f.stats.referrer for f in families.values() if f.stats.referrer}
@@ -601,6 +626,7 @@ class Appender:
             referral_facts=facts,
             idempotency=idempotency,
             applied=applied,
+            unreconciled=unreconciled,
         )
         for owner in sorted(families):
             planner.settle(owner)

@@ -67,6 +67,7 @@ log = structlog.get_logger(__name__)
 
 LOG_NAMES = {JOURNAL_LOG: "journal", ACCESS_LOG: "access"}
 _ROWS_PER_READ = 2000  # entries checked per read before a signature
+START_CHECK_ROWS = 100_000  # newest unsigned rows a writer checks before it starts
 SIGNING_SECRET = "log-signing"
 DEFAULT_ORIGIN = "loyalty-ledger.local"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -246,6 +247,38 @@ class Checkpointer:
         self._witness(log_id, stored_cp)
         self._cosign(log_id, stored_cp)
         return stored_cp
+
+    def check_tail(self, log_id: int, max_rows: int = START_CHECK_ROWS) -> int:
+        """At start: the newest unsigned rows (at most ``max_rows``) must be
+        what the tree commits to, and the last leaf the head's entry;
+        IntegrityError otherwise, before anything is served or written
+        (rows rewritten under intact nodes). A database that is not an
+        extension of what this signer signed (rolled back, forked, another
+        one) is logged critically here and never signed (``issue``).
+        Returns the rows checked."""
+        origin = self._keys.origin(log_id)
+        size, last_hash = self._reads.head(log_id)
+        if size == 0:
+            return 0
+        self._check_last_leaf(log_id, size, last_hash)
+        root = tree_hash(size, lambda keys: self._reads.nodes(log_id, keys))
+        signed = 0
+        try:
+            with self._state.locked(origin):
+                remembered = self._state.load(origin, self._keys.verifiers(log_id))
+            latest = self._reads.latest_checkpoint(log_id)
+            if remembered is not None:
+                self._check_extends(log_id, remembered[0], size, root, "the last one signed")
+                signed = remembered[0].size
+            if latest is not None and latest.size <= size:
+                self._check_extends(log_id, self._open_stored(log_id, latest), size, root, "stored")
+                signed = max(signed, latest.size)
+        except IntegrityError:  # logged by _refuse; every signature will refuse too
+            log.critical("started_on_an_unsigned_history", log=LOG_NAMES[log_id])
+            signed = 0
+        first = max(signed, size - max_rows)
+        self._check_rows(log_id, first, size)
+        return size - first
 
     def issue_if_grown(self, log_id: int) -> StoredCheckpoint | None:
         """The scheduled issue: sign if the log grew (and hand the latest

@@ -194,6 +194,9 @@ class BatchPlanner:
     # entries the journal already holds for requests of this batch whose
     # idempotency record was not found: request digest -> sequence
     applied: dict[bytes, int] = field(default_factory=dict)
+    # members whose stored balances disagree with the journal's postings
+    # (a DBA edited ``accounts``): they may not spend
+    unreconciled: set[str] = field(default_factory=set)
     # produced
     start: Head = field(init=False)  # the head before this batch
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
@@ -305,6 +308,12 @@ class BatchPlanner:
                 "whose idempotency record is missing; refused (report it to security)"
             )
         self._request = request
+        spender = spender_of(command)
+        if spender and spender in self.unreconciled:
+            raise IntegrityError(
+                "member_account_id: the member's stored balance does not match the journal "
+                "(edited outside the ledger?); spending refused (report it to security)"
+            )
         outcome: Outcome
         if isinstance(command, Earn):
             outcome = self._earn(command)
@@ -871,6 +880,15 @@ class BatchPlanner:
 
 
 _SYSTEM = "program"  # the channel of entries the ledger posts by itself
+
+
+def spender_of(command: Command) -> str:
+    """The member whose points a command spends ("" for none)."""
+    if isinstance(command, Redeem | Hold | Transfer):
+        return command.account
+    if isinstance(command, Exchange) and command.direction == "out":
+        return command.account
+    return ""
 
 
 def request_digest(meta: RequestMeta) -> bytes:

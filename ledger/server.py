@@ -37,7 +37,7 @@ from access.ratelimit import CallLimits, RateLimiter
 from access.shared_buckets import SharedBuckets
 from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
 from ledger.appender import Appender, Clock, system_clock_us
-from ledger.checkpoints import Checkpointer, LogKeys
+from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.commands import Settle
 from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
@@ -184,6 +184,10 @@ class LedgerServer:
                 witness_dir=cfg.witness_dir,
                 witnesses=cfg.witnesses,
             )
+            if self.role != "worker":
+                # not ready on a database that disagrees with what was signed
+                for log_id in LOG_NAMES:
+                    self.checkpointer.check_tail(log_id)
             journal: Appender | RemoteAppender
             if self.role == "worker":
                 self.link = journal = RemoteAppender()

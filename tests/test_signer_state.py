@@ -31,6 +31,7 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
 from ledger.config import ServerConfig
+from ledger.errors import IntegrityError
 from ledger.server import LedgerServer
 from tests.conftest import ctx, key
 from tests.support.process import cli_path
@@ -322,3 +323,7 @@ def test_rows_rewritten_under_an_intact_tree_are_never_signed_over(
         assert f"entry {access_signed + 1}: its row does not match its tree leaf" in details
     finally:
         ledger.close()
+    # issue 13, item 4: a writer does not even start on it (it served and
+    # took writes on rewritten rows before)
+    with pytest.raises(IntegrityError, match=f"entry {signed + 2}: its row does not match"):
+        Ledger(db_url, tmp_path / "data", keys)

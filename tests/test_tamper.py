@@ -319,3 +319,66 @@ def test_verify_checks_the_access_log_and_the_tree(
         engine.dispose()
     code, out = _verify(server, capsys)
     assert code == 1 and found in out, out
+
+
+def test_an_inflated_balance_cannot_be_spent(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, item 4: a DBA who raised a member's balance in `accounts` let
+    the member spend it. Spending relies on balances reconciled with the
+    journal's postings the first time a family spends after it is read."""
+    import grpc
+
+    from ledger.config import Limits, ServerConfig
+    from tests.conftest import ctx, head_sequence, key
+
+    config = ServerConfig(
+        data_dir=tmp_path,
+        database_url=db_url,
+        listen="127.0.0.1:0",
+        limits=Limits(max_points_per_entry=1_000_000),
+        auth="none",
+        plaintext=True,
+    )
+
+    def started() -> tuple[LedgerServer, grpc.Channel]:
+        s = LedgerServer(config)
+        s.start()
+        return s, grpc.insecure_channel(f"127.0.0.1:{s.port}")
+
+    from loyalty.ledger.v1 import ledger_pb2_grpc
+
+    s, channel = started()
+    stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+    member, honest = open_account(stub), open_account(stub)
+    earn(stub, member, 100)
+    earn(stub, honest, 100)
+    channel.close()
+    s.stop(grace=1)
+    engine = _engine(s)
+    try:
+        with engine.begin() as conn:
+            # accounts is mutable (materialized): no trigger stands in the way
+            changed = conn.exec_driver_sql(
+                f"UPDATE accounts SET balance = 100000 WHERE owner = '{member}' AND balance = 100"
+            ).rowcount
+        assert changed == 1
+    finally:
+        engine.dispose()
+    s, channel = started()  # a fresh writer reads the edited balance
+    try:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        head = head_sequence(s)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Redeem(
+                pb.RedeemRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id=member, points=50_000
+                )
+            )
+        assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+        assert "does not match the journal" in caught.value.details()
+        assert head_sequence(s) == head
+        # a member whose balance is intact spends as before
+        redeem(stub, honest, 30)
+        assert head_sequence(s) == head + 1
+    finally:
+        channel.close()
+        s.stop(grace=1)

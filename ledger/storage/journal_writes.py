@@ -297,6 +297,23 @@ def load_originals(tx: WriteTx, seqs: set[int]) -> dict[int, Original]:
     return originals
 
 
+def journal_balances(tx: WriteTx, owners: Sequence[str]) -> dict[str, int]:
+    """Each account of these members' families as the journal's postings
+    sum it (not as ``accounts`` says): what a balance is reconciled with."""
+    totals: dict[str, int] = {}
+    for part in _chunks(sorted(set(owners))):
+        for source, target, points in tx.execute(
+            "SELECT p.from_account, p.to_account, p.points FROM account_entries ae"
+            " JOIN journal_postings p ON p.seq = ae.seq"
+            f" WHERE ae.account_id IN ({_marks(len(part))})",
+            part,
+        ):
+            totals[source] = totals.get(source, 0) - int(points)
+            totals[target] = totals.get(target, 0) + int(points)
+    wanted = set(owners)
+    return {a: n for a, n in totals.items() if n and owner_of(a) in wanted}
+
+
 def load_applied(tx: WriteTx, requests: Sequence[bytes]) -> dict[bytes, int]:
     """Entries already made by these requests (their keyed digests), by the
     journal itself: a request whose idempotency record is gone (deleted)
