@@ -89,16 +89,22 @@ class SignerState:
     def save(self, origin: str, note: str) -> None:
         """Replace the state with ``note``, durably, before it is used."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._path(origin)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(note)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_durably(self._path(origin), note)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (a temporary file, fsync,
+    rename, fsync of the directory), mode 0600: the file is either the old
+    or the new text, even across a crash."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

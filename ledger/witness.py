@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from audit.cosignature import Cosigner
 from audit.merkle import ProofError, verify_consistency
 from audit.note import Checkpoint, NoteError, Verifier, open_checkpoint
+from ledger.signer_state import write_durably
 
 log = structlog.get_logger(__name__)
 
@@ -91,18 +92,7 @@ class Witness:
         return checkpoint
 
     def _save(self, origin: str, note: str) -> None:
-        path = self._state_path(origin)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(note)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        fd = os.open(self._dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_durably(self._state_path(origin), note)
 
     def add_checkpoint(self, body: bytes) -> Answer:
         try:

@@ -5,7 +5,6 @@ the signer state and bundles signed with the old one still verify."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -18,17 +17,9 @@ from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
 from ledger.server import LedgerServer
 from tests.conftest import earn, open_account
-from tests.support.process import cli_path
+from tests.support.process import run_cli
 
-
-def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(cli_path()), "--log-level", "error", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
+_cli = run_cli
 
 
 def _keys(data: Path) -> dict[str, list[str]]:

@@ -27,7 +27,7 @@ from ledger.server import LedgerServer
 from ledger.witness import Witness, load_cosigner, serve
 from ledger.witness_client import WitnessConfig
 from tests.conftest import earn, open_account
-from tests.support.process import cli_path
+from tests.support.process import cli_path, run_cli
 
 ORIGIN = "test.example/log"
 
@@ -120,14 +120,7 @@ def test_witness_refuses_unknown_logs_keys_and_garbage(
 # -- the ledger with a witness process ------------------------------------------------
 
 
-def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(cli_path()), "--log-level", "error", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
+_cli = run_cli
 
 
 def _start_witness(state: Path, log_keys: list[str]) -> tuple[subprocess.Popen[str], str, str]:

@@ -97,3 +97,14 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``loyalty-ledger --log-level error ARGS`` in a subprocess."""
+    return subprocess.run(
+        [cli_path(), "--log-level", "error", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
