@@ -57,7 +57,7 @@ from ledger.commands import (
 from ledger.errors import IntegrityError, LedgerError, UnavailableError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
-from ledger.keys.idempotency_digest import IdempotencyDigest
+from ledger.keys.idempotency_digest import IdempotencyDigest, request_digest
 from ledger.members.vault import MemberVault, StoredKey
 from ledger.merkle_logs import MerkleLogs
 from ledger.planner import (
@@ -66,7 +66,6 @@ from ledger.planner import (
     Head,
     SameDetails,
     clear_details,
-    request_digest,
     same_clear_details,
     spender_of,
 )

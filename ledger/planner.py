@@ -90,6 +90,7 @@ from ledger.errors import (
     UnavailableError,
     ValidationError,
 )
+from ledger.keys.idempotency_digest import request_digest
 from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.earn_rules import REFERRAL_RULE, compute_earn, issued_account
 from ledger.program.lots import Family, HoldState, LotTerms, pair
@@ -889,16 +890,6 @@ def spender_of(command: Command) -> str:
     if isinstance(command, Exchange) and command.direction == "out":
         return command.account
     return ""
-
-
-def request_digest(meta: RequestMeta) -> bytes:
-    """The request's keyed digest as entries carry it (entry format v2): the
-    16 bytes of a digested idempotency key ("#" + 32 hex digits); b"" for a
-    raw key (an appender without a keyring)."""
-    key = meta.idempotency_key
-    if len(key) == 33 and key.startswith("#"):
-        return bytes.fromhex(key[1:])
-    return b""
 
 
 def _first(limits: list[tuple[str, int]], points: int) -> list[tuple[str, int]]:

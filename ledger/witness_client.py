@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from audit.cosignature import CosignerKey
-from audit.note import NoteError, _parse_signature_line
+from audit.note import SIG_PREFIX, NoteError, split_note
 
 TIMEOUT_S = 5.0
 
@@ -82,10 +82,12 @@ def request_cosignature(
         body = f"old {old}\n" + "".join(base64.b64encode(h).decode() + "\n" for h in proof)
         status, text = _post(witness.url, (body + "\n" + note).encode())
         if status == 200:
-            for line in text.splitlines():
+            # the answer is signature lines: parsed as more lines of the note
+            lines = [line for line in text.splitlines() if line.startswith(SIG_PREFIX)]
+            for line in lines:
                 try:
-                    signature = _parse_signature_line(line)
-                except NoteError:
+                    _, (signature,) = split_note(body_text + "\n" + line + "\n")
+                except (NoteError, ValueError):
                     continue
                 if witness.key.verify(body_text, signature) is not None:
                     return line + "\n"

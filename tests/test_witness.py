@@ -228,3 +228,61 @@ def test_a_rolled_back_and_forked_ledger_gets_no_cosignature(tmp_path: Path) -> 
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_bad_witness_arguments_are_clear_errors(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    bad = _cli(
+        "audit",
+        "export",
+        "--data-dir",
+        data,
+        "--out",
+        str(tmp_path / "b.jsonl"),
+        "--witness",
+        "http://127.0.0.1:9",
+        "not-a-key",
+        check=False,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("FAILED: witness:")
+    bundle = tmp_path / "ok.jsonl"
+    _cli("audit", "export", "--data-dir", data, "--out", str(bundle))
+    key = _cli("audit", "public-key", "--data-dir", data).stdout.split()[1]
+    witness = load_cosigner(tmp_path / "w", "witness.test").public.vkey()
+    too_many = _cli(
+        "audit",
+        "verify",
+        str(bundle),
+        "--key",
+        key,
+        "--witness-key",
+        witness,
+        "--min-witnesses",
+        "2",
+        check=False,
+    )
+    assert too_many.returncode == 2 and "only 1 witness key(s) given" in too_many.stdout
+
+
+def test_a_witness_that_is_down_does_not_stop_signing(tmp_path: Path) -> None:
+    """The checkpoint is signed and stored; the cosignature is asked for at
+    the next issue, and until then `audit verify --witness-key` fails."""
+    witness = load_cosigner(tmp_path / "w", "witness.test").public.vkey()
+    server = _server(tmp_path / "data", ("http://127.0.0.1:9", witness))  # nothing listens
+    try:
+        import grpc
+        from loyalty.ledger.v1 import ledger_pb2_grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            earn(
+                ledger_pb2_grpc.LedgerServiceStub(channel),
+                open_account(ledger_pb2_grpc.LedgerServiceStub(channel)),
+                5,
+            )
+        assert _checkpoint(server) == 1
+        assert server.db is not None
+        from ledger.storage.log_reads import LogReads
+
+        assert LogReads(server.db).cosignatures(1, 1) == {}
+    finally:
+        server.stop(grace=1)

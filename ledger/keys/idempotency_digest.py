@@ -28,6 +28,7 @@ from ledger.keys.keyring import Keyring
 
 IDEMPOTENCY_SECRET = "idempotency-key"
 PREFIX = "#"
+_DIGEST_BYTES = 16
 
 C = TypeVar("C")
 
@@ -44,7 +45,8 @@ class IdempotencyDigest:
 
     def key(self, channel_id: str, key: str) -> str:
         message = b"key\x00" + channel_id.encode() + b"\x00" + key.encode()
-        return PREFIX + hmac.new(self._secret, message, hashlib.sha256).digest()[:16].hex()
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:_DIGEST_BYTES]
+        return PREFIX + digest.hex()
 
     def fingerprint(self, fingerprint: bytes) -> bytes:
         return hmac.new(self._secret, b"fingerprint\x00" + fingerprint, hashlib.sha256).digest()
@@ -67,3 +69,13 @@ class IdempotencyDigest:
 
 def is_digest(stored_key: str) -> bool:
     return stored_key.startswith(PREFIX)
+
+
+def request_digest(meta: RequestMeta) -> bytes:
+    """The request's digest as journal entries carry it (entry format v2):
+    the 16 bytes of a digested idempotency key; b"" for a raw key (an
+    appender without a keyring)."""
+    key = meta.idempotency_key
+    if is_digest(key) and len(key) == len(PREFIX) + 2 * _DIGEST_BYTES:
+        return bytes.fromhex(key[len(PREFIX) :])
+    return b""
