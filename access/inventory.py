@@ -91,6 +91,14 @@ INVENTORY: tuple[StoredField, ...] = (
         FOREVER + "; unreadable once the member is erased (crypto-shredding)",
     ),
     StoredField(
+        "journal_entries",
+        "details of a profile entry",
+        "no (field names and SHA-256 digests of random-nonce ciphertexts)",
+        "profile freshness: which ciphertext of each field is current",
+        ("LedgerService/GetEntry",),
+        FOREVER + " (outlives erasure: the ciphertexts and keys are gone)",
+    ),
+    StoredField(
         "journal_postings",
         "from_account, to_account, points",
         "pseudonymous (account ids)",
@@ -161,6 +169,15 @@ INVENTORY: tuple[StoredField, ...] = (
         "log, size, witness, line, created_us",
         "no (witnesses' cosignatures of checkpoints)",
         "evidence that a second party saw the same history (audit export)",
+        (),
+        FOREVER,
+    ),
+    StoredField(
+        "profile_commitments",
+        "account_id, seq",
+        "pseudonymous (account id, sequence)",
+        "index of the journal's profile entries, which commit to the digests of a member's"
+        " field ciphertexts (profile freshness)",
         (),
         FOREVER,
     ),

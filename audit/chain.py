@@ -18,7 +18,8 @@ every append, see ledger/appender.py):
    it held; a reverse returns points of an earlier earn, redeem or capture
    to where they came from, never more than that entry moved per account;
    an erase leaves the member's whole family at 0, after which no entry
-   touches any account of that family (it is closed);
+   touches any account of that family (it is closed); a profile entry has
+   no postings and commits (details 0x03) to an open member's fields;
 8. one request, one entry: no two entries (format v2) carry the same
    request digest (a replay whose idempotency record was deleted);
 9. at the end: the chain head recorded by the database is the last entry,
@@ -72,6 +73,7 @@ from audit.entry_format import (
     Posting,
     is_member_account,
 )
+from audit.profile_format import KIND_PROFILE, ProfileCommitment, ProfileFormatError
 
 
 class ChainVerificationError(Exception):
@@ -280,7 +282,7 @@ class _Replay:
 
     def _postings(self, entry: JournalEntry) -> None:
         seq = entry.sequence
-        if not entry.postings:
+        if not entry.postings and entry.kind != KIND_PROFILE:
             self.problem(seq, "postings", "entry has no postings")
         for i, posting in enumerate(entry.postings):
             for account in (posting.from_account, posting.to_account):
@@ -318,6 +320,9 @@ class _Replay:
     def _kind_rules(self, entry: JournalEntry) -> None:
         """The shape each kind of entry must have (docs/journal-format.md §5.3)."""
         seq, kind = entry.sequence, entry.kind
+        if kind == KIND_PROFILE:
+            self._profile(entry)
+            return
         rule = _RULES.get(kind)
         if rule is None:
             self.problem(seq, "kind", f"unknown entry kind {kind!r}")
@@ -345,6 +350,30 @@ class _Replay:
         if kind not in _REFERENCING and entry.reverses != 0:
             self.problem(seq, "kind", f"{_a(kind)} entry cannot reference an entry to reverse")
         rule(self, entry, usable)
+
+    def _profile(self, entry: JournalEntry) -> None:
+        """A profile commitment (docs/journal-format.md §6.5): no postings,
+        nothing reversed, details 0x03 naming an open member account."""
+        seq = entry.sequence
+        if entry.postings:
+            self.problem(seq, "kind", f"a profile entry has no postings, got {len(entry.postings)}")
+        if entry.reverses != 0:
+            self.problem(seq, "kind", "a profile entry cannot reference an entry to reverse")
+        try:
+            commitment = ProfileCommitment.decode(entry.details)
+        except ProfileFormatError as exc:
+            self.problem(seq, "kind", f"profile entry: {exc}")
+            return
+        parsed = parse_member_account(commitment.account)
+        if parsed is None or parsed.owner != commitment.account:
+            self.problem(seq, "kind", "profile entry: names no member account")
+        elif commitment.account in self.closed:
+            self.problem(
+                seq,
+                "closed",
+                f"profile entry: commits fields of {commitment.account}, whose member was "
+                f"erased at sequence {self.closed[commitment.account]}",
+            )
 
     # -- helpers of the rules ------------------------------------------------
 

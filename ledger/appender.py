@@ -51,6 +51,7 @@ from ledger.commands import (
     Reverse,
     Settle,
     Transfer,
+    WriteProfile,
     open_details,
     seal_details,
 )
@@ -58,6 +59,7 @@ from ledger.errors import IntegrityError, LedgerError, UnavailableError
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
 from ledger.keys.idempotency_digest import IdempotencyDigest, request_digest
+from ledger.members.freshness import LEGACY_TASK
 from ledger.members.vault import MemberVault, StoredKey
 from ledger.merkle_logs import MerkleLogs
 from ledger.planner import (
@@ -424,6 +426,9 @@ class Appender:
         self._program_cache.update(planner.balances)
         for account in planner.closed:
             self._ciphers.pop(account, None)
+        for write in planner.profile_writes:
+            if write.new_wrapped:  # a new data key: details are sealed under it now
+                self._ciphers.pop(write.account, None)
         self._cache_head = (planner.head.sequence, planner.head.hash, planner.head.epoch)
         return results
 
@@ -539,7 +544,8 @@ class Appender:
         owners: set[str] = set()
         for c in commands:
             if isinstance(
-                c, Earn | Redeem | Enroll | Erase | Hold | Exchange | Settle | Capture | Release
+                c,
+                Earn | Redeem | Enroll | Erase | Hold | Exchange | Settle | Capture | Release,
             ):
                 owners.add(c.account)
             elif isinstance(c, Transfer):
@@ -587,7 +593,7 @@ class Appender:
             {
                 (c.meta.channel_id, c.meta.idempotency_key)
                 for c in commands
-                if not isinstance(c, Settle)
+                if not isinstance(c, Settle | WriteProfile)
             },
             self._idem,
         )
@@ -598,7 +604,7 @@ class Appender:
             unknown = [
                 request_digest(c.meta)
                 for c in commands
-                if not isinstance(c, Settle)
+                if not isinstance(c, Settle | WriteProfile)
                 and (c.meta.channel_id, c.meta.idempotency_key) not in idempotency
             ]
             if unknown:
@@ -610,6 +616,10 @@ class Appender:
             self._clock() - window,
         )
         seal, same = self._details_checks(tx, commands, owners)
+        profiles = sql.load_profiles(
+            tx, {c.account for c in commands if isinstance(c, WriteProfile)}
+        )
+        legacy = any(p.committed is None and p.stored for p in profiles.values())
         planner = BatchPlanner(
             head=head,
             now_us=self._clock(),
@@ -626,6 +636,8 @@ class Appender:
             idempotency=idempotency,
             applied=applied,
             unreconciled=unreconciled,
+            profiles=profiles,
+            legacy_ok=not sql.task_done(tx, LEGACY_TASK) if legacy else True,
         )
         for owner in sorted(families):
             planner.settle(owner)

@@ -36,7 +36,7 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from access.detectors import PersonalDataFound, TooLongToScan
 from ledger.appender import Appender
-from ledger.commands import Command, Settle
+from ledger.commands import Command, Settle, WriteProfile
 from ledger.errors import LedgerError, ValidationError
 from ledger.keys.idempotency_digest import IdempotencyDigest
 from ledger.members.vault import MemberVault
@@ -174,7 +174,7 @@ class Importer:
     def _opened_before(self, command: Command | None) -> str:
         """The account an open_account with this idempotency key already
         opened ("" if none): a re-run must not open another."""
-        if command is None or isinstance(command, Settle):
+        if command is None or isinstance(command, Settle | WriteProfile):
             return ""
         channel, key = command.meta.channel_id, command.meta.idempotency_key
         raw = self._db.reader.raw_connection()

@@ -412,11 +412,13 @@ def _with_keyring(config: ServerConfig, action: Callable[[Database, FileKeyring]
 def _verify(config: ServerConfig) -> int:
     from ledger.verify import JournalMissingError, verify_database
     from ledger.verify_logs import verify_logs
+    from ledger.verify_profiles import verify_profiles
 
     db = _database(config)
     try:
         result = verify_database(db)  # read-only: never migrates or writes
         counts, log_problems = verify_logs(db)
+        members, profile_problems = verify_profiles(db)
     except JournalMissingError as err:
         print(f"FAILED: {err}")
         return 2
@@ -426,10 +428,16 @@ def _verify(config: ServerConfig) -> int:
         print(f"FAILED: {len(log_problems)} problem(s) in the verifiable logs")
         for log_problem in log_problems:
             print(f"  {log_problem}")
-        if result:
-            return 1
     else:
         print(f"logs: journal tree {counts['journal']}, access log {counts['access']} records")
+    if profile_problems:
+        print(f"FAILED: {len(profile_problems)} problem(s) in members' profiles")
+        for profile_problem in profile_problems[:1000]:
+            print(f"  {profile_problem}")
+    else:
+        print(f"profiles: {members} members' fields match their newest commitment")
+    if (log_problems or profile_problems) and result:
+        return 1
     if result:
         head = result.head
         print(f"ok: {result.entries} entries")

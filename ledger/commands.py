@@ -321,8 +321,40 @@ class Erase:
     render: Renderer = field(repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class WriteProfile:
+    """Change a member's stored fields and commit the result to the journal
+    (a ``profile`` entry, audit/profile_format.py), in one transaction.
+    Sealed before it reaches the appender, like Enroll: an update
+    (UpdateMember) replaces ``fields`` and deletes ``cleared``; a data-key
+    rotation (``new_wrapped`` set) re-encrypts every field under data key
+    version ``dek_version`` and stores that key. Refused (nothing written)
+    when the member's fields no longer match their newest commitment, or
+    changed since they were sealed (the caller retries)."""
+
+    account: str
+    channel_id: str
+    fields: tuple[tuple[str, bytes], ...]  # (name, ciphertext under dek_version)
+    cleared: tuple[str, ...] = ()
+    lookup_kinds: tuple[str, ...] = ()  # kinds whose blind-index tokens are replaced
+    lookups: tuple[tuple[str, bytes], ...] = ()  # (kind, token)
+    dek_version: int = 1  # update: the member's newest key; rotation: the new one
+    new_kek_version: int = 0  # rotation: the new data key, wrapped
+    new_wrapped: bytes = b""
+    # rotation: the digests of the ciphertexts it re-encrypted, which must
+    # still be the stored ones (an update in between would be lost)
+    replaces: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWritten:
+    account_id: str
+    sequence: int  # the profile entry
+
+
 Command = (
-    Earn
+    WriteProfile
+    | Earn
     | Redeem
     | Reverse
     | Enroll

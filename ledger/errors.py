@@ -114,3 +114,13 @@ class ReversalNotAllowedError(LedgerError):
 
 class UnavailableError(LedgerError):
     """The ledger cannot take the request now; retrying later may work (UNAVAILABLE)."""
+
+
+class ProfileChangedError(UnavailableError):
+    """A member's fields or data key changed between sealing a profile write
+    and applying it; the caller seals again (UNAVAILABLE if it gives up)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "member_account_id: the member's fields or data key changed meanwhile; retry"
+        )

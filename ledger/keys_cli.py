@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from ledger.keys.keyring import FileKeyring
 from ledger.members import rotation
@@ -50,8 +49,17 @@ def _run(
         print(f"retired KEK v{args.version}")
         return 0
     if command == "rotate-member":
-        now = time.time_ns() // 1000
-        version = rotation.rotate_member_key(store, vault, args.member_account_id, now)
+        from ledger.appender import Appender
+        from ledger.errors import LedgerError
+
+        appender = Appender(db=store.db, vault=vault)
+        try:
+            version = rotation.rotate_member_key(appender, store, vault, args.member_account_id)
+        except LedgerError as err:
+            print(f"FAILED: {err}", file=sys.stderr)
+            return 2
+        finally:
+            appender.close()
         print(f"member data key is now version {version}")
         return 0
     if command == "rotate":

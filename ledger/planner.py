@@ -74,6 +74,7 @@ from ledger.commands import (
     Reverse,
     Settle,
     Transfer,
+    WriteProfile,
 )
 from ledger.errors import (
     AccountClosedError,
@@ -91,6 +92,8 @@ from ledger.errors import (
     ValidationError,
 )
 from ledger.keys.idempotency_digest import request_digest
+from ledger.members.freshness import ProfileState, stored_digests
+from ledger.profile_planner import commit_profile, write_profile
 from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.earn_rules import REFERRAL_RULE, compute_earn, issued_account
 from ledger.program.lots import Family, HoldState, LotTerms, pair
@@ -198,6 +201,9 @@ class BatchPlanner:
     # members whose stored balances disagree with the journal's postings
     # (a DBA edited ``accounts``): they may not spend
     unreconciled: set[str] = field(default_factory=set)
+    # members whose profiles the batch writes (ledger/profile_planner.py)
+    profiles: dict[str, ProfileState] = field(default_factory=dict)
+    legacy_ok: bool = True  # profiles stored before commitments are not committed yet
     # produced
     start: Head = field(init=False)  # the head before this batch
     entries: list[tuple[JournalEntry, bytes]] = field(default_factory=list)
@@ -209,6 +215,8 @@ class BatchPlanner:
     made_details: dict[int, EntryDetails] = field(default_factory=dict)  # seq -> clear details
     lookups: set[tuple[str, bytes]] = field(default_factory=set)  # tokens enrolled in the batch
     erased: list[tuple[Erase, int | None]] = field(default_factory=list)  # (command, seq)
+    profile_writes: list[WriteProfile] = field(default_factory=list)
+    commitments: list[tuple[str, int]] = field(default_factory=list)  # (member, profile entry)
     new_holds: list[HoldState] = field(default_factory=list)
     ended_holds: list[tuple[int, int]] = field(default_factory=list)  # (hold seq, ending seq)
     # referrals: facts loaded per (referrer, referred); what this batch decided
@@ -280,6 +288,8 @@ class BatchPlanner:
         if isinstance(command, Settle):
             self.settle(command.account)
             return b""
+        if isinstance(command, WriteProfile):
+            return write_profile(self, command)
         meta = command.meta
         key = (meta.channel_id, meta.idempotency_key)
         previous = self.idempotency.get(key)
@@ -372,6 +382,10 @@ class BatchPlanner:
         self.opened.append(cmd.account)
         self.enrolled.append(cmd)
         self.lookups.update(cmd.sealed.lookups)
+        self.profiles[cmd.account] = ProfileState(cmd.sealed.dek_version, {}, None)
+        if cmd.sealed.fields:  # the enrollment's entry: its fields' commitment
+            fields = dict(cmd.sealed.fields)
+            commit_profile(self, cmd.account, cmd.meta.channel_id, stored_digests(fields))
         return AccountOpened(cmd.account)
 
     def _erase(self, cmd: Erase) -> MemberErased:
@@ -395,6 +409,16 @@ class BatchPlanner:
         self.erased.append((cmd, seq or None))
         self.head.epoch += 1  # tells other appenders their caches are stale
         return MemberErased(cmd.account, balance, seq)
+
+    def closed_in_batch(self, account: str) -> bool:
+        """Whether a command of this batch erased ``account``'s member."""
+        family = self.families.get(owner_of(account))
+        return family is not None and family.closed
+
+    def post_entry(self, kind: str, channel_id: str, data: bytes) -> int:
+        """Append an entry without postings (a profile commitment); its sequence."""
+        entry, _ = self._append(kind, channel_id, 0, [], data, EntryDetails())
+        return entry.sequence
 
     def _family(self, account: str) -> Family:
         family = self.families.get(owner_of(account))
@@ -838,6 +862,25 @@ class BatchPlanner:
         """Append one entry. ``data``: the details already sealed (callers
         that change state before posting seal first, so a key that fails
         fails before anything changed)."""
+        if data is None:
+            data = self._seal(member, details)
+        entry, digest = self._append(kind, channel_id, reverses, postings, data, details)
+        for posting in postings:
+            self._move(posting.from_account, -posting.points, entry.sequence)
+            self._move(posting.to_account, posting.points, entry.sequence)
+        family = self.families[member]
+        return Appended(entry, digest, member, family.settled_view(), **extra)  # type: ignore[arg-type]
+
+    def _append(
+        self,
+        kind: str,
+        channel_id: str,
+        reverses: int,
+        postings: list[Posting],
+        data: bytes,
+        details: EntryDetails,
+    ) -> tuple[JournalEntry, bytes]:
+        """The next entry of the chain, with its hash and Merkle leaf."""
         head = self.head
         entry = JournalEntry(
             sequence=head.sequence + 1,
@@ -847,7 +890,7 @@ class BatchPlanner:
             channel_id=channel_id,
             reverses=reverses,
             postings=tuple(postings),
-            details=data if data is not None else self._seal(member, details),
+            details=data,
             # the command's own entry names its request; the ledger's own don't
             request=self._request if channel_id != _SYSTEM else b"",
         )
@@ -863,11 +906,7 @@ class BatchPlanner:
                 entry.sequence, kind, entry.postings, entry.channel_id
             )
         self.head = Head(entry.sequence, digest, entry.time_us, head.epoch)
-        for posting in postings:
-            self._move(posting.from_account, -posting.points, entry.sequence)
-            self._move(posting.to_account, posting.points, entry.sequence)
-        family = self.families[member]
-        return Appended(entry, digest, member, family.settled_view(), **extra)  # type: ignore[arg-type]
+        return entry, digest
 
     def _seal(self, member: str, details: EntryDetails) -> bytes:
         return self.seal(member, details) if not details.is_empty() else b""

@@ -43,7 +43,7 @@ from ledger.config import ServerConfig
 from ledger.keys.keyring import FileKeyring
 from ledger.logging import CALLS
 from ledger.members.profile import ProfileRules
-from ledger.members.rotation import backfill_keys, check_keyring
+from ledger.members.rotation import backfill_keys, check_keyring, commit_legacy_profiles
 from ledger.members.vault import MemberVault
 from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
@@ -204,6 +204,9 @@ class LedgerServer:
                     program=cfg.program,
                     max_points=cfg.limits.max_points_per_entry,
                 )
+                committed = commit_legacy_profiles(self.db, self.appender, self._clock())
+                if committed:
+                    log.info("profile_commitments_backfilled", members=committed)
             self.break_glass = BreakGlass(
                 store=GrantTable(self.db),
                 events=GrantEventRecorder(journal.record_blocking),

@@ -58,7 +58,7 @@ def test_checkpoint_root_is_the_merkle_root_of_the_entries(secured: Secured) -> 
     for points in (10, 20, 30):
         earn(secured, account, points)
     size, root, vkey = checkpoint(secured)
-    assert size == head_sequence(secured.server) == 3
+    assert size == head_sequence(secured.server) == 4  # the enrollment's profile entry, 3 earns
     assert vkey.startswith("loyalty-ledger.local/journal+")
     entries = secured.audit.GetEntries(
         upb.GetEntriesRequest(log=JOURNAL, start=1, count=size),

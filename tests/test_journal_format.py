@@ -512,13 +512,18 @@ V2: list[dict] = json.loads(V2_PATH.read_text(encoding="utf-8"))
 CHAIN_2 = [v for v in V2 if v["chain"] == "chain-2"]
 
 
-def test_v2_generator_reproduces_the_frozen_file() -> None:
-    path = ROOT / "tests" / "vectors" / "make_journal_v2_vectors.py"
-    spec = importlib.util.spec_from_file_location("make_journal_v2_vectors", path)
+def _rendered_by(generator: str) -> str:
+    """What a frozen vector file's generator renders now."""
+    path = ROOT / "tests" / "vectors" / generator
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.render() == V2_PATH.read_text(encoding="utf-8")
+    return str(module.render())
+
+
+def test_v2_generator_reproduces_the_frozen_file() -> None:
+    assert _rendered_by("make_journal_v2_vectors.py") == V2_PATH.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("v", **by_name(V2))
@@ -553,3 +558,103 @@ def test_v2_chain_verifies_and_a_replayed_request_is_caught() -> None:
     replayed = stored_of(next(v for v in V2 if v["name"] == "replayed-request"))
     entries = [*chain, replayed]
     assert_caught(entries, [(4, "request")], head=head_of(entries), balances=replay(entries))
+
+
+# -- profile entries: no postings, details 0x03 (docs/journal-format.md 6.5) ------
+
+PROFILE_PATH = ROOT / "tests" / "vectors" / "journal-profile.json"
+PROFILE_V: list[dict] = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
+CHAIN_P = [v for v in PROFILE_V if v["chain"] == "chain-p"]
+
+
+def spec_decode_profile(details: bytes) -> dict:
+    """Details 0x03 read from the table in 6.5 alone (not audit/profile_format)."""
+    assert details[0] == 0x03
+    pos = 1
+
+    def text() -> str:
+        nonlocal pos
+        n = int.from_bytes(details[pos : pos + 2], "big")
+        pos += 2 + n
+        return details[pos - n : pos].decode("utf-8")
+
+    account = text()
+    count = int.from_bytes(details[pos : pos + 2], "big")
+    pos += 2
+    fields = []
+    for _ in range(count):
+        name = text()
+        fields.append({"field": name, "digest": details[pos : pos + 32].hex()})
+        pos += 32
+    assert pos == len(details)
+    return {"format": 3, "account": account, "fields": fields}
+
+
+def test_profile_generator_reproduces_the_frozen_file() -> None:
+    expected = PROFILE_PATH.read_text(encoding="utf-8")
+    assert _rendered_by("make_journal_profile_vectors.py") == expected
+
+
+@pytest.mark.parametrize("v", **by_name(PROFILE_V))
+def test_profile_vectors_encode_and_match_the_spec(v: dict) -> None:
+    from audit.entry_format import decode_entry
+    from audit.profile_format import ProfileCommitment, ProfileFormatError
+
+    encoding = bytes.fromhex(v["encoding"])
+    entry = entry_of(v)
+    assert entry.encode() == encoding and entry.compute_hash().hex() == v["hash"]
+    assert decode_entry(encoding) == entry
+    fields = spec_decode_entry(encoding)  # the independent decoder, from the docs
+    assert spec_encode_entry(fields) == encoding
+    if v["kind"] != "profile":
+        return
+    details = bytes.fromhex(v["details"])
+    assert spec_decode_profile(details) == v["details_decoded"]
+    names = [f["field"] for f in v["details_decoded"]["fields"]]
+    if names != sorted(names):
+        with pytest.raises(ProfileFormatError, match="ascending"):
+            ProfileCommitment.decode(details)
+        return
+    decoded = ProfileCommitment.decode(details)
+    assert decoded.encode() == details  # canonical: one encoding per value
+    assert decoded.account == v["details_decoded"]["account"]
+    assert [(n, d.hex()) for n, d in decoded.fields] == [
+        (f["field"], f["digest"]) for f in v["details_decoded"]["fields"]
+    ]
+
+
+def test_profile_chain_verifies_and_bad_profile_entries_are_caught() -> None:
+    chain = [stored_of(v) for v in CHAIN_P]
+    result = verify_chain(chain, head=head_of(chain), balances=replay(chain))
+    assert result.entries == 4
+    named = {v["name"]: stored_of(v) for v in PROFILE_V}
+    after = [*chain, named["profile-after-erase"]]
+    assert_caught(after, [(5, "closed")], head=head_of(after), balances=replay(after))
+    for name in ("profile-with-posting", "profile-fields-out-of-order"):
+        entries = [*chain[:3], named[name]]
+        found = problems(check_chain(entries, head=head_of(entries), balances=replay(entries)))
+        assert (4, "kind") in found, name
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        b"",  # no details
+        b"\x01" + bytes(20),  # clear order details in a profile entry
+        b"\x03\x00\x0eprogram:issued\x00\x00",  # a program account, not a member
+        bytes.fromhex("03001e") + b"mbr_" + b"a" * 26 + bytes.fromhex("0001000141") + bytes(32),
+        bytes.fromhex("03001e") + b"mbr_" + b"a" * 26 + bytes.fromhex("0000ff"),  # trailing
+    ],
+    ids=["empty", "format-01", "no-member", "bad-name", "trailing"],
+)
+def test_malformed_profile_details_are_a_kind_problem(details: bytes) -> None:
+    chain = [stored_of(v) for v in CHAIN_P[:3]]
+    bad = seal(
+        JournalEntry(
+            4, chain[-1].entry.time_us, chain[-1].stored_hash, "profile", "members", 0, (), details
+        )
+    )
+    entries = [*chain, bad]
+    assert problems(check_chain(entries, head=head_of(entries), balances=replay(entries))) == [
+        (4, "kind")
+    ]

@@ -74,7 +74,8 @@ def _run_example(tmp_path: Path, certs: Path, port: int) -> None:
         [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    assert ": 100 points (as of entry 2)" in out.stdout
+    # entry 1 commits the enrolled profile (a profile entry), 2 the earn, 3 the redeem
+    assert ": 100 points (as of entry 3)" in out.stdout and "earn entry 2 " in out.stdout
     # run twice: the idempotency keys make the second run a pure replay
     again = subprocess.run(
         [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60

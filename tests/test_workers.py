@@ -149,6 +149,17 @@ def test_every_rpc_works_through_the_writer_link(tmp_path: Path) -> None:
             assert members.FindMember(
                 mpb.FindMemberRequest(email="worker-b@example.invalid")
             ).member_account_ids == [b]
+            # a profile write (sealed in the worker, committed by the writer)
+            members.UpdateMember(
+                mpb.UpdateMemberRequest(
+                    member_account_id=b,
+                    profile=mpb.Profile(email="worker-b2@example.invalid"),
+                    fields=["email"],
+                )
+            )
+            assert members.FindMember(
+                mpb.FindMemberRequest(email="worker-b2@example.invalid")
+            ).member_account_ids == [b]
             earned = ledger.Earn(
                 pb.EarnRequest(idempotency_key=key(), context=ctx(), member_account_id=a, points=50)
             )
@@ -222,7 +233,7 @@ def test_every_rpc_works_through_the_writer_link(tmp_path: Path) -> None:
         assert server.terminate() == 0
     finally:
         server.kill()
-    assert _verify(f"sqlite:///{tmp_path / 'd' / 'ledger.db'}") >= 8
+    assert _verify(f"sqlite:///{tmp_path / 'd' / 'ledger.db'}") >= 11  # 3 of them profile entries
 
 
 def test_rate_limits_are_shared_by_the_workers(tmp_path: Path) -> None:

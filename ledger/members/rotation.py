@@ -13,29 +13,45 @@ DEK under an old KEK version, that version can be retired.
 DEK rotation (``rotate_member_key``) re-encrypts one member's fields under
 a new DEK version. The old DEK versions stay, wrapped, because journal
 details written under them cannot be re-encrypted (the journal is
-append-only); erasure destroys all of them.
+append-only); erasure destroys all of them. It goes through the writer:
+the new key, the re-encrypted fields and their profile commitment (a
+journal ``profile`` entry, ledger/members/freshness.py) land together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from ledger.commands import Command, WriteProfile
+from ledger.errors import LedgerError, ProfileChangedError
 from ledger.keys.errors import DecryptionError, KeysError
 from ledger.keys.field_cipher import FieldCipher, new_data_key
-from ledger.members.vault import MemberVault, StoredKey
+from ledger.members.freshness import LEGACY_TASK, stored_digests
+from ledger.members.vault import MemberVault
 from ledger.storage.database import Database
 from ledger.storage.members import (
-    MemberRecord,
     MemberStore,
     accounts_without_keys,
     add_first_key,
     mark_task_done,
     newest_key,
     task_done,
+    uncommitted_profiles,
 )
 
 BATCH = 500
+SYSTEM_CHANNEL = "program"  # the channel of entries the ledger makes by itself
+_ROTATE_ATTEMPTS = 3
+
+
+class BlockingJournal(Protocol):
+    """The writer's blocking entry points (ledger/appender.py)."""
+
+    def append_blocking(self, command: Command) -> bytes: ...
+
+    def append_all_blocking(self, commands: list[Command]) -> list[bytes | LedgerError]: ...
 
 
 @dataclass(slots=True)
@@ -76,19 +92,60 @@ def rewrap(
             progress(result.rewrapped)
 
 
-def rotate_member_key(store: MemberStore, vault: MemberVault, account: str, now_us: int) -> int:
-    """Re-encrypt one member's fields under a new DEK version; returns it."""
-
-    def reseal(record: MemberRecord) -> tuple[StoredKey, dict[str, bytes]]:
+def rotate_member_key(
+    journal: BlockingJournal, store: MemberStore, vault: MemberVault, account: str
+) -> int:
+    """Re-encrypt one member's fields under a new DEK version; returns it.
+    The writer stores the key, the fields and their profile commitment in
+    one transaction, and refuses if the fields changed since they were
+    read (then this seals again)."""
+    for attempt in range(_ROTATE_ATTEMPTS):
+        record = store.load(account)  # checked against the newest commitment
         old = vault.cipher(account, record.keys)
         version = max(k.dek_version for k in record.keys) + 1
         dek = new_data_key()
         new_key = vault.wrap(account, version, dek)
         keys = {k.dek_version: vault.unwrap(account, k) for k in record.keys} | {version: dek}
         new = FieldCipher(member_id=account, keys=keys, current=version)
-        return new_key, {n: new.encrypt(n, old.decrypt(n, b)) for n, b in record.fields.items()}
+        blobs = {n: new.encrypt(n, old.decrypt(n, b)) for n, b in record.fields.items()}
+        command = WriteProfile(
+            account,
+            SYSTEM_CHANNEL,
+            fields=tuple(sorted(blobs.items())),
+            dek_version=version,
+            new_kek_version=new_key.kek_version,
+            new_wrapped=new_key.wrapped,
+            replaces=tuple(sorted(stored_digests(record.fields).items())),
+        )
+        try:
+            journal.append_blocking(command)
+            return version
+        except ProfileChangedError:
+            if attempt == _ROTATE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
-    return store.rotate_member_key(account, reseal, now_us)
+
+def commit_legacy_profiles(db: Database, journal: BlockingJournal, now_us: int) -> int:
+    """Commit the fields of members stored before profile commitments
+    existed (one ``profile`` entry each), then record the task done: from
+    then on a member with fields and no commitment is refused on read.
+    Returns how many were committed; safe to run in several servers."""
+    if task_done(db, LEGACY_TASK):
+        return 0
+    committed = 0
+    seen: set[str] = set()
+    while True:
+        accounts = [a for a in uncommitted_profiles(db, 500 + len(seen)) if a not in seen][:500]
+        if not accounts:
+            break
+        seen.update(accounts)
+        outcomes = journal.append_all_blocking(
+            [WriteProfile(a, SYSTEM_CHANNEL, fields=()) for a in accounts]
+        )
+        committed += sum(1 for o in outcomes if not isinstance(o, LedgerError))
+    mark_task_done(db, LEGACY_TASK, now_us)
+    return committed
 
 
 BACKFILL_TASK = "data-key-backfill"

@@ -11,8 +11,6 @@ decide who may see what.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,8 +23,14 @@ from access import scope as call_scope
 from access.purposes import fields_needed
 from ledger import validation as v
 from ledger.appender import Journal
-from ledger.commands import Enroll, Erase, new_member_account_id
-from ledger.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from ledger.commands import Enroll, Erase, WriteProfile, new_member_account_id
+from ledger.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    ProfileChangedError,
+    ValidationError,
+)
 from ledger.keys.blind_index import EMAIL, PHONE
 from ledger.keys.errors import DecryptionError
 from ledger.keys.field_cipher import FieldCipher
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[object, object]
 
 log = structlog.get_logger(__name__)
+
+PROFILE_CHANNEL = "members"  # the channel of profile entries UpdateMember makes
+_SEAL_ATTEMPTS = 3  # a data-key rotation between sealing and writing: seal again
 
 
 def _opened(
@@ -217,22 +224,29 @@ class MemberServicer(members_pb2_grpc.MemberServiceServicer):
         if taken:
             raise ConflictError(f"profile.{taken}: another member is enrolled with it")
 
-        def seal(record: MemberRecord) -> tuple[Mapping[str, bytes], Iterable[tuple[str, bytes]]]:
-            cipher = _cipher(self._vault, record)
-            blobs = {n: cipher.encrypt(n, value) for n, value in values.items()}
-            return blobs, self._vault.lookups(values)
-
         record = take_pending_record()
-        if record is not None:  # durable before the change (fail closed): no record, no change
-            await self._appender.record(record)
-        await asyncio.to_thread(
-            self._store.update,
-            account,
-            cleared=cleared,
-            lookup_kinds=[k for k in LOOKUP_KINDS if k in names],
-            seal=seal,
-            now_us=time.time_ns() // 1000,
-        )
+        for attempt in range(_SEAL_ATTEMPTS):
+            # sealed under the member's newest key; the writer checks it is
+            # still the newest, and that the stored fields are the committed ones
+            member = await asyncio.to_thread(self._store.load, account)
+            cipher = _cipher(self._vault, member)
+            command = WriteProfile(
+                account,
+                PROFILE_CHANNEL,
+                fields=tuple((n, cipher.encrypt(n, value)) for n, value in sorted(values.items())),
+                cleared=tuple(cleared),
+                lookup_kinds=tuple(k for k in LOOKUP_KINDS if k in names),
+                lookups=self._vault.lookups(values),
+                dek_version=cipher.current,
+            )
+            try:
+                # the access record is durable with the change, or neither is
+                await self._appender.append(command, record)
+                break
+            except ProfileChangedError:
+                record = None  # written with the first attempt
+                if attempt == _SEAL_ATTEMPTS - 1:
+                    raise
         return mpb.UpdateMemberResponse(updated_fields=names)
 
 

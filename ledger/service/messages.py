@@ -27,6 +27,7 @@ from audit.accounts import (
 )
 from audit.chain import StoredEntry
 from audit.entry_format import JournalEntry
+from audit.profile_format import KIND_PROFILE
 from ledger import validation as v
 from ledger.commands import (
     KIND_EARN,
@@ -72,6 +73,7 @@ _KINDS = {
     KIND_TRANSFER: pb.ENTRY_KIND_TRANSFER,
     KIND_EXCHANGE_OUT: pb.ENTRY_KIND_EXCHANGE_OUT,
     KIND_EXCHANGE_IN: pb.ENTRY_KIND_EXCHANGE_IN,
+    KIND_PROFILE: pb.ENTRY_KIND_PROFILE,
 }
 _PAGE_TOKEN = struct.Struct(">BQ")
 _PAGE_TOKEN_VERSION = 1
@@ -327,6 +329,8 @@ def entry_message(stored: StoredEntry, details: EntryDetails | None = None) -> p
     details). Clear details (format 0x01, accounts from before data keys)
     are never sent raw unless shown."""
     entry: JournalEntry = stored.entry
+    if entry.kind == KIND_PROFILE:  # digests of ciphertexts only: always shown
+        details = EntryDetails()
     withheld = details is None and bool(entry.details)
     details = details or EntryDetails()
     message = pb.Entry(

@@ -20,6 +20,7 @@ from audit.accounts import PARTNER_PREFIX, lot_of, owner_of, parse_member_accoun
 from audit.entry_format import Posting, is_member_account
 from ledger.errors import IntegrityError
 from ledger.keys.idempotency_digest import IdempotencyDigest, is_digest
+from ledger.members.freshness import ProfileState, newest_commitment, stored_digests
 from ledger.members.vault import StoredKey
 from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Original
 from ledger.program.lots import Family, HoldState, LotTerms
@@ -252,6 +253,50 @@ def load_member_keys(tx: WriteTx, account_ids: set[str]) -> dict[str, list[Store
                 StoredKey(dek_version, kek_version, bytes(wrapped))
             )
     return found
+
+
+def load_profiles(tx: WriteTx, account_ids: set[str]) -> dict[str, ProfileState]:
+    """What a profile write needs of each member: the newest data key
+    version, the digests of the stored fields, and the newest commitment
+    (looked up through ``profile_commitments``, read from the journal)."""
+    found: dict[str, ProfileState] = {}
+    for part in _chunks(sorted(account_ids)):
+        marks = _marks(len(part))
+        for account, version in tx.execute(
+            f"SELECT account_id, max(dek_version) FROM member_keys WHERE account_id IN ({marks})"
+            " GROUP BY account_id",
+            part,
+        ):
+            found[account] = ProfileState(int(version), {}, None)
+        for account, closed in tx.execute(
+            f"SELECT account_id, closed_us FROM accounts WHERE account_id IN ({marks})", part
+        ):
+            if closed:
+                found.setdefault(account, ProfileState(0, {}, None)).closed = True
+        fields: dict[str, dict[str, bytes]] = {}
+        for account, name, blob in tx.execute(
+            "SELECT account_id, field, ciphertext FROM member_fields"
+            f" WHERE account_id IN ({marks})",
+            part,
+        ):
+            fields.setdefault(account, {})[name] = bytes(blob)
+        for account, blobs in fields.items():
+            found.setdefault(account, ProfileState(0, {}, None)).stored = stored_digests(blobs)
+        for account, seq, kind, details in tx.execute(
+            "SELECT c.account_id, c.seq, e.kind, e.details FROM profile_commitments c"
+            " LEFT JOIN journal_entries e ON e.seq = c.seq"
+            f" WHERE c.account_id IN ({marks}) AND c.seq = (SELECT max(seq)"
+            " FROM profile_commitments n WHERE n.account_id = c.account_id)",
+            part,
+        ):
+            state = found.setdefault(account, ProfileState(0, {}, None))
+            state.committed = newest_commitment(account, seq, kind or "", bytes(details or b""))
+            state.committed_seq = int(seq)
+    return found
+
+
+def task_done(tx: WriteTx, name: str) -> bool:
+    return bool(tx.execute("SELECT 1 FROM done_tasks WHERE name = ?", (name,)))
 
 
 def load_entry_details(tx: WriteTx, sequence: int) -> tuple[str, bytes] | None:
@@ -541,8 +586,49 @@ def _write_activity(tx: WriteTx, planner: BatchPlanner) -> None:
     )
 
 
+def _write_profiles(tx: WriteTx, planner: BatchPlanner) -> None:
+    """Profile writes (updates, data-key rotations) in the order planned,
+    and the index of every profile entry of the batch."""
+    now = planner.now_us
+    for w in planner.profile_writes:
+        if w.new_wrapped:
+            insert_rows(
+                tx,
+                "member_keys",
+                ("account_id", "dek_version", "kek_version", "wrapped", "created_us"),
+                [(w.account, w.dek_version, w.new_kek_version, w.new_wrapped, now)],
+            )
+        names = [n for n, _ in w.fields] + list(w.cleared)
+        if names:
+            tx.execute(
+                "DELETE FROM member_fields WHERE account_id = ?"
+                f" AND field IN ({_marks(len(names))})",
+                [w.account, *names],
+            )
+        insert_rows(
+            tx,
+            "member_fields",
+            ("account_id", "field", "ciphertext", "updated_us"),
+            [(w.account, n, blob, now) for n, blob in w.fields],
+        )
+        if w.lookup_kinds:
+            tx.execute(
+                "DELETE FROM member_lookup WHERE account_id = ?"
+                f" AND kind IN ({_marks(len(w.lookup_kinds))})",
+                [w.account, *w.lookup_kinds],
+            )
+        insert_rows(
+            tx,
+            "member_lookup",
+            ("kind", "token", "account_id"),
+            sorted({(k, t, w.account) for k, t in w.lookups}),
+        )
+    insert_rows(tx, "profile_commitments", ("account_id", "seq"), planner.commitments)
+
+
 def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
-    """Sealed profiles of enrolled members; erasures (crypto-shredding)."""
+    """Sealed profiles of enrolled members, profile writes; erasures
+    (crypto-shredding) last, so nothing written before them survives."""
     now = planner.now_us
     enrolled = planner.enrolled
     if enrolled:
@@ -567,6 +653,7 @@ def _write_members(tx: WriteTx, planner: BatchPlanner) -> None:
             ("kind", "token", "account_id"),
             sorted({(k, t, e.account) for e in enrolled for k, t in e.sealed.lookups}),
         )
+    _write_profiles(tx, planner)
     if planner.erased:
         accounts = [cmd.account for cmd, _ in planner.erased]
         kek: dict[str, int] = {}  # newest KEK version wrapping each one's keys

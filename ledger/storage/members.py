@@ -1,33 +1,37 @@
 """Member rows: wrapped data keys, field ciphertexts, blind-index tokens.
 
-Enrollment and erasure go through the appender (they open and close a
-journal account, in one transaction with it); this module holds the reads,
-profile updates and key maintenance, each in one short transaction on the
-writer engine. Writers of one member take turns: SQLite transactions are
-BEGIN IMMEDIATE, and on PostgreSQL each writer first locks the member's
-account row (FOR UPDATE) and checks it is open; erasure updates that row
-before it deletes anything. So an update or a key rotation never lands
-after an erasure (no data under a destroyed key, no lookup token left
-behind), and never misses a key version another writer just added.
+Every write of a member's fields goes through the appender: enrollment
+and erasure (they open and close a journal account), updates and data-key
+rotations (``WriteProfile``: each commits the fields to the journal in a
+``profile`` entry, in one transaction with the rows). This module holds
+the reads, which check the fields against that commitment, and the
+maintenance of wrapped keys (KEK rewrap, the first-key backfill), each in
+one short transaction on the writer engine. Those writers take turns with
+erasure: SQLite transactions are BEGIN IMMEDIATE, and on PostgreSQL each
+first locks the member's account row (FOR UPDATE) and checks it is open;
+erasure updates that row before it deletes anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.errors import MemberErasedError, NotFoundError
+from ledger.members.freshness import LEGACY_TASK, check_fresh, newest_commitment, stored_digests
 from ledger.members.vault import StoredKey
 from ledger.storage.database import Database
 from ledger.storage.schema import (
     accounts,
     done_tasks,
+    journal_entries,
     member_fields,
     member_keys,
     member_lookup,
+    profile_commitments,
 )
 
 
@@ -36,9 +40,6 @@ class MemberRecord:
     account_id: str
     keys: tuple[StoredKey, ...]
     fields: Mapping[str, bytes]
-
-
-Sealer = Callable[[MemberRecord], tuple[Mapping[str, bytes], Iterable[tuple[str, bytes]]]]
 
 
 def _keys(conn: Connection, account: str) -> tuple[StoredKey, ...]:
@@ -58,6 +59,39 @@ def _fields(conn: Connection, account: str) -> dict[str, bytes]:
         )
     )
     return {name: bytes(blob) for name, blob in rows}
+
+
+def _fresh_fields(conn: Connection, account: str) -> dict[str, bytes]:
+    """The member's fields, checked against the newest profile commitment
+    in the journal (ledger/members/freshness.py): IntegrityError when a
+    field was put back, edited, added or deleted outside the ledger."""
+    fields = _fields(conn, account)
+    seq = conn.execute(
+        sa.select(sa.func.max(profile_commitments.c.seq)).where(
+            profile_commitments.c.account_id == account
+        )
+    ).scalar()
+    committed = None
+    if seq is not None:
+        row = conn.execute(
+            sa.select(journal_entries.c.kind, journal_entries.c.details).where(
+                journal_entries.c.seq == seq
+            )
+        ).first()
+        kind, details = (row.kind, bytes(row.details)) if row is not None else ("", b"")
+        committed = newest_commitment(account, int(seq), kind, details)
+    legacy_ok = committed is None and bool(fields) and _legacy_ok(conn)
+    check_fresh(
+        account, stored_digests(fields), committed, committed_seq=seq or 0, legacy_ok=legacy_ok
+    )
+    return fields
+
+
+def _legacy_ok(conn: Connection) -> bool:
+    """Profiles from before commitments are read until the start-up task
+    has committed them (then a profile without commitment is refused)."""
+    done = conn.execute(sa.select(done_tasks.c.name).where(done_tasks.c.name == LEGACY_TASK))
+    return done.first() is None
 
 
 def _require_member(conn: Connection, account: str, keys: tuple[StoredKey, ...]) -> None:
@@ -91,12 +125,16 @@ class MemberStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     def load(self, account: str) -> MemberRecord:
         """NotFoundError (MemberErasedError for an erased member)."""
         with self._db.reader.connect() as conn:
             keys = _keys(conn, account)
             _require_member(conn, account, keys)
-            return MemberRecord(account, keys, _fields(conn, account))
+            return MemberRecord(account, keys, _fresh_fields(conn, account))
 
     def keys(self, account: str) -> tuple[StoredKey, ...]:
         """The member's wrapped data keys; empty once erased (or never made)."""
@@ -117,85 +155,8 @@ class MemberStore:
             for account in found:
                 keys = _keys(conn, account)
                 if keys:
-                    records.append(MemberRecord(account, keys, _fields(conn, account)))
+                    records.append(MemberRecord(account, keys, _fresh_fields(conn, account)))
             return records
-
-    def update(
-        self,
-        account: str,
-        *,
-        cleared: Iterable[str],
-        lookup_kinds: Iterable[str],
-        seal: Sealer,
-        now_us: int,
-    ) -> None:
-        """Replace fields with what ``seal`` encrypts (under the member's
-        current key, loaded inside this transaction), delete ``cleared``
-        fields, and replace the lookup tokens of ``lookup_kinds``."""
-        with self._db.writer.begin() as conn:
-            _lock_account(conn, account)
-            keys = _keys(conn, account)
-            _require_member(conn, account, keys)
-            blobs, lookups = seal(MemberRecord(account, keys, {}))
-            names = [*blobs, *cleared]
-            if names:
-                conn.execute(
-                    sa.delete(member_fields).where(
-                        member_fields.c.account_id == account, member_fields.c.field.in_(names)
-                    )
-                )
-            if blobs:
-                conn.execute(
-                    sa.insert(member_fields),
-                    [
-                        {"account_id": account, "field": n, "ciphertext": b, "updated_us": now_us}
-                        for n, b in blobs.items()
-                    ],
-                )
-            kinds = list(lookup_kinds)
-            if kinds:
-                conn.execute(
-                    sa.delete(member_lookup).where(
-                        member_lookup.c.account_id == account, member_lookup.c.kind.in_(kinds)
-                    )
-                )
-            rows = [{"kind": k, "token": t, "account_id": account} for k, t in lookups]
-            if rows:
-                conn.execute(sa.insert(member_lookup), rows)
-
-    def rotate_member_key(
-        self,
-        account: str,
-        reseal: Callable[[MemberRecord], tuple[StoredKey, dict[str, bytes]]],
-        now_us: int,
-    ) -> int:
-        """DEK rotation: ``reseal`` makes a new DEK version and re-encrypts
-        every field under it; returns the new version. Old versions stay
-        (wrapped) for journal details written under them."""
-        with self._db.writer.begin() as conn:
-            _lock_account(conn, account)
-            keys = _keys(conn, account)
-            _require_member(conn, account, keys)
-            new_key, blobs = reseal(MemberRecord(account, keys, _fields(conn, account)))
-            conn.execute(
-                sa.insert(member_keys),
-                [
-                    {
-                        "account_id": account,
-                        "dek_version": new_key.dek_version,
-                        "kek_version": new_key.kek_version,
-                        "wrapped": new_key.wrapped,
-                        "created_us": now_us,
-                    }
-                ],
-            )
-            for name, blob in blobs.items():
-                conn.execute(
-                    sa.update(member_fields)
-                    .where(member_fields.c.account_id == account, member_fields.c.field == name)
-                    .values(ciphertext=blob, updated_us=now_us)
-                )
-            return new_key.dek_version
 
     def keys_not_under(self, kek_version: int, limit: int) -> list[tuple[str, StoredKey]]:
         """Wrapped DEKs still under another KEK version than ``kek_version``."""
@@ -255,6 +216,24 @@ def accounts_without_keys(db: Database) -> list[str]:
                     accounts.c.account_id.like("mbr\\_%", escape="\\"),
                     ~sa.exists(missing),
                 )
+            ).scalars()
+        )
+
+
+def uncommitted_profiles(db: Database, limit: int) -> list[str]:
+    """Members with fields and no profile commitment (stored before
+    commitments existed, ledger/members/freshness.py)."""
+    with db.reader.connect() as conn:
+        committed = sa.select(profile_commitments.c.account_id).where(
+            profile_commitments.c.account_id == member_fields.c.account_id
+        )
+        return list(
+            conn.execute(
+                sa.select(member_fields.c.account_id)
+                .where(~sa.exists(committed))
+                .group_by(member_fields.c.account_id)
+                .order_by(member_fields.c.account_id)
+                .limit(limit)
             ).scalars()
         )
 

@@ -32,6 +32,7 @@ APPEND_ONLY_TABLES = (
     "referrals",
     "referral_refusals",
     "cosignatures",
+    "profile_commitments",
 )
 # personal data must be erasable: these change and lose rows (0004)
 MEMBER_TABLES = (
@@ -278,6 +279,13 @@ cosignatures = sa.Table(  # 0014: witnesses' cosignatures of checkpoints
     sa.Column("witness", sa.String(128), primary_key=True),
     sa.Column("line", sa.Text, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+profile_commitments = sa.Table(  # 0015: which journal entries commit members' fields
+    "profile_commitments",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
 )
 
 done_tasks = sa.Table(

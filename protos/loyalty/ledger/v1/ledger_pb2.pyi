@@ -25,6 +25,7 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_TRANSFER: _ClassVar[EntryKind]
     ENTRY_KIND_EXCHANGE_OUT: _ClassVar[EntryKind]
     ENTRY_KIND_EXCHANGE_IN: _ClassVar[EntryKind]
+    ENTRY_KIND_PROFILE: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_EARN: EntryKind
 ENTRY_KIND_REDEEM: EntryKind
@@ -38,6 +39,7 @@ ENTRY_KIND_EXPIRE: EntryKind
 ENTRY_KIND_TRANSFER: EntryKind
 ENTRY_KIND_EXCHANGE_OUT: EntryKind
 ENTRY_KIND_EXCHANGE_IN: EntryKind
+ENTRY_KIND_PROFILE: EntryKind
 
 class ChannelContext(_message.Message):
     __slots__ = ("channel_id", "store_id", "external_transaction_id")
