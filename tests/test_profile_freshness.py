@@ -269,3 +269,28 @@ def test_profiles_stored_before_commitments_are_committed_at_start(
         assert code == grpc.StatusCode.DATA_LOSS
     finally:
         s.close()
+
+
+def test_an_exported_journal_with_profile_entries_verifies_offline(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The offline verifier (audit verify, from a bundle and the public key)
+    accepts profile entries as the docs define them."""
+    from tests.support.process import run_cli
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the bundle path is the same on both backends; SQLite is enough here")
+    s = Secured(db_url, tmp_path)
+    try:
+        account = enroll(s, PROFILE)
+        _update(s, account, mpb.Profile(name="Test Exported"), ["name"])
+        assert len(_profile_entries(s, account)) == 2
+        data = str(s.server.config.data_dir)
+    finally:
+        s.close()
+    bundle = tmp_path / "journal.jsonl"
+    run_cli("audit", "export", "--data-dir", data, "--log", "journal", "--out", str(bundle))
+    keys = run_cli("audit", "public-key", "--data-dir", data).stdout.split()
+    journal_key = next(k for k in keys if "+" in k and k.split("+")[0].endswith("/journal"))
+    done = run_cli("audit", "verify", str(bundle), "--key", journal_key)
+    assert done.stdout.rstrip().endswith("OK"), done.stdout
