@@ -50,6 +50,7 @@ from ledger.service.access_servicer import AccessServicer, GrantEventRecorder
 from ledger.service.audit_servicer import AuditServicer
 from ledger.service.member_servicer import MemberServicer, attach_member_checks
 from ledger.service.observe import ANONYMOUS_DENIALS, Checks, add_health, observe_service
+from ledger.service.readiness import Readiness, probe_readable, probe_writable
 from ledger.service.servicer import LedgerServicer
 from ledger.service.writer_link import RemoteAppender, WriterEnd
 from ledger.signer_state import SignerState
@@ -349,8 +350,19 @@ class LedgerServer:
             raise OSError(f"cannot listen on {cfg.listen}")
         await server.start()
         self._server = server
-        for service in ("", *SERVICES):
-            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_serving(True)
+        # NOT_SERVING while the database cannot be written (read, for a
+        # worker) or the writer link is down; SERVING again on recovery
+        if isinstance(appender, Appender):
+            readiness = Readiness(lambda: probe_writable(db), self._set_serving)
+        else:
+            link = appender
+            readiness = Readiness(
+                lambda: probe_readable(db),
+                self._set_serving,
+                extra=lambda: "writer_link_lost" if link.lost.is_set() else "",
+            )
+        self._tasks.append(asyncio.create_task(readiness.run()))
         self._tasks.append(asyncio.create_task(self._summaries(checks)))
         if isinstance(appender, Appender):
             self._writer_tasks(appender, db)
@@ -358,13 +370,22 @@ class LedgerServer:
             self._tasks.append(asyncio.create_task(self._watch_link(appender)))
         return port
 
+    async def _set_serving(self, serving: bool) -> None:
+        if self._health is None or self._stopped.is_set():
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", *SERVICES):
+            await self._health.set(service, status)
+
     async def _watch_link(self, link: RemoteAppender) -> None:
         """Worker: when the writer goes away, stop saying SERVING (every
         write would fail) and let ``on_link_lost`` end the process."""
         await link.lost.wait()
-        if self._health is not None:
-            for service in ("", *SERVICES):
-                await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_serving(False)
         if self.on_link_lost is not None:
             self.on_link_lost()
 

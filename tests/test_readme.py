@@ -111,3 +111,70 @@ def test_readme_access_table_is_the_permission_table() -> None:
             documented[f"/loyalty.{package}.v1.{service}/{name}"] = allowed
     contract = {m: r for m, r in PERMISSIONS.items() if m.startswith("/loyalty.")}
     assert documented == contract
+
+
+def test_readme_grpcurl_lines_work_as_written(tmp_path: Path) -> None:
+    """Every grpcurl line of the README, against servers set up as the README
+    sets them up: the token server of `make serve` (port 50051) and the mTLS
+    server of the certificates section (port 50052). The health line sends
+    no token. grpcurl itself is emulated (tests/support/grpcurl.py)."""
+    import loyalty.ledger.v1.ledger_pb2  # noqa: F401 - the schemas grpcurl would load
+    from grpc_health.v1 import health_pb2  # noqa: F401
+
+    from tests.support import grpcurl
+
+    certs = tmp_path / "certs"
+    make_dev_certs(certs)
+    common = dict(tls_cert=certs / "server.pem", tls_key=certs / "server.key")
+    tokens = LedgerServer(
+        ServerConfig(data_dir=tmp_path / "a", listen="127.0.0.1:0", auth="tokens", **common)
+    )
+    mtls = LedgerServer(
+        ServerConfig(
+            data_dir=tmp_path / "b",
+            listen="127.0.0.1:0",
+            auth="mtls",
+            client_ca=certs / "ca.pem",
+            **common,
+        )
+    )
+    tokens.start()
+    mtls.start()
+    try:
+        issued = subprocess.run(
+            [
+                *(cli_path(), "--log-level", "error", "token", "issue"),
+                *("--data-dir", str(tmp_path / "a"), "--subject", "pos-demo-1"),
+                *("--role", "channel", "--channel", "pos-demo"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        env = {"LEDGER_TOKEN": issued.stdout.strip()}
+        paths = {f"data/certs/{p.name}": p for p in certs.iterdir()}
+        ports = {"127.0.0.1:50051": tokens.port, "127.0.0.1:50052": mtls.port}
+        lines = grpcurl.lines_of((ROOT / "README.md").read_text())
+        assert len(lines) >= 4
+        results = []
+        for text in lines:
+            line = grpcurl.parse(text, env)
+            results.append(
+                (line, grpcurl.run(line, root=ROOT, paths=paths, port=ports[line.address]))
+            )
+    finally:
+        tokens.stop(grace=1)
+        mtls.stop(grace=1)
+    for line, result in results:
+        if line.target == "list":
+            assert "loyalty.ledger.v1.LedgerService" in result
+        elif line.target.endswith("/OpenAccount"):
+            assert str(result["memberAccountId"]).startswith("mbr_")  # type: ignore[call-overload]
+        elif line.target == "grpc.health.v1.Health/Check":
+            assert not line.headers and result == {"status": "SERVING"}
+    assert {line.target for line, _ in results} >= {
+        "list",
+        "loyalty.ledger.v1.LedgerService/OpenAccount",
+        "grpc.health.v1.Health/Check",
+    }

@@ -87,21 +87,29 @@ class PostgresCluster:
             if self.durable
             else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        options = (
+        self._options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.root} -c max_connections=300 {safety}"
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server again on the same data (after ``halt``)."""
         self._run(
             "pg_ctl",
             "-D",
             str(self.data),
             "-o",
-            options,
+            self._options,
             "-l",
             str(self.root / "log"),
             "-w",
             "start",
         )
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown), keeping the data: an outage."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:
