@@ -95,11 +95,12 @@ def run(db: Database, keyring: FileKeyring, config: ServerConfig, args: argparse
         return 0
     keys = LogKeys.from_keyring(keyring, config.log_origin)
     if args.audit_command == "public-key":
-        for log_id, name in LOG_NAMES.items():
-            current, *older = keys.verifier_keys(log_id)
-            print(f"{name}: {current}")
-            for key in older:  # newest first
-                print(f"{name} (an older version, verifies earlier checkpoints): {key}")
+        # bare keys, one per line, newest first per log: each names its log
+        # (<origin>/journal, <origin>/access), and `audit verify --key`,
+        # `witness serve --log` take them as printed
+        for log_id in LOG_NAMES:
+            for key in keys.verifier_keys(log_id):
+                print(key)
         return 0
     logs = list(LOG_NAMES) if args.log == "all" else [LOG_IDS[args.log]]
     if args.since and len(logs) != 1:
@@ -137,6 +138,7 @@ def export(
         return 2
     tty = sys.stderr.isatty()
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as fp:
             writer = BundleWriter(fp)
             writer.header(

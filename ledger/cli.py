@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +101,13 @@ def _add_log_args(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loyalty-ledger", description=__doc__)
-    parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level",
+        default=env("LOG_LEVEL", ""),
+        help="debug, info, warning, error (env LOYALTY_LEDGER_LOG_LEVEL; default: info for "
+        "the long-running commands serve and witness, warning for the others, whose "
+        "results are printed as text)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC server")
@@ -598,7 +605,8 @@ def _token(config: ServerConfig, args: argparse.Namespace) -> int:
         print(f"FAILED: {err}", file=sys.stderr)
         return 2
     print(issued.token)
-    print(f"token id {issued.token_id}, expires at {issued.expires_at}", file=sys.stderr)
+    expires = dt.datetime.fromtimestamp(issued.expires_at, dt.UTC).isoformat(timespec="seconds")
+    print(f"token id {issued.token_id}, expires {expires.replace('+00:00', 'Z')}", file=sys.stderr)
     return 0
 
 
@@ -648,6 +656,8 @@ def _witness(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not args.log_level:
+        args.log_level = "info" if args.command in ("serve", "witness") else "warning"
     ledger_logging.configure(args.log_level)
     if args.command == "minimization":
         from access.inventory import report

@@ -347,7 +347,10 @@ class LedgerServer:
         )
         port = self._listen(server)
         if port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+            raise OSError(
+                f"cannot listen on {cfg.listen} (in use by another server? give this one "
+                "--listen HOST:PORT)"
+            )
         await server.start()
         self._server = server
         await self._set_serving(True)

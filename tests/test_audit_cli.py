@@ -74,7 +74,9 @@ def _export(
     assert done.returncode == 0, done.stderr
     keys = _cli("audit", "public-key", *common)
     assert keys.returncode == 0, keys.stderr
-    return [line.split(": ", 1)[1] for line in keys.stdout.splitlines()]
+    printed = keys.stdout.splitlines()
+    assert all(" " not in k for k in printed)  # as printed: `audit verify --key` takes them
+    return printed
 
 
 def _verify(bundle: Path, keys: list[str], state: Path) -> subprocess.CompletedProcess[str]:

@@ -24,9 +24,9 @@ _cli = run_cli
 
 def _keys(data: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for line in _cli("audit", "public-key", "--data-dir", str(data)).stdout.splitlines():
-        label, key = line.rsplit(": ", 1)
-        out.setdefault(label.split()[0], []).append(key)
+    for key in _cli("audit", "public-key", "--data-dir", str(data)).stdout.splitlines():
+        origin = key.split("+", 1)[0]  # <origin>/journal or <origin>/access; newest first
+        out.setdefault(origin.rsplit("/", 1)[1], []).append(key)
     return out
 
 

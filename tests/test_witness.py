@@ -247,7 +247,7 @@ def test_bad_witness_arguments_are_clear_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("FAILED: witness:")
     bundle = tmp_path / "ok.jsonl"
     _cli("audit", "export", "--data-dir", data, "--out", str(bundle))
-    key = _cli("audit", "public-key", "--data-dir", data).stdout.split()[1]
+    key = _cli("audit", "public-key", "--data-dir", data).stdout.split()[0]
     witness = load_cosigner(tmp_path / "w", "witness.test").public.vkey()
     too_many = _cli(
         "audit",

@@ -37,6 +37,17 @@ def _time(text: str) -> int:
     return value
 
 
+def _end_time(text: str) -> int:
+    """The end of ``text``, exclusive, for a range that includes it: a date
+    includes its whole day, a date and time includes that moment."""
+    start = _time(text)
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return start + 1  # a moment: up to and including it
+    return start + 86_400_000_000
+
+
 def add_arguments(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     common: Callable[[argparse.ArgumentParser], None],
@@ -45,8 +56,23 @@ def add_arguments(
     report_sub = report.add_subparsers(dest="report_command", required=True)
     access = report_sub.add_parser("access", help="the security access report")
     common(access)
-    access.add_argument("--from", dest="from_", type=_time, required=True, metavar="WHEN")
-    access.add_argument("--to", type=_time, required=True, metavar="WHEN")
+    access.add_argument(
+        "--from",
+        dest="from_",
+        type=_time,
+        required=True,
+        metavar="WHEN",
+        help="first moment included: an ISO 8601 date or date and time, UTC unless an "
+        "offset is given (2026-11-01, 2026-11-01T09:00, 2026-11-01T09:00+08:00)",
+    )
+    access.add_argument(
+        "--to",
+        type=_end_time,
+        required=True,
+        metavar="WHEN",
+        help="last moment included, the same forms: a date means to the end of that day "
+        "(--from 2026-11-01 --to 2026-11-07 is the whole week)",
+    )
     access.add_argument("--format", choices=("html", "json", "csv"), default="html")
     access.add_argument("--out", type=Path, help="default: standard output")
     access.add_argument("--principal", default="cli", help="who runs it (recorded)")
@@ -105,6 +131,7 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         print(f"wrote {out}", file=sys.stderr)
 
@@ -161,6 +188,7 @@ def _export(
             return 2
     vault = MemberVault.for_keyring(keyring)
     try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         out_file = args.out.open("w", encoding="utf-8", newline="")
     except OSError as err:
         print(f"FAILED: --out: cannot write it ({err.strerror})", file=sys.stderr)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import errno
 import os
 import pickle
 import signal
@@ -101,7 +102,12 @@ def _reserve_port(listen: str) -> tuple[str, socket.socket]:
             try:
                 probe.bind((bind_host, port))
             except OSError as err:
-                raise OSError(f"cannot listen on {listen}: {err.strerror}") from None
+                hint = (
+                    " (another server holds this port? give this one --listen HOST:PORT)"
+                    if err.errno == errno.EADDRINUSE
+                    else ""
+                )
+                raise OSError(f"cannot listen on {listen}: {err.strerror}{hint}") from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((bind_host, port))
