@@ -224,6 +224,28 @@ def _parser() -> argparse.ArgumentParser:
         _add_log_args(p)
 
     audit_cli.add_arguments(sub, audit_common)
+    backup = sub.add_parser(
+        "backup",
+        help="an online, consistent snapshot of the database with signed checkpoints of both logs",
+    )
+    audit_common(backup)
+    backup.add_argument("--out", type=Path, required=True, help="a new (or empty) directory")
+    restore = sub.add_parser(
+        "restore",
+        help="restore a backup into an empty database, only if it verifies and is not older "
+        "than what the signer or the witness directory vouched for",
+    )
+    audit_common(restore)
+    restore.add_argument("backup", type=Path, help="the directory `backup --out` wrote")
+    restore.add_argument(
+        "--accept-rollback",
+        action="store_true",
+        help="restore even a backup older than the newest signed checkpoint (entries are lost)",
+    )
+    for command in (backup, restore):
+        command.add_argument(
+            "--pg-bin", type=Path, help="directory of pg_dump/pg_restore (default: PATH, Debian's)"
+        )
     witness = sub.add_parser(
         "witness", help="a C2SP tlog-witness: cosigns consistent checkpoints of logs it trusts"
     ).add_subparsers(dest="witness_command", required=True)
@@ -460,6 +482,43 @@ def _verify(config: ServerConfig) -> int:
     for problem in result.problems:
         print(f"  {problem}")
     return 1
+
+
+def _backup_or_restore(config: ServerConfig, args: argparse.Namespace) -> int:
+    from ledger.backup import BackupError, RestoreRefused, restore, take_backup
+    from ledger.errors import LedgerError
+    from ledger.keys.errors import KeysError
+
+    try:
+        if args.command == "backup":
+            manifest = take_backup(config, args.out, args.pg_bin)
+            checkpoints = manifest["checkpoints"]
+            assert isinstance(checkpoints, dict)
+            for name, note in checkpoints.items():
+                print(f"{name}: checkpoint at {str(note).splitlines()[1]}")
+            print(f"wrote {args.out / str(manifest['file'])} and {args.out / 'manifest.json'}")
+            return 0
+        restored = restore(
+            config, args.backup, accept_rollback=args.accept_rollback, pg_bin=args.pg_bin
+        )
+    except RestoreRefused as err:
+        print(f"REFUSED: {len(err.reasons)} problem(s); nothing was restored", file=sys.stderr)
+        for reason in err.reasons:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    except (BackupError, KeysError, LedgerError, OSError) as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    for name, size in restored.sizes.items():
+        print(f"{name}: {size} entries restored, verified")
+    for name, lost in restored.lost.items():
+        print(
+            f"WARNING: {name}: {lost} entries signed before are not in this backup (accepted "
+            "with --accept-rollback); the signer will not sign until they are back or its "
+            "state is retired (docs/operations.md)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _settle(config: ServerConfig) -> int:
@@ -707,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         from ledger.keys_cli import run_keys
 
         return _with_keyring(config, lambda db, keyring: run_keys(db, keyring, args))
+    if args.command in ("backup", "restore"):
+        return _backup_or_restore(config, args)
     if args.command == "grant-app-role":
         return _grant_app_role(config, args.role)
     return _migrate(config)
