@@ -172,8 +172,10 @@ def _tamper_pg_backup(backup: Path, cluster: PostgresCluster) -> None:
         conn.exec_driver_sql("UPDATE journal_postings SET points = points + 1000 WHERE seq = 2")
     engine.dispose()
     subprocess.run(
-        [str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--file"]
-        + [str(backup / "ledger.pgdump"), libpq],
+        [
+            *(str(bin_dir / "pg_dump"), "--format=custom", "--no-owner"),
+            *("--file", str(backup / "ledger.pgdump"), libpq),
+        ],
         check=True,
         capture_output=True,
     )
