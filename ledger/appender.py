@@ -34,6 +34,7 @@ import structlog
 from audit.accounts import PARTNER_PREFIX, PROGRAM_EXPIRED, available_form, owner_of
 from audit.decisions import AccessDecision
 from audit.entry_format import is_member_account
+from ledger import metrics
 from ledger.commands import (
     KIND_EARN,
     PROGRAM_ACCOUNTS,
@@ -259,6 +260,11 @@ class Appender:
         result = future.result()
         del result
 
+    @property
+    def queue_depth(self) -> int:
+        """Items waiting for the writer thread (approximate)."""
+        return self._queue.qsize()
+
     def _put(self, item: _Item) -> None:
         with self._lock:
             if self._closed:
@@ -396,6 +402,7 @@ class Appender:
             written = time.perf_counter()
             raw.commit()
             done = time.perf_counter()
+            metrics.batch(len(batch), done - written)
             if done - started > SLOW_BATCH_S and done - started > len(batch) * SLOW_ITEM_S:
                 log.warning(
                     "slow_batch",

@@ -191,6 +191,13 @@ def _parser() -> argparse.ArgumentParser:
         "default: the number of cores)",
     )
     serve.add_argument(
+        "--metrics-listen",
+        default=env("METRICS_LISTEN", ""),
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (of every worker, summed); "
+        "default: none (env LOYALTY_LEDGER_METRICS_LISTEN)",
+    )
+    serve.add_argument(
         "--checkpoint-interval",
         type=float,
         default=float(env("CHECKPOINT_INTERVAL", "60")),
@@ -369,6 +376,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         program=load_program(args.program) if getattr(args, "program", None) else DEFAULT_PROGRAM,
         settle_interval=getattr(args, "settle_interval", 1.0),
         workers=_workers(getattr(args, "workers", 0)),
+        metrics_listen=getattr(args, "metrics_listen", ""),
     )
 
 

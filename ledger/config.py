@@ -50,6 +50,8 @@ class ServerConfig:
     log_origin: str = "loyalty-ledger.local"  # checkpoint origins: <this>/journal, <this>/access
     checkpoint_interval: float = 60.0  # seconds between scheduled checkpoints; 0: on demand only
     witness_dir: Path | None = None  # every new checkpoint is also written here
+    metrics_listen: str = ""  # host:port of the Prometheus endpoint; "": none
+    metrics_dir: Path | None = None  # multiprocess metrics files (set by the supervisor)
     # C2SP tlog-witnesses each new checkpoint is submitted to (ledger/witness_client.py)
     witnesses: tuple[WitnessConfig, ...] = ()
     # what the log signer signed, outside the database (ledger/signer_state.py);

@@ -36,6 +36,7 @@ from access.gate import Gate
 from access.ratelimit import CallLimits, RateLimiter
 from access.shared_buckets import SharedBuckets
 from access.tokens import RevocationFile, TokenVerifier, load_or_create_signing_key
+from ledger import metrics
 from ledger.appender import Appender, Clock, system_clock_us
 from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.commands import Settle
@@ -69,6 +70,7 @@ ACCESS_SERVICE = access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_na
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE, AUDIT_SERVICE)
 SWEEP_INTERVAL = 1.0  # seconds between checks for expired break-glass grants
+METRICS_SAMPLE_S = 2.0  # seconds between samples of log sizes, checkpoint ages, queue depth
 T = TypeVar("T")
 
 
@@ -158,6 +160,8 @@ class LedgerServer:
         self.checkpointer: Checkpointer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.on_link_lost: Callable[[], None] | None = None  # worker: the writer went away
+        self.metrics_port = 0
+        self._metrics_http: metrics.Endpoint | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
 
@@ -165,6 +169,15 @@ class LedgerServer:
         cfg = self.config
         if not cfg.database_url:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.metrics_listen or cfg.metrics_dir is not None:
+            metrics.setup(cfg.metrics_dir)
+        if cfg.metrics_listen and self.role != "worker":  # workers' values: summed here
+            self._metrics_http = metrics.serve(cfg.metrics_listen)
+            self.metrics_port = self._metrics_http.port
+            log.info(
+                "metrics",
+                url=f"http://{cfg.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics",
+            )
         self.db = open_database(
             cfg.resolved_database_url(), background_checkpoints=self.role != "worker"
         )
@@ -275,6 +288,8 @@ class LedgerServer:
             self._tasks.append(
                 asyncio.create_task(self._checkpoints(self.checkpointer, cfg.checkpoint_interval))
             )
+        if cfg.metrics_listen or cfg.metrics_dir is not None:
+            self._tasks.append(asyncio.create_task(self._sample_metrics(appender, db)))
 
     async def _start(self, appender: Appender | RemoteAppender, db: Database) -> int:
         cfg = self.config
@@ -372,6 +387,37 @@ class LedgerServer:
         else:
             self._tasks.append(asyncio.create_task(self._watch_link(appender)))
         return port
+
+    async def _sample_metrics(self, appender: Appender, db: Database) -> None:
+        """Every few seconds: queue depth, log sizes, checkpoint ages, witness lag."""
+        reads = LogReads(db)
+        witnesses = [w.key.name for w in self.config.witnesses]
+
+        def read() -> tuple[dict[str, int], dict[str, float], dict[tuple[str, str], int]]:
+            sizes: dict[str, int] = {}
+            ages: dict[str, float] = {}
+            lags: dict[tuple[str, str], int] = {}
+            now_us = self._clock()
+            for log_id, name in LOG_NAMES.items():
+                sizes[name] = reads.head(log_id)[0]
+                latest = reads.latest_checkpoint(log_id)
+                ages[name] = (now_us - latest.created_us) / 1e6 if latest is not None else -1.0
+                for witness in witnesses:
+                    lags[(name, witness)] = sizes[name] - reads.cosigned_size(log_id, witness)
+            return sizes, ages, lags
+
+        while True:
+            try:
+                sizes, ages, lags = await asyncio.to_thread(read)
+                metrics.sample(
+                    queue_depth=appender.queue_depth,
+                    log_sizes=sizes,
+                    checkpoint_ages=ages,
+                    witness_lags=lags,
+                )
+            except Exception:
+                log.debug("metrics_sample_failed", exc_info=True)
+            await asyncio.sleep(METRICS_SAMPLE_S)
 
     async def _set_serving(self, serving: bool) -> None:
         if self._health is None or self._stopped.is_set():
@@ -510,4 +556,6 @@ class LedgerServer:
             self._wal.stop()
         if self.db is not None:
             self.db.dispose()
+        if self._metrics_http is not None:
+            self._metrics_http.close()
         log.info("stopped")

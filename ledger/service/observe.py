@@ -34,6 +34,7 @@ from access.scope import CallScope
 from access.scope import enter as enter_scope
 from access.tokens import UNVERIFIED_PREFIX
 from audit.decisions import AccessDecision, DecisionSink
+from ledger import metrics
 from ledger.errors import LedgerError, ValidationError
 from ledger.logging import CALLS
 from ledger.service.status import internal_status, to_status
@@ -503,11 +504,13 @@ def _log_call(
     code: grpc.StatusCode,
     scope: CallScope | None,
 ) -> None:
+    seconds = time.perf_counter() - started
+    metrics.call(method, code.name, seconds)
     fields: dict[str, object] = {
         "request_id": request_id,
         "method": method,
         "status": code.name,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "duration_ms": round(seconds * 1000, 3),
     }
     principal = scope.principal if scope is not None else None
     if principal is not None:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 import structlog
 
+from ledger import metrics
 from ledger.storage.database import Database
 
 log = structlog.get_logger("ledger.readiness")
@@ -93,6 +94,7 @@ class Readiness:
     async def check_once(self) -> bool:
         why = self._extra() or await asyncio.to_thread(self._probe)
         ready = not why
+        metrics.ready(ready)
         if ready != self.ready:
             self.ready = ready
             if ready:

@@ -23,6 +23,7 @@ from access.errors import (
     PermissionDeniedError,
 )
 from access.ratelimit import RateLimitedError
+from ledger import metrics
 from ledger.errors import (
     ConflictError,
     IntegrityError,
@@ -50,6 +51,10 @@ def _bad_request(field: str, rule: str) -> any_pb2.Any:
 
 def to_status(err: LedgerError | AccessError) -> grpc.Status:
     details: list[any_pb2.Any] = []
+    if isinstance(err, PersonalDataFound | TooLongToScan):
+        metrics.refused("personal_data")
+    elif isinstance(err, RateLimitedError):
+        metrics.refused("rate_limited")
     if isinstance(err, PersonalDataFound | TooLongToScan | AccessRequestError):
         code = code_pb2.INVALID_ARGUMENT
         details.append(_bad_request(err.field, err.rule))

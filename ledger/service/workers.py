@@ -38,17 +38,21 @@ import ctypes.util
 import errno
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import structlog
 
 from access.shared_buckets import SharedBuckets
+from ledger import metrics
 from ledger.config import ServerConfig
 from ledger.server import LedgerServer, tune_gc
 from ledger.service.stopping import StopFlag, stop_on_signals
@@ -120,6 +124,11 @@ class Supervisor:
     def __init__(self, config: ServerConfig, workers: int, log_level: str = "info") -> None:
         if workers < 1:
             raise ValueError("workers: must be at least 1 (0 serves in a single process)")
+        self._metrics_dir: Path | None = None
+        if config.metrics_listen and config.metrics_dir is None:
+            # every process writes its values here; the writer serves their sum
+            self._metrics_dir = Path(tempfile.mkdtemp(prefix=f"loyalty-metrics-{os.getpid()}-"))
+            config = replace(config, metrics_dir=self._metrics_dir)
         self.config = config
         self.workers = workers
         self._log_level = log_level
@@ -201,6 +210,8 @@ class Supervisor:
                 continue
             lived = time.monotonic() - worker.started
             log.error("worker_died", worker=index, exit_code=code, seconds=round(lived, 1))
+            if self.config.metrics_dir is not None:  # its gauges go; its counts stay summed
+                metrics.mark_process_dead(worker.proc.pid, self.config.metrics_dir)
             # closed on the writer's event loop, which owns the socket: closed
             # from here, its fd number could be reused by the next link while
             # the loop's selector still has it registered
@@ -241,6 +252,8 @@ class Supervisor:
         self._writer.stop()
         if self._reserved is not None:
             self._reserved.close()
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
 
 def run_worker(link_fd: int, buckets_fd: int) -> int:
