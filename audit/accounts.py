@@ -27,6 +27,8 @@ from audit.entry_format import MEMBER_ACCOUNT_PREFIX, PROGRAM_ISSUED, is_member_
 PROGRAM_EXPIRED: Final = "program:expired"  # points whose lot expired
 ISSUED_PREFIX: Final = PROGRAM_ISSUED  # program:issued and program:issued:<rule>
 PARTNER_PREFIX: Final = "partner:"  # partner:<id>, a partner program's clearing account
+# shortfall:<store>, what a store handed over in an outage beyond the member's points
+SHORTFALL_PREFIX: Final = "shortfall:"
 
 KIND_HOLD: Final = "hold"
 KIND_CAPTURE: Final = "capture"
@@ -36,6 +38,7 @@ KIND_EXPIRE: Final = "expire"
 KIND_TRANSFER: Final = "transfer"
 KIND_EXCHANGE_OUT: Final = "exchange_out"
 KIND_EXCHANGE_IN: Final = "exchange_in"
+KIND_SHORTFALL: Final = "shortfall"  # a replayed offline redemption beyond the member's points
 
 # MemberAccount.form
 FORM_LEGACY: Final = "legacy"  # mbr_X, lot 0
@@ -46,6 +49,7 @@ FORM_HELD: Final = "held"
 _SUB_FORMS: Final = frozenset({FORM_LOT, FORM_PENDING, FORM_HELD})
 _MAX_LOT: Final = 2**63 - 1  # sequences are stored in signed 64-bit columns
 _PROGRAM_NAME = re.compile(r"[a-z0-9_-]{1,40}")  # an earn rule or a partner id
+_STORE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # a store or channel id
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +162,16 @@ def is_partner_account(account: str) -> bool:
     """``partner:<id>``, id [a-z0-9_-]{1,40}."""
     partner = account.removeprefix(PARTNER_PREFIX)
     return partner != account and _PROGRAM_NAME.fullmatch(partner) is not None
+
+
+def shortfall_account(store: str) -> str:
+    """``shortfall:<store>``: a store's (or channel's) shortfall clearing account."""
+    if _STORE_NAME.fullmatch(store) is None:
+        raise ValueError(f"not a store or channel id: {store!r}")
+    return SHORTFALL_PREFIX + store
+
+
+def is_shortfall_account(account: str) -> bool:
+    """``shortfall:<store>``, store [a-z0-9][a-z0-9._-]{0,63}."""
+    store = account.removeprefix(SHORTFALL_PREFIX)
+    return store != account and _STORE_NAME.fullmatch(store) is not None

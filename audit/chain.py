@@ -52,11 +52,14 @@ from audit.accounts import (
     KIND_HOLD,
     KIND_MATURE,
     KIND_RELEASE,
+    KIND_SHORTFALL,
     KIND_TRANSFER,
     PROGRAM_EXPIRED,
+    SHORTFALL_PREFIX,
     MemberAccount,
     is_issued_account,
     is_partner_account,
+    is_shortfall_account,
     owner_of,
     parse_member_account,
 )
@@ -463,6 +466,28 @@ class _Replay:
             taken[posting.from_account] += posting.points
         self._remember(entry.sequence, KIND_REDEEM, "", taken)
 
+    def _shortfall(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        """A replayed offline redemption beyond the member's points
+        (docs/journal-format.md §5.3): the member's available lots and one
+        store's shortfall account, all to program:redeemed; not reversible."""
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_SHORTFALL,
+            usable,
+            f"an available lot of the member or shortfall:<store> -> {PROGRAM_REDEEMED}",
+            lambda p, f, _: (
+                (_is_available(f) or is_shortfall_account(p.from_account))
+                and p.to_account == PROGRAM_REDEEMED
+            ),
+        )
+        self._one_owner(seq, KIND_SHORTFALL, good)
+        stores = [p for _, p, _, _ in usable if p.from_account.startswith(SHORTFALL_PREFIX)]
+        if len(stores) != 1:
+            got = len(stores)
+            rule = "a shortfall entry has one store posting (shortfall:<store>)"
+            self.problem(seq, "kind", f"{rule}, got {got}")
+
     def _exchange_out(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
         seq = entry.sequence
         good = self._shape(
@@ -733,6 +758,7 @@ _RULES: dict[str, _Rule] = {
     KIND_TRANSFER: _Replay._transfer,
     KIND_EXCHANGE_OUT: _Replay._exchange_out,
     KIND_EXCHANGE_IN: _Replay._exchange_in,
+    KIND_SHORTFALL: _Replay._shortfall,
 }
 # kinds whose ``reverses`` names an earlier entry
 _REFERENCING = frozenset({KIND_REVERSE, KIND_CAPTURE, KIND_RELEASE})

@@ -574,6 +574,8 @@ class Appender:
         programs.update(p.from_account for o in originals.values() for p in o.postings)
         programs.update(issued_account(r) for r in self._rule_ids)
         programs.update(PARTNER_PREFIX + p.id for p in self._program.partners)
+        offline = [c for c in commands if isinstance(c, Redeem) and c.offline]
+        programs.update(c.shortfall_account for c in offline)  # docs/outage.md
         programs = {a for a in programs if not is_member_account(a)}
         families, balances = self._state(tx, head, owners, programs, lots)
         # spending relies on balances reconciled with the journal: the first

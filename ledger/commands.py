@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from audit.accounts import shortfall_account
 from audit.entry_format import (
     KIND_EARN,
     KIND_ERASE,
@@ -193,7 +194,18 @@ class Earn(_MemberPoints):
 
 @dataclass(frozen=True, slots=True)
 class Redeem(_MemberPoints):
-    """Debit the member's available lots, soonest expiry first; never overdraws."""
+    """Debit the member's available lots, soonest expiry first; never overdraws.
+    ``offline``: replayed from a store's outage queue, where the goods were
+    handed over already: what the member's points do not cover is taken
+    from the store's shortfall account (a shortfall entry) instead of
+    refusing (docs/outage.md)."""
+
+    offline: bool = False
+
+    @property
+    def shortfall_account(self) -> str:
+        """Where what the member's points do not cover comes from (offline)."""
+        return shortfall_account(self.details.store_id or self.meta.channel_id)
 
 
 @dataclass(frozen=True, slots=True)

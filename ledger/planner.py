@@ -35,6 +35,7 @@ from audit.accounts import (
     KIND_HOLD,
     KIND_MATURE,
     KIND_RELEASE,
+    KIND_SHORTFALL,
     KIND_TRANSFER,
     PARTNER_PREFIX,
     PROGRAM_EXPIRED,
@@ -624,6 +625,15 @@ class BatchPlanner:
 
     def _redeem(self, cmd: Redeem) -> Appended:
         family = self._family(cmd.account)
+        taken = family.take(cmd.points)
+        if taken is None and cmd.offline:  # handed over already: the store's shortfall
+            have = family.available()
+            taken = family.take(have) or []
+            postings = [Posting(a, PROGRAM_REDEEMED, n) for a, n in taken]
+            postings.append(Posting(cmd.shortfall_account, PROGRAM_REDEEMED, cmd.points - have))
+            return self._post(
+                KIND_SHORTFALL, cmd.meta.channel_id, 0, postings, cmd.details, family.owner
+            )
         postings = [Posting(a, PROGRAM_REDEEMED, n) for a, n in self._take(family, cmd.points)]
         return self._post(KIND_REDEEM, cmd.meta.channel_id, 0, postings, cmd.details, family.owner)
 

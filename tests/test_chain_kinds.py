@@ -50,6 +50,8 @@ EXPIRED = PROGRAM_EXPIRED
 FORFEITED = PROGRAM_FORFEITED
 AIR = "partner:air"
 HOTEL = "partner:hotel"
+STORE = "shortfall:store-test-1"
+STORE2 = "shortfall:store-test-2"
 
 Spec = tuple[str, tuple[tuple[str, str, int], ...], int]
 
@@ -228,6 +230,7 @@ def every_kind() -> list[StoredEntry]:
         E("redeem", (f"{B}/lot/14", REDEEMED, 15), (f"{B}/lot/17", REDEEMED, 5)),  # 21
         E("reverse", (REDEEMED, f"{B}/lot/17", 5), reverses=21),  # 22
         E("earn", (ISSUED, B, 1)),  # 23
+        E("shortfall", (B, REDEEMED, 1), (STORE, REDEEMED, 4)),  # 24: an outage redemption
     )
 
 
@@ -398,6 +401,33 @@ HOSTILE: dict[str, tuple[list[Spec], str]] = {
         "kind",
     ),
     "exchange_in_from_issued": ([E("exchange_in", (ISSUED, f"{A}/lot/8", 5))], "kind"),
+    # -- outage shortfalls
+    "shortfall_without_a_store": ([E("shortfall", (A, REDEEMED, 5))], "kind"),
+    "shortfall_from_two_stores": (
+        [E("shortfall", (STORE, REDEEMED, 5), (STORE2, REDEEMED, 5))],
+        "kind",
+    ),
+    "shortfall_to_the_member": ([E("shortfall", (A, REDEEMED, 5), (STORE, A, 5))], "kind"),
+    "shortfall_from_pending": (
+        [E("shortfall", (f"{A}/pending/3", REDEEMED, 5), (STORE, REDEEMED, 5))],
+        "kind",
+    ),
+    "shortfall_from_two_members": (
+        [E("shortfall", (A, REDEEMED, 5), (B, REDEEMED, 5), (STORE, REDEEMED, 5))],
+        "kind",
+    ),
+    "shortfall_from_a_malformed_store": (
+        [E("shortfall", (A, REDEEMED, 5), ("shortfall:Store 1", REDEEMED, 5))],
+        "kind",
+    ),
+    "redeem_from_a_store": ([E("redeem", (STORE, REDEEMED, 5))], "kind"),
+    "reversal_of_a_shortfall": (
+        [
+            E("shortfall", (A, REDEEMED, 5), (STORE, REDEEMED, 5)),
+            E("reverse", (REDEEMED, A, 5), reverses=8),
+        ],
+        "reversal",
+    ),
     # -- reversals
     "reversal_of_an_earn_to_redeemed": (
         [E("reverse", (f"{A}/lot/2", REDEEMED, 5), reverses=2)],

@@ -658,3 +658,37 @@ def test_malformed_profile_details_are_a_kind_problem(details: bytes) -> None:
     assert problems(check_chain(entries, head=head_of(entries), balances=replay(entries))) == [
         (4, "kind")
     ]
+
+
+# -- shortfall entries: outage redemptions beyond the balance (5.3, docs/outage.md) ---
+
+SHORTFALL_PATH = ROOT / "tests" / "vectors" / "journal-shortfall.json"
+SHORTFALL_V: list[dict] = json.loads(SHORTFALL_PATH.read_text(encoding="utf-8"))
+CHAIN_S = [v for v in SHORTFALL_V if v["chain"] == "chain-s"]
+
+
+def test_shortfall_generator_reproduces_the_frozen_file() -> None:
+    expected = SHORTFALL_PATH.read_text(encoding="utf-8")
+    assert _rendered_by("make_journal_shortfall_vectors.py") == expected
+
+
+@pytest.mark.parametrize("v", **by_name(SHORTFALL_V))
+def test_shortfall_vectors_encode_as_the_spec_says(v: dict) -> None:
+    from audit.entry_format import decode_entry
+
+    encoding = bytes.fromhex(v["encoding"])
+    entry = entry_of(v)
+    assert entry.encode() == encoding and entry.compute_hash().hex() == v["hash"]
+    assert decode_entry(encoding) == entry
+    assert spec_encode_entry(spec_decode_entry(encoding)) == encoding
+
+
+def test_shortfall_chain_verifies_and_bad_shortfall_entries_are_caught() -> None:
+    chain = [stored_of(v) for v in CHAIN_S]
+    result = verify_chain(chain, head=head_of(chain), balances=replay(chain))
+    assert result.entries == 3
+    named = {v["name"]: stored_of(v) for v in SHORTFALL_V}
+    for name in ("shortfall-two-stores", "shortfall-no-store", "redeem-from-store"):
+        entries = [*chain[:2], named[name]]
+        found = problems(check_chain(entries, head=head_of(entries), balances=replay(entries)))
+        assert set(found) == {(3, "kind")}, name  # (no-store breaks two rules)

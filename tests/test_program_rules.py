@@ -450,14 +450,17 @@ def test_offline_replay_in_store_order_and_twice(ps: ProgramServer) -> None:
     spend = pb.RedeemRequest(
         idempotency_key="offline-redeem-01", context=store, member_account_id=member, points=90
     )
-    too_much = pb.RedeemRequest(
-        idempotency_key="offline-redeem-02", context=store, member_account_id=member, points=500
+    nobody = pb.RedeemRequest(  # a well-formed account id that was never opened
+        idempotency_key="offline-redeem-02",
+        context=store,
+        member_account_id="mbr_" + "a" * 26,
+        points=5,
     )
     # queued out of order: the redemption happened after the earn
     items = [
         pb.ReplayItem(occurred_at=_at(outage + dt.timedelta(minutes=5)), redeem=spend),
         pb.ReplayItem(occurred_at=_at(outage), earn=earn),
-        pb.ReplayItem(occurred_at=_at(outage + dt.timedelta(minutes=9)), redeem=too_much),
+        pb.ReplayItem(occurred_at=_at(outage + dt.timedelta(minutes=9)), redeem=nobody),
         pb.ReplayItem(redeem=spend),  # no time
     ]
     first = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=items))
@@ -465,9 +468,9 @@ def test_offline_replay_in_store_order_and_twice(ps: ProgramServer) -> None:
     assert codes == [
         (0, 0),
         (1, 0),
-        (2, grpc.StatusCode.FAILED_PRECONDITION.value[0]),
+        (2, grpc.StatusCode.NOT_FOUND.value[0]),
         (3, grpc.StatusCode.INVALID_ARGUMENT.value[0]),
-    ]
+    ]  # a redemption beyond the balance: tests/test_offline_shortfall.py
     assert first.results[0].redeem.balance.points == 20
     assert first.results[3].message.startswith("items[3].occurred_at:")
     # the offline lot's expiry counts from when it was earned in the store,

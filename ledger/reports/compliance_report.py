@@ -149,6 +149,7 @@ def build_compliance_report(
             "by_state": {b.key: b.points for b in liability.by_state},
             "by_expiry_month": {b.key: b.points for b in liability.by_expiry_month},
             "by_partner": {b.key: b.points for b in liability.by_partner},
+            "by_store_shortfall": {b.key: b.points for b in liability.by_store_shortfall},
             "by_partner_gross": {
                 g.partner: {"out": g.exchanged_out, "in": g.exchanged_in}
                 for g in liability.by_partner_gross

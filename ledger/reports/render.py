@@ -719,8 +719,9 @@ def _compliance_html(report: Mapping[str, Any]) -> str:
             ("by_state", "Outstanding points by state", "state"),
             ("by_expiry_month", "Outstanding points by expiry month", "expires"),
             ("by_partner", "Outstanding points by partner", "partner"),
+            ("by_store_shortfall", "Outage shortfalls by store, to settle", "store"),
         )
-        if liability.get(key) or key != "by_partner"
+        if liability.get(key) or key not in ("by_partner", "by_store_shortfall")
     )
     gross = liability.get("by_partner_gross") or {}
     if gross:
@@ -976,7 +977,12 @@ def _scalars(prefix: str, node: Mapping[str, Any]) -> list[list[object]]:
     return [[f"{prefix}.{k}", v] for k, v in node.items() if not isinstance(v, Mapping | list)]
 
 
-_LIABILITY_KEYS = {"by_state": "state", "by_expiry_month": "month", "by_partner": "partner"}
+_LIABILITY_KEYS = {
+    "by_state": "state",
+    "by_expiry_month": "month",
+    "by_partner": "partner",
+    "by_store_shortfall": "store",
+}
 
 
 def _compliance_blocks(report: Mapping[str, Any]) -> list[_Block]:

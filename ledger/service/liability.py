@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
-from audit.accounts import ISSUED_PREFIX, PARTNER_PREFIX, PROGRAM_EXPIRED
+from audit.accounts import ISSUED_PREFIX, PARTNER_PREFIX, PROGRAM_EXPIRED, SHORTFALL_PREFIX
 from audit.entry_format import PROGRAM_FORFEITED, PROGRAM_REDEEMED
 from ledger.storage.journal_reads import Liability
 
@@ -24,6 +24,11 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
         for a, n in program.items()
         if a.startswith(PARTNER_PREFIX)
     )
+    shortfalls = sorted(  # a store's account gives points: owed is minus its balance
+        (a.removeprefix(SHORTFALL_PREFIX), -n)
+        for a, n in program.items()
+        if a.startswith(SHORTFALL_PREFIX) and n
+    )
     return pb.GetLiabilityResponse(
         as_of_sequence=found.as_of_sequence,
         outstanding=sum(found.by_state.values()),
@@ -35,6 +40,7 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
         by_partner_gross=[
             pb.PartnerExchange(partner=k, exchanged_out=o, exchanged_in=i) for k, (o, i) in flows
         ],
+        by_store_shortfall=[pb.LiabilityBucket(key=k, points=n) for k, n in shortfalls],
         issued=issued,
         redeemed=redeemed,
         expired=expired,

@@ -23,7 +23,9 @@ from audit.accounts import (
     KIND_HOLD,
     KIND_MATURE,
     KIND_RELEASE,
+    KIND_SHORTFALL,
     KIND_TRANSFER,
+    is_shortfall_account,
 )
 from audit.chain import StoredEntry
 from audit.entry_format import JournalEntry
@@ -74,6 +76,7 @@ _KINDS = {
     KIND_EXCHANGE_OUT: pb.ENTRY_KIND_EXCHANGE_OUT,
     KIND_EXCHANGE_IN: pb.ENTRY_KIND_EXCHANGE_IN,
     KIND_PROFILE: pb.ENTRY_KIND_PROFILE,
+    KIND_SHORTFALL: pb.ENTRY_KIND_SHORTFALL,
 }
 _PAGE_TOKEN = struct.Struct(">BQ")
 _PAGE_TOKEN_VERSION = 1
@@ -315,6 +318,11 @@ class _EntryRenderer:
             response.expires.CopyFrom(timestamp(outcome.hold_expires_us))
         elif isinstance(response, pb.ExchangeOutResponse):
             response.partner_units = outcome.partner_units
+        elif isinstance(response, pb.RedeemResponse) and outcome.entry.kind == KIND_SHORTFALL:
+            for p in outcome.entry.postings:
+                if is_shortfall_account(p.from_account):
+                    response.shortfall_points = p.points
+                    response.shortfall_account = p.from_account
         return bytes(response.SerializeToString(deterministic=True))
 
 

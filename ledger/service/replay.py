@@ -4,15 +4,19 @@ Each item carries the original request (with its original idempotency key
 and channel) and when it happened at the store. Items are applied in
 ``occurred_at`` order, one command each, so order-dependent rules (which
 lots a redemption uses, which hold a capture names) come out as they would
-have online; an item already applied returns its first result (its key),
-and an item that can no longer apply (points spent meanwhile) gets its own
-error, naming the field and the rule. Nothing here touches storage.
+have online; an item already applied returns its first result (its key).
+A redemption the member's points no longer cover (spent meanwhile in
+another channel) is applied anyway, as a shortfall entry: the goods were
+handed over, so the rest is taken from the store's shortfall account for
+the store to settle (docs/outage.md). Any other item that can no longer
+apply gets its own error, naming the field and the rule. Nothing here
+touches storage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
@@ -40,9 +44,9 @@ def command(op: str, request: object, limit: int, occurred_us: int) -> Command:
     if op == "earn":
         assert isinstance(request, pb.EarnRequest)
         return m.earn_command(request, limit=limit, occurred_us=occurred_us)
-    if op == "redeem":
+    if op == "redeem":  # the goods were handed over: a shortfall, not a refusal
         assert isinstance(request, pb.RedeemRequest)
-        return m.redeem_command(request, limit=limit)
+        return replace(m.redeem_command(request, limit=limit), offline=True)
     if op == "hold":
         assert isinstance(request, pb.HoldRequest)
         return m.hold_command(request, limit=limit)

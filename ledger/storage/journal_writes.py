@@ -16,7 +16,13 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from audit.access_format import TEXT_FIELDS, AccessRecord
-from audit.accounts import PARTNER_PREFIX, lot_of, owner_of, parse_member_account
+from audit.accounts import (
+    PARTNER_PREFIX,
+    SHORTFALL_PREFIX,
+    lot_of,
+    owner_of,
+    parse_member_account,
+)
 from audit.entry_format import Posting, is_member_account
 from ledger.errors import IntegrityError
 from ledger.keys.idempotency_digest import IdempotencyDigest, is_digest
@@ -486,14 +492,15 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             ],
         )
         # a member's history lists every entry of its family under its id; a
-        # partner's clearing account its exchanges (gross flows, GetLiability)
+        # partner's clearing account its exchanges (gross flows, GetLiability);
+        # a store's shortfall account its shortfall entries (docs/outage.md)
         history = sorted(
             {
                 (owner_of(a), e.sequence)
                 for e, _ in planner.entries
                 for p in e.postings
                 for a in (p.from_account, p.to_account)
-                if is_member_account(a) or a.startswith(PARTNER_PREFIX)
+                if is_member_account(a) or a.startswith((PARTNER_PREFIX, SHORTFALL_PREFIX))
             }
         )
         insert_rows(tx, "account_entries", ("account_id", "seq"), history)

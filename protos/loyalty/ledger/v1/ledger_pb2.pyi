@@ -26,6 +26,7 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_EXCHANGE_OUT: _ClassVar[EntryKind]
     ENTRY_KIND_EXCHANGE_IN: _ClassVar[EntryKind]
     ENTRY_KIND_PROFILE: _ClassVar[EntryKind]
+    ENTRY_KIND_SHORTFALL: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_EARN: EntryKind
 ENTRY_KIND_REDEEM: EntryKind
@@ -40,6 +41,7 @@ ENTRY_KIND_TRANSFER: EntryKind
 ENTRY_KIND_EXCHANGE_OUT: EntryKind
 ENTRY_KIND_EXCHANGE_IN: EntryKind
 ENTRY_KIND_PROFILE: EntryKind
+ENTRY_KIND_SHORTFALL: EntryKind
 
 class ChannelContext(_message.Message):
     __slots__ = ("channel_id", "store_id", "external_transaction_id")
@@ -186,12 +188,16 @@ class RedeemRequest(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., context: _Optional[_Union[ChannelContext, _Mapping]] = ..., member_account_id: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class RedeemResponse(_message.Message):
-    __slots__ = ("entry", "balance")
+    __slots__ = ("entry", "balance", "shortfall_points", "shortfall_account")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALL_POINTS_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALL_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     entry: Entry
     balance: Balance
-    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ...) -> None: ...
+    shortfall_points: int
+    shortfall_account: str
+    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ..., shortfall_points: _Optional[int] = ..., shortfall_account: _Optional[str] = ...) -> None: ...
 
 class ReverseRequest(_message.Message):
     __slots__ = ("idempotency_key", "context", "original_sequence", "points", "member_account_id")
@@ -462,7 +468,7 @@ class LiabilityBucket(_message.Message):
     def __init__(self, key: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class GetLiabilityResponse(_message.Message):
-    __slots__ = ("as_of_sequence", "outstanding", "by_state", "by_expiry_month", "by_partner", "issued", "redeemed", "expired", "forfeited", "breakage_rate", "redemption_rate", "by_partner_gross")
+    __slots__ = ("as_of_sequence", "outstanding", "by_state", "by_expiry_month", "by_partner", "issued", "redeemed", "expired", "forfeited", "breakage_rate", "redemption_rate", "by_partner_gross", "by_store_shortfall")
     AS_OF_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
     BY_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -475,6 +481,7 @@ class GetLiabilityResponse(_message.Message):
     BREAKAGE_RATE_FIELD_NUMBER: _ClassVar[int]
     REDEMPTION_RATE_FIELD_NUMBER: _ClassVar[int]
     BY_PARTNER_GROSS_FIELD_NUMBER: _ClassVar[int]
+    BY_STORE_SHORTFALL_FIELD_NUMBER: _ClassVar[int]
     as_of_sequence: int
     outstanding: int
     by_state: _containers.RepeatedCompositeFieldContainer[LiabilityBucket]
@@ -487,7 +494,8 @@ class GetLiabilityResponse(_message.Message):
     breakage_rate: float
     redemption_rate: float
     by_partner_gross: _containers.RepeatedCompositeFieldContainer[PartnerExchange]
-    def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ..., by_partner_gross: _Optional[_Iterable[_Union[PartnerExchange, _Mapping]]] = ...) -> None: ...
+    by_store_shortfall: _containers.RepeatedCompositeFieldContainer[LiabilityBucket]
+    def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ..., by_partner_gross: _Optional[_Iterable[_Union[PartnerExchange, _Mapping]]] = ..., by_store_shortfall: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ...) -> None: ...
 
 class PartnerExchange(_message.Message):
     __slots__ = ("partner", "exchanged_out", "exchanged_in")

@@ -1,0 +1,132 @@
+"""A queued offline redemption that no longer applies (issue 14, item 6).
+
+In an outage the till hands the goods over against the balance it last
+saw; by replay time the member may have spent those points elsewhere. The
+ledger does not refuse the item (the goods are gone) nor overdraw the
+member: it takes what the member has and the rest from the store's
+shortfall account, in one ``shortfall`` entry, reported per store in
+GetLiability for the store to settle (docs/outage.md). Over the real
+server, on SQLite and PostgreSQL; verified by the chain verifier (forged
+shortfall shapes: tests/test_chain_kinds.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from loyalty.ledger.v1 import ledger_pb2 as pb
+
+from tests.conftest import ctx, key
+from tests.support.program import START, ProgramServer
+
+OK = 0
+
+
+@pytest.fixture
+def ps(db_url: str, tmp_path: Path):
+    server = ProgramServer(db_url, tmp_path)
+    yield server
+    server.close()
+
+
+def _at(moment: dt.datetime) -> Timestamp:
+    return Timestamp(seconds=int(moment.timestamp()))
+
+
+def _offline_redeem(member: str, points: int, store: str, minutes_ago: int) -> pb.ReplayItem:
+    return pb.ReplayItem(
+        occurred_at=_at(START - dt.timedelta(minutes=minutes_ago)),
+        redeem=pb.RedeemRequest(
+            idempotency_key=key("offline-redeem"),
+            context=ctx("pos-test", store_id=store),
+            member_account_id=member,
+            points=points,
+        ),
+    )
+
+
+def _liability(ps: ProgramServer) -> pb.GetLiabilityResponse:
+    return ps.stub.GetLiability(pb.GetLiabilityRequest())
+
+
+def test_a_replayed_redemption_beyond_the_balance_becomes_the_stores_shortfall(
+    ps: ProgramServer,
+) -> None:
+    member = ps.open()
+    ps.earn(member, 100)
+    ps.redeem(member, 70)  # online, in the app, while the till was cut off
+    item = _offline_redeem(member, 80, "store-test-1", minutes_ago=30)
+    first = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=[item])).results[0]
+    assert first.code == OK, first.message
+    redeemed = first.redeem
+    assert redeemed.entry.kind == pb.ENTRY_KIND_SHORTFALL
+    assert (redeemed.shortfall_points, redeemed.shortfall_account) == (50, "shortfall:store-test-1")
+    # the member's lots give the 30 they have left, the store the other 50
+    moves = [(p.from_account, p.to_account, p.points) for p in redeemed.entry.postings]
+    assert moves[-1] == ("shortfall:store-test-1", "program:redeemed", 50)
+    assert all(a.startswith(member) and to == "program:redeemed" for a, to, _ in moves[:-1])
+    assert sum(n for _, _, n in moves[:-1]) == 30
+    assert redeemed.balance.points == 0 and ps.balance(member).points == 0  # never below zero
+    liability = _liability(ps)
+    assert [(b.key, b.points) for b in liability.by_store_shortfall] == [("store-test-1", 50)]
+    assert liability.redeemed == 70 + 80  # the goods handed over, member's points or not
+    assert liability.outstanding == 0
+    # the till replays again after a lost response: the same answer, no second entry
+    head = ps.stub.ListEntries(pb.ListEntriesRequest(member_account_id=member)).entries[0]
+    again = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=[item])).results[0]
+    assert again.SerializeToString() == first.SerializeToString()
+    after = ps.stub.ListEntries(pb.ListEntriesRequest(member_account_id=member)).entries[0]
+    assert after.sequence == head.sequence
+    assert [(b.key, b.points) for b in _liability(ps).by_store_shortfall] == [("store-test-1", 50)]
+    # a second one at the same store adds to what it owes (its balance read, not assumed)
+    second = _offline_redeem(member, 7, "store-test-1", minutes_ago=20)
+    assert ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=[second])).results[0].code == OK
+    assert [(b.key, b.points) for b in _liability(ps).by_store_shortfall] == [("store-test-1", 57)]
+    ps.verify()
+
+
+def test_no_points_left_at_all_and_stores_are_kept_apart(ps: ProgramServer) -> None:
+    member = ps.open()
+    items = [
+        _offline_redeem(member, 40, "store-test-1", minutes_ago=20),
+        _offline_redeem(member, 15, "store-test-2", minutes_ago=10),
+    ]
+    results = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=items)).results
+    assert [(r.code, r.redeem.shortfall_points) for r in results] == [(OK, 40), (OK, 15)]
+    only = [(p.from_account, p.points) for p in results[0].redeem.entry.postings]
+    assert only == [("shortfall:store-test-1", 40)]  # the member had nothing to give
+    by_store = [(b.key, b.points) for b in _liability(ps).by_store_shortfall]
+    assert by_store == [("store-test-1", 40), ("store-test-2", 15)]
+    ps.verify()
+
+
+def test_online_redemptions_are_still_refused_and_covered_ones_are_plain(
+    ps: ProgramServer,
+) -> None:
+    member = ps.open()
+    ps.earn(member, 10)
+    with pytest.raises(grpc.RpcError) as err:
+        ps.redeem(member, 11)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    covered = ps.stub.ReplayOffline(
+        pb.ReplayOfflineRequest(items=[_offline_redeem(member, 10, "store-test-1", 5)])
+    ).results[0]
+    assert covered.code == OK and covered.redeem.entry.kind == pb.ENTRY_KIND_REDEEM
+    assert covered.redeem.shortfall_points == 0 and not covered.redeem.shortfall_account
+    assert list(_liability(ps).by_store_shortfall) == []
+
+
+def test_a_shortfall_entry_cannot_be_reversed(ps: ProgramServer) -> None:
+    member = ps.open()
+    ps.earn(member, 5)
+    result = ps.stub.ReplayOffline(
+        pb.ReplayOfflineRequest(items=[_offline_redeem(member, 25, "store-test-1", 5)])
+    ).results[0]
+    with pytest.raises(grpc.RpcError) as err:
+        ps.reverse(result.redeem.entry.sequence)
+    assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+    assert [(b.key, b.points) for b in _liability(ps).by_store_shortfall] == [("store-test-1", 20)]
+    ps.verify()
