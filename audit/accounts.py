@@ -49,7 +49,9 @@ FORM_HELD: Final = "held"
 _SUB_FORMS: Final = frozenset({FORM_LOT, FORM_PENDING, FORM_HELD})
 _MAX_LOT: Final = 2**63 - 1  # sequences are stored in signed 64-bit columns
 _PROGRAM_NAME = re.compile(r"[a-z0-9_-]{1,40}")  # an earn rule or a partner id
-_STORE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # a store or channel id
+# a store or channel id short enough that shortfall:<id> fits an account id (64)
+_STORE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,53}")
+MAX_SHORTFALL_STORE: Final = 54
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,6 @@ def shortfall_account(store: str) -> str:
 
 
 def is_shortfall_account(account: str) -> bool:
-    """``shortfall:<store>``, store [a-z0-9][a-z0-9._-]{0,63}."""
+    """``shortfall:<store>``, store [a-z0-9][a-z0-9._-]{0,53}."""
     store = account.removeprefix(SHORTFALL_PREFIX)
     return store != account and _STORE_NAME.fullmatch(store) is not None

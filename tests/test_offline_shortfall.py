@@ -12,6 +12,7 @@ shortfall shapes: tests/test_chain_kinds.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from tests.conftest import ctx, key
+from tests.support.process import run_cli
 from tests.support.program import START, ProgramServer
 
 OK = 0
@@ -130,3 +132,51 @@ def test_a_shortfall_entry_cannot_be_reversed(ps: ProgramServer) -> None:
     assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
     assert [(b.key, b.points) for b in _liability(ps).by_store_shortfall] == [("store-test-1", 20)]
     ps.verify()
+
+
+def test_a_store_id_too_long_for_its_shortfall_account_is_refused_by_name(
+    ps: ProgramServer,
+) -> None:
+    member = ps.open()
+    long_store = "store-" + "9" * 54  # 60 characters: a valid store id online
+    item = _offline_redeem(member, 5, long_store, minutes_ago=5)
+    result = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=[item])).results[0]
+    assert result.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert result.message.startswith("items[0].redeem.context.store_id: must be at most 54")
+    assert list(ps.stub.ListEntries(pb.ListEntriesRequest(member_account_id=member)).entries) == []
+    assert list(_liability(ps).by_store_shortfall) == []
+
+
+def test_the_shortfall_report_lists_each_entry_for_the_store_to_settle(
+    ps: ProgramServer, db_url: str, tmp_path: Path
+) -> None:
+    member = ps.open()
+    ps.earn(member, 10)
+    items = [
+        _offline_redeem(member, 25, "store-test-1", minutes_ago=30),  # 10 covered, 15 short
+        _offline_redeem(member, 4, "store-test-2", minutes_ago=20),
+    ]
+    results = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=items)).results
+    args = ["report", "shortfalls", "--data-dir", str(tmp_path), "--database-url", db_url]
+    report = json.loads(run_cli(*args, "--format", "json").stdout)
+    assert report["by_store"] == {
+        "store-test-1": {"owed_now": 15, "entries_in_span": 1, "points_in_span": 15},
+        "store-test-2": {"owed_now": 4, "entries_in_span": 1, "points_in_span": 4},
+    }
+    first = report["entries"][0]
+    assert first["sequence"] == results[0].redeem.entry.sequence
+    assert first["hash"] == results[0].redeem.entry.hash.hex()
+    assert (first["shortfall_points"], first["member_points"]) == (15, 10)
+    assert first["member_account_id"] == member
+    one = json.loads(run_cli(*args, "--store", "store-test-2", "--format", "json").stdout)
+    assert list(one["by_store"]) == ["store-test-2"] and len(one["entries"]) == 1
+    csv_text = run_cli(*args).stdout  # CSV by default, for a spreadsheet
+    assert csv_text.splitlines()[0] == "section,store,owed_now,entries_in_span,points_in_span"
+    assert "entries,store-test-1," in csv_text
+    # a span before the outage: nothing in it, what is owed still shown
+    early = json.loads(
+        run_cli(*args, "--from", "2001-01-01", "--to", "2001-01-02", "--format", "json").stdout
+    )
+    assert early["entries"] == [] and early["by_store"]["store-test-1"]["owed_now"] == 15
+    bad = run_cli(*args, "--from", "2026-02-02", "--to", "2026-02-01", check=False)
+    assert bad.returncode == 2 and "--to: must be after --from" in bad.stderr

@@ -81,6 +81,23 @@ def add_arguments(
     compliance.add_argument("--format", choices=("html", "json"), default="html")
     compliance.add_argument("--out", type=Path, help="default: standard output")
     compliance.add_argument("--principal", default="cli", help="who runs it (recorded)")
+    shortfalls = report_sub.add_parser(
+        "shortfalls",
+        help="outage redemptions beyond members' points, per store, to settle (docs/outage.md)",
+    )
+    common(shortfalls)
+    shortfalls.add_argument(
+        "--from", dest="from_", type=_time, default=0, metavar="WHEN",
+        help="first moment included (ISO 8601, as for report access); default: the beginning",
+    )  # fmt: skip
+    shortfalls.add_argument(
+        "--to", type=_end_time, default=_LATEST_US, metavar="WHEN",
+        help="last moment included; a date means to the end of that day; default: no end",
+    )  # fmt: skip
+    shortfalls.add_argument("--store", help="one store (or channel) id; default: every store")
+    shortfalls.add_argument("--format", choices=("json", "csv"), default="csv")
+    shortfalls.add_argument("--out", type=Path, help="default: standard output")
+    shortfalls.add_argument("--principal", default="cli", help="who runs it (recorded)")
     export = sub.add_parser("export", help="de-identified exports for analysts")
     export_sub = export.add_subparsers(dest="export_command", required=True)
     analytics = export_sub.add_parser(
@@ -153,6 +170,16 @@ def run(db: Database, keyring: FileKeyring, config: ServerConfig, args: argparse
             db, from_us=args.from_, to_us=args.to, origin=origin, now_us=now, progress=_progress
         )
         _record(db, args.principal, "security", "report/access", f"{args.from_}..{args.to}")
+    elif args.report_command == "shortfalls":
+        from ledger.reports.shortfall_report import build_shortfall_report
+
+        if args.to <= args.from_:
+            print("FAILED: --to: must be after --from", file=sys.stderr)
+            return 2
+        report = build_shortfall_report(
+            db, from_us=args.from_, to_us=args.to, store=args.store, now_us=now
+        )
+        _record(db, args.principal, "compliance", "report/shortfalls", args.store or "")
     else:
         from ledger.reports.compliance_report import build_compliance_report
 

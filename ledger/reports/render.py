@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ledger.reports.shortfall_report import blocks as shortfall_blocks
 from ledger.reports.svg import bar_chart, stacked_bars
 
 MAX_SEQUENCES = 50  # sequence numbers shown per finding
@@ -1055,6 +1056,7 @@ def _compliance_blocks(report: Mapping[str, Any]) -> list[_Block]:
 _CSV: dict[str, Callable[[Mapping[str, Any]], list[_Block]]] = {
     "access": _access_blocks,
     "compliance": _compliance_blocks,
+    "shortfalls": shortfall_blocks,
 }
 
 

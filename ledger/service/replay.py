@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
 from access.detectors import PersonalDataFound, TooLongToScan
+from audit.accounts import MAX_SHORTFALL_STORE
 from ledger.commands import Command
 from ledger.errors import LedgerError, ValidationError
 from ledger.service import messages as m
@@ -46,7 +47,14 @@ def command(op: str, request: object, limit: int, occurred_us: int) -> Command:
         return m.earn_command(request, limit=limit, occurred_us=occurred_us)
     if op == "redeem":  # the goods were handed over: a shortfall, not a refusal
         assert isinstance(request, pb.RedeemRequest)
-        return replace(m.redeem_command(request, limit=limit), offline=True)
+        redeem = replace(m.redeem_command(request, limit=limit), offline=True)
+        store = redeem.details.store_id or redeem.meta.channel_id
+        if len(store) > MAX_SHORTFALL_STORE:  # its shortfall account must fit an account id
+            field = "context.store_id" if redeem.details.store_id else "context.channel_id"
+            raise ValidationError(
+                field, f"must be at most {MAX_SHORTFALL_STORE} characters for an offline redemption"
+            )
+        return redeem
     if op == "hold":
         assert isinstance(request, pb.HoldRequest)
         return m.hold_command(request, limit=limit)
