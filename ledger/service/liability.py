@@ -17,7 +17,6 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
     flows = sorted((a.removeprefix(PARTNER_PREFIX), f) for a, f in found.partner_flows.items())
     issued = -sum(n for a, n in program.items() if a.startswith(ISSUED_PREFIX))
     issued += sum(points_in for _, (_, points_in) in flows)
-    redeemed = program.get(PROGRAM_REDEEMED, 0)
     expired = program.get(PROGRAM_EXPIRED, 0)
     partners = sorted(
         (a.removeprefix(PARTNER_PREFIX), n)
@@ -29,6 +28,10 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
         for a, n in program.items()
         if a.startswith(SHORTFALL_PREFIX) and n
     )
+    # members' points redeemed: what stores covered in outages is not part of
+    # it (it was never issued), so issued = outstanding + redeemed + expired
+    # + forfeited + partners' clearing still holds
+    redeemed = program.get(PROGRAM_REDEEMED, 0) - sum(n for _, n in shortfalls)
     return pb.GetLiabilityResponse(
         as_of_sequence=found.as_of_sequence,
         outstanding=sum(found.by_state.values()),

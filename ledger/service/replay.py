@@ -41,11 +41,16 @@ class Item:
     error: LedgerError | None
 
 
-def command(op: str, request: object, limit: int, occurred_us: int) -> Command:
+def command(
+    op: str, request: object, limit: int, occurred_us: int, *, shortfall: bool = False
+) -> Command:
+    """The command of one queued operation. ``shortfall``: a redemption
+    beyond the member's points becomes the store's shortfall (ReplayOffline,
+    where the goods were handed over) rather than a refusal (bulk import)."""
     if op == "earn":
         assert isinstance(request, pb.EarnRequest)
         return m.earn_command(request, limit=limit, occurred_us=occurred_us)
-    if op == "redeem":  # the goods were handed over: a shortfall, not a refusal
+    if op == "redeem" and shortfall:  # the goods were handed over: not a refusal
         assert isinstance(request, pb.RedeemRequest)
         redeem = replace(m.redeem_command(request, limit=limit), offline=True)
         store = redeem.details.store_id or redeem.meta.channel_id
@@ -55,6 +60,9 @@ def command(op: str, request: object, limit: int, occurred_us: int) -> Command:
                 field, f"must be at most {MAX_SHORTFALL_STORE} characters for an offline redemption"
             )
         return redeem
+    if op == "redeem":
+        assert isinstance(request, pb.RedeemRequest)
+        return m.redeem_command(request, limit=limit)
     if op == "hold":
         assert isinstance(request, pb.HoldRequest)
         return m.hold_command(request, limit=limit)
@@ -89,7 +97,7 @@ def plan(request: pb.ReplayOfflineRequest, *, limit: int, now_us: int) -> list[I
             if occurred < now_us - MAX_AGE_US:
                 raise ValidationError(f"{where}.occurred_at", "must be within the last 30 days")
             try:
-                planned = command(op, getattr(item, op), limit, occurred)
+                planned = command(op, getattr(item, op), limit, occurred, shortfall=True)
             except (ValidationError, PersonalDataFound, TooLongToScan) as err:
                 raise ValidationError(f"{where}.{op}.{err.field}", err.rule) from None
             items.append(Item(i, op, occurred, planned, None))
