@@ -54,7 +54,7 @@ bench: postgres install
 
 lint: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/ruff check ledger access audit tests bench scripts examples
+	$(BIN)/ruff check ledger access audit loyalty_client tests bench scripts examples
 
 typecheck: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -1,48 +1,26 @@
-"""First call, as a store till would make it: enroll a member, find them by
-phone, earn, redeem, read the balance. Over TLS, with a channel token."""
+"""First call, as a store till would make it, with the SDK (loyalty_client):
+enroll a member, find them by phone, earn, redeem, read the balance, and
+check the earn's receipt against the journal's published key. Over TLS,
+with a channel token; every write keeps its idempotency key across retries."""
 
 import os
-from pathlib import Path
 
-import grpc
-from loyalty.ledger.v1 import ledger_pb2 as pb
-from loyalty.ledger.v1 import ledger_pb2_grpc
-from loyalty.members.v1 import members_pb2 as mpb
-from loyalty.members.v1 import members_pb2_grpc
+from loyalty_client import LedgerClient, credentials
 
-address = os.environ.get("LEDGER_ADDRESS", "127.0.0.1:50051")
-ca = Path(os.environ.get("LEDGER_CA", "data/certs/ca.pem")).read_bytes()
-credentials = grpc.composite_channel_credentials(
-    grpc.ssl_channel_credentials(root_certificates=ca),  # trust the dev CA only
-    grpc.access_token_call_credentials(os.environ["LEDGER_TOKEN"]),  # "authorization: Bearer"
+creds = credentials(
+    ca_file=os.environ.get("LEDGER_CA", "data/certs/ca.pem"),  # trust the dev CA only
+    token=os.environ["LEDGER_TOKEN"],  # "authorization: Bearer"
 )
-with grpc.secure_channel(address, credentials) as channel:
-    members = members_pb2_grpc.MemberServiceStub(channel)
-    ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
-    pos = pb.ChannelContext(channel_id="pos-demo", store_id="store-0001")
-
-    members.Enroll(  # obviously fake personal data; stored encrypted, field by field
-        mpb.EnrollRequest(
-            idempotency_key="demo-enroll-0001",
-            context=pos,
-            profile=mpb.Profile(name="Demo Member", phone="+86 138 0000 0000"),
-        )
-    )
-    (account,) = members.FindMember(mpb.FindMemberRequest(phone="13800000000")).member_account_ids
-    earned = ledger.Earn(
-        pb.EarnRequest(
-            idempotency_key="demo-earn-0001",
-            context=pos,
-            member_account_id=account,
-            points=120,
-            purchase=pb.Money(minor_units=1999, currency_code="EUR"),
-        )
-    )
-    ledger.Redeem(
-        pb.RedeemRequest(
-            idempotency_key="demo-redeem-0001", context=pos, member_account_id=account, points=20
-        )
-    )
-    balance = ledger.GetBalance(pb.GetBalanceRequest(member_account_id=account)).balance
+address = os.environ.get("LEDGER_ADDRESS", "127.0.0.1:50051")
+with LedgerClient(address, creds, channel_id="pos-demo", store_id="store-0001") as ledger:
+    # obviously fake personal data; stored encrypted, field by field
+    ledger.enroll(name="Demo Member", phone="+86 138 0000 0000", key="demo-enroll-0001")
+    (account,) = ledger.find_member(phone="13800000000")
+    earned = ledger.earn(account, 120, purchase_minor=1999, currency="EUR", key="demo-earn-0001")
+    ledger.redeem(account, 20, key="demo-redeem-0001")
+    balance = ledger.get_balance(account)
     print(f"account {account}: {balance.points} points (as of entry {balance.as_of_sequence})")
     print(f"earn entry {earned.entry.sequence} hash {earned.entry.hash.hex()}")
+    if "LEDGER_JOURNAL_KEY" in os.environ:  # from: loyalty-ledger audit public-key
+        receipt = ledger.receipt(earned.entry, public_key=os.environ["LEDGER_JOURNAL_KEY"])
+        print(f"receipt verified: entry {receipt.sequence} in a tree of {receipt.tree_size}")

@@ -64,11 +64,19 @@ def _run_example(tmp_path: Path, certs: Path, port: int) -> None:
         timeout=60,
         check=True,
     )
+    keys = subprocess.run(
+        [cli_path(), "--log-level", "error", "audit", "public-key", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     env = dict(
         os.environ,
         LEDGER_ADDRESS=f"127.0.0.1:{port}",
         LEDGER_CA=str(certs / "ca.pem"),
         LEDGER_TOKEN=issued.stdout.strip(),
+        LEDGER_JOURNAL_KEY=keys.stdout.splitlines()[0],  # as the README's `head -1`
     )
     out = subprocess.run(
         [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
@@ -76,6 +84,7 @@ def _run_example(tmp_path: Path, certs: Path, port: int) -> None:
     assert out.returncode == 0, out.stderr
     # entry 1 commits the enrolled profile (a profile entry), 2 the earn, 3 the redeem
     assert ": 100 points (as of entry 3)" in out.stdout and "earn entry 2 " in out.stdout
+    assert "receipt verified: entry 2 in a tree of " in out.stdout
     # run twice: the idempotency keys make the second run a pure replay
     again = subprocess.run(
         [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=60
