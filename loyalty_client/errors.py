@@ -54,10 +54,6 @@ class NotFound(LedgerError):
     pass
 
 
-class AlreadyExists(LedgerError):
-    pass
-
-
 class PermissionDenied(LedgerError):
     pass
 
@@ -71,7 +67,12 @@ class FailedPrecondition(LedgerError):
 
 
 class Conflict(LedgerError):
-    """ABORTED: an idempotency key reused for a different request."""
+    """ALREADY_EXISTS: the idempotency key was already used for a different
+    request (a replay of the same request is not an error: it returns the
+    first result)."""
+
+
+AlreadyExists = Conflict
 
 
 class ResourceExhausted(LedgerError):
@@ -90,11 +91,10 @@ _BY_CODE: dict[grpc.StatusCode, type[LedgerError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.ALREADY_EXISTS: Conflict,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.ABORTED: Conflict,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
