@@ -9,50 +9,22 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
-from loyalty.audit.v1 import audit_pb2 as apb
-from loyalty.audit.v1 import audit_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
-from loyalty.ledger.v1 import ledger_pb2_grpc
-from loyalty.members.v1 import members_pb2 as mpb
-from loyalty.members.v1 import members_pb2_grpc
 
-from loyalty_client.client import OnRetry
+from loyalty_client.base import ClientBase, find_request, proof_request
 from loyalty_client.errors import from_rpc_error
 from loyalty_client.receipts import Receipt, verify_receipt
-from loyalty_client.requests import Requests
-from loyalty_client.retry import RetryPolicy
 
 
-class AsyncLedgerClient:
+class AsyncLedgerClient(ClientBase):
     """See ``LedgerClient``; use ``async with`` or ``await close()``."""
 
-    def __init__(
-        self,
-        address: str,
-        credentials: grpc.ChannelCredentials | None = None,
-        *,
-        channel_id: str,
-        store_id: str = "",
-        timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
-        insecure: bool = False,
-        on_retry: OnRetry | None = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        if credentials is None and not insecure:
-            raise ValueError("credentials: required (or insecure=True for a development server)")
-        self.requests = Requests(channel_id, store_id)
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.on_retry = on_retry
-        self.channel = (
-            grpc.aio.secure_channel(address, credentials, options=list(options))
-            if credentials is not None
-            else grpc.aio.insecure_channel(address, options=list(options))
-        )
-        self.ledger = ledger_pb2_grpc.LedgerServiceStub(self.channel)
-        self.members = members_pb2_grpc.MemberServiceStub(self.channel)
-        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+    def _open(
+        self, address: str, credentials: grpc.ChannelCredentials | None, options: list[Any]
+    ) -> Any:
+        if credentials is None:
+            return grpc.aio.insecure_channel(address, options=options)
+        return grpc.aio.secure_channel(address, credentials, options=options)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -74,14 +46,7 @@ class AsyncLedgerClient:
                 return await method(request, timeout=timeout or self.timeout)
             except grpc.RpcError as raw:
                 err = from_rpc_error(raw)
-            if not self.retry.retryable(err) or attempt >= self.retry.max_attempts:
-                raise err
-            wait = self.retry.delay(attempt, err)
-            if time.monotonic() - started + wait > self.retry.total_timeout:
-                raise err
-            if self.on_retry is not None:
-                self.on_retry("", attempt, err, wait)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(self._wait_or_raise(method, attempt, err, started))
 
     async def open_account(self, *, key: str | None = None) -> str:
         response = await self.call(self.ledger.OpenAccount, self.requests.open_account(key))
@@ -94,11 +59,7 @@ class AsyncLedgerClient:
         return str((await self.call(self.members.Enroll, request)).member_account_id)
 
     async def find_member(self, *, phone: str = "", email: str = "") -> list[str]:
-        if bool(phone) == bool(email):
-            raise ValueError("find_member: give exactly one of phone or email")
-        request = (
-            mpb.FindMemberRequest(phone=phone) if phone else mpb.FindMemberRequest(email=email)
-        )
+        request = find_request(phone, email)
         return list((await self.call(self.members.FindMember, request)).member_account_ids)
 
     async def earn(
@@ -171,9 +132,8 @@ class AsyncLedgerClient:
     async def receipt(
         self, entry: pb.Entry | int, *, public_key: str, origin: str | None = None
     ) -> Receipt:
-        sequence = entry if isinstance(entry, int) else entry.sequence
-        expected = None if isinstance(entry, int) else bytes(entry.hash) or None
-        request = apb.GetInclusionProofRequest(log=apb.LOG_JOURNAL, sequence=sequence)
+        request, expected = proof_request(entry)
+        sequence = request.sequence
         proof = await self.call(self.audit.GetInclusionProof, request)
         return verify_receipt(
             proof, public_key, sequence=sequence, entry_hash=expected, origin=origin

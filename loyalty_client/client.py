@@ -7,60 +7,25 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
-from loyalty.audit.v1 import audit_pb2 as apb
-from loyalty.audit.v1 import audit_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
-from loyalty.ledger.v1 import ledger_pb2_grpc
-from loyalty.members.v1 import members_pb2 as mpb
-from loyalty.members.v1 import members_pb2_grpc
 
-from loyalty_client.errors import LedgerError, from_rpc_error
+from loyalty_client.base import ClientBase, OnRetry, find_request, proof_request
+from loyalty_client.errors import from_rpc_error
 from loyalty_client.receipts import Receipt, verify_receipt
-from loyalty_client.requests import Requests
-from loyalty_client.retry import RetryPolicy
 
-OnRetry = Callable[[str, int, LedgerError, float], None]  # method, attempt, error, wait
+__all__ = ["LedgerClient", "OnRetry"]
 
 
-class LedgerClient:
-    """One channel's client of the ledger.
+class LedgerClient(ClientBase):
+    """One channel's client of the ledger (see ``ClientBase`` for the
+    arguments); use ``with`` or ``close()``."""
 
-    ``credentials``: from ``loyalty_client.credentials`` (TLS, mTLS, token);
-    None with ``insecure=True`` for a development server (``--plaintext``).
-    ``timeout``: the deadline of each attempt, in seconds. Every mutating
-    method takes ``key``: the idempotency key of the operation (a fresh one
-    when not given); retries of that call always send the same key, and
-    calling again with the same key after a crash returns the first result.
-    """
-
-    def __init__(
-        self,
-        address: str,
-        credentials: grpc.ChannelCredentials | None = None,
-        *,
-        channel_id: str,
-        store_id: str = "",
-        timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
-        insecure: bool = False,
-        on_retry: OnRetry | None = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        if credentials is None and not insecure:
-            raise ValueError("credentials: required (or insecure=True for a development server)")
-        self.requests = Requests(channel_id, store_id)
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.on_retry = on_retry
-        self._sleep: Callable[[float], None] = time.sleep
-        self.channel = (
-            grpc.secure_channel(address, credentials, options=list(options))
-            if credentials is not None
-            else grpc.insecure_channel(address, options=list(options))
-        )
-        self.ledger = ledger_pb2_grpc.LedgerServiceStub(self.channel)
-        self.members = members_pb2_grpc.MemberServiceStub(self.channel)
-        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+    def _open(
+        self, address: str, credentials: grpc.ChannelCredentials | None, options: list[Any]
+    ) -> Any:
+        if credentials is None:
+            return grpc.insecure_channel(address, options=options)
+        return grpc.secure_channel(address, credentials, options=options)
 
     def close(self) -> None:
         self.channel.close()
@@ -76,7 +41,6 @@ class LedgerClient:
     def call(self, method: Callable[..., Any], request: Any, timeout: float | None = None) -> Any:
         """``method(request)`` with this client's deadline and retry policy;
         a failure is raised as a LedgerError subclass."""
-        name = getattr(method, "_method", b"").decode() if hasattr(method, "_method") else ""
         started = time.monotonic()
         attempt = 0
         while True:
@@ -85,14 +49,7 @@ class LedgerClient:
                 return method(request, timeout=timeout or self.timeout)
             except grpc.RpcError as raw:
                 err = from_rpc_error(raw)
-            if not self.retry.retryable(err) or attempt >= self.retry.max_attempts:
-                raise err
-            wait = self.retry.delay(attempt, err)
-            if time.monotonic() - started + wait > self.retry.total_timeout:
-                raise err
-            if self.on_retry is not None:
-                self.on_retry(name, attempt, err, wait)
-            self._sleep(wait)
+            time.sleep(self._wait_or_raise(method, attempt, err, started))
 
     # -- members -------------------------------------------------------------
 
@@ -110,11 +67,7 @@ class LedgerClient:
 
     def find_member(self, *, phone: str = "", email: str = "") -> list[str]:
         """Account ids of the member with this phone or e-mail (no personal data)."""
-        if bool(phone) == bool(email):
-            raise ValueError("find_member: give exactly one of phone or email")
-        request = (
-            mpb.FindMemberRequest(phone=phone) if phone else mpb.FindMemberRequest(email=email)
-        )
+        request = find_request(phone, email)
         return list(self.call(self.members.FindMember, request).member_account_ids)
 
     # -- points --------------------------------------------------------------
@@ -195,9 +148,8 @@ class LedgerClient:
     ) -> Receipt:
         """Fetch and verify the proof that ``entry`` (a response's entry, or
         a sequence) is in the signed journal; ReceiptError if it is not."""
-        sequence = entry if isinstance(entry, int) else entry.sequence
-        expected = None if isinstance(entry, int) else bytes(entry.hash) or None
-        request = apb.GetInclusionProofRequest(log=apb.LOG_JOURNAL, sequence=sequence)
+        request, expected = proof_request(entry)
+        sequence = request.sequence
         proof = self.call(self.audit.GetInclusionProof, request)
         return verify_receipt(
             proof, public_key, sequence=sequence, entry_hash=expected, origin=origin
