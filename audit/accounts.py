@@ -39,6 +39,8 @@ KIND_TRANSFER: Final = "transfer"
 KIND_EXCHANGE_OUT: Final = "exchange_out"
 KIND_EXCHANGE_IN: Final = "exchange_in"
 KIND_SHORTFALL: Final = "shortfall"  # a replayed offline redemption beyond the member's points
+KIND_SETTLEMENT: Final = "settlement"  # a store paid (part of) its shortfall
+PROGRAM_SETTLED: Final = "program:settled"  # minus every shortfall point stores settled
 
 # MemberAccount.form
 FORM_LEGACY: Final = "legacy"  # mbr_X, lot 0

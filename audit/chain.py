@@ -52,9 +52,11 @@ from audit.accounts import (
     KIND_HOLD,
     KIND_MATURE,
     KIND_RELEASE,
+    KIND_SETTLEMENT,
     KIND_SHORTFALL,
     KIND_TRANSFER,
     PROGRAM_EXPIRED,
+    PROGRAM_SETTLED,
     SHORTFALL_PREFIX,
     MemberAccount,
     is_issued_account,
@@ -488,6 +490,32 @@ class _Replay:
             rule = "a shortfall entry has one store posting (shortfall:<store>)"
             self.problem(seq, "kind", f"{rule}, got {got}")
 
+    def _settlement(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        """A store paid for shortfall points (docs/journal-format.md §5.3):
+        one posting program:settled -> shortfall:<store>, and never more than
+        the store owed (its account stays at or below zero)."""
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_SETTLEMENT,
+            usable,
+            f"{PROGRAM_SETTLED} -> shortfall:<store>",
+            lambda p, _f, _t: (
+                p.from_account == PROGRAM_SETTLED and is_shortfall_account(p.to_account)
+            ),
+        )
+        if len(entry.postings) != 1:
+            got = len(entry.postings)
+            self.problem(seq, "kind", f"a settlement entry has one posting, got {got}")
+        for _, posting, _, _ in good:
+            if self.balances[posting.to_account] > 0:
+                self.problem(
+                    seq,
+                    "kind",
+                    f"a settlement pays more than {posting.to_account} owed "
+                    f"(its balance is {self.balances[posting.to_account]} after it)",
+                )
+
     def _exchange_out(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
         seq = entry.sequence
         good = self._shape(
@@ -759,6 +787,7 @@ _RULES: dict[str, _Rule] = {
     KIND_EXCHANGE_OUT: _Replay._exchange_out,
     KIND_EXCHANGE_IN: _Replay._exchange_in,
     KIND_SHORTFALL: _Replay._shortfall,
+    KIND_SETTLEMENT: _Replay._settlement,
 }
 # kinds whose ``reverses`` names an earlier entry
 _REFERENCING = frozenset({KIND_REVERSE, KIND_CAPTURE, KIND_RELEASE})

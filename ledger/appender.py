@@ -31,7 +31,13 @@ from typing import Protocol
 
 import structlog
 
-from audit.accounts import PARTNER_PREFIX, PROGRAM_EXPIRED, available_form, owner_of
+from audit.accounts import (
+    PARTNER_PREFIX,
+    PROGRAM_EXPIRED,
+    PROGRAM_SETTLED,
+    available_form,
+    owner_of,
+)
 from audit.decisions import AccessDecision
 from audit.entry_format import is_member_account
 from ledger import metrics
@@ -51,6 +57,7 @@ from ledger.commands import (
     Release,
     Reverse,
     Settle,
+    SettleShortfall,
     Transfer,
     WriteProfile,
     open_details,
@@ -576,6 +583,9 @@ class Appender:
         programs.update(PARTNER_PREFIX + p.id for p in self._program.partners)
         offline = [c for c in commands if isinstance(c, Redeem) and c.offline]
         programs.update(c.shortfall_account for c in offline)  # docs/outage.md
+        settled = [c for c in commands if isinstance(c, SettleShortfall)]
+        programs.update(c.store_account for c in settled)
+        programs.update([PROGRAM_SETTLED] if settled else [])
         programs = {a for a in programs if not is_member_account(a)}
         families, balances = self._state(tx, head, owners, programs, lots)
         # spending relies on balances reconciled with the journal: the first

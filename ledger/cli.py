@@ -288,6 +288,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_database_args(settle)
     _add_program_arg(settle)
 
+    settle_shortfall = sub.add_parser(
+        "settle-shortfall",
+        help="record that a store paid for points of its outage shortfall (docs/outage.md)",
+    )
+    _add_database_args(settle_shortfall)
+    settle_shortfall.add_argument("--store", required=True, help="the store (or channel) id")
+    settle_shortfall.add_argument("--points", type=int, required=True, help="points paid for")
+    settle_shortfall.add_argument(
+        "--reference",
+        required=True,
+        help="the payment or invoice id, 8-128 of A-Z a-z 0-9 . _ : - (the idempotency key: "
+        "the same reference twice settles once)",
+    )
+    settle_shortfall.add_argument("--principal", default="cli", help="who runs it (recorded)")
+
     bulk = sub.add_parser(
         "import",
         help="apply a file of operations (JSON lines, docs/bulk-import.md) in large group commits",
@@ -529,6 +544,32 @@ def _backup_or_restore(config: ServerConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _settle_shortfall(config: ServerConfig, args: argparse.Namespace) -> int:
+    import json
+
+    from ledger.errors import LedgerError
+    from ledger.shortfall_settle import settle_shortfall
+    from ledger.storage.migrate import upgrade
+
+    db = _database(config)
+    try:
+        upgrade(db)
+        answer = settle_shortfall(
+            db,
+            store=args.store,
+            points=args.points,
+            reference=args.reference,
+            principal=args.principal,
+        )
+    except LedgerError as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(json.dumps(answer, sort_keys=True))
+    return 0
+
+
 def _settle(config: ServerConfig) -> int:
     from ledger.appender import Appender
     from ledger.commands import Settle
@@ -758,6 +799,8 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(config)
     if args.command == "settle":
         return _settle(config)
+    if args.command == "settle-shortfall":
+        return _settle_shortfall(config, args)
     if args.command == "import":
         return _import(config, args)
     if args.command == "token":

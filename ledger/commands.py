@@ -167,7 +167,15 @@ class Referred:
     referrals: int  # the referrer's rewarded referrals so far
 
 
-Outcome = AccountOpened | Appended | MemberErased | Referred
+@dataclass(frozen=True, slots=True)
+class ShortfallSettled:
+    store_account: str  # shortfall:<store>
+    points: int
+    owed: int  # what the store still owes after this settlement
+    sequence: int  # the settlement entry
+
+
+Outcome = AccountOpened | Appended | MemberErased | Referred | ShortfallSettled
 Renderer = Callable[[Outcome], bytes]
 
 
@@ -364,8 +372,23 @@ class ProfileWritten:
     sequence: int  # the profile entry
 
 
+@dataclass(frozen=True, slots=True)
+class SettleShortfall:
+    """Record that a store paid for ``points`` of its outage shortfall
+    (program:settled -> shortfall:<store>; never more than it owes)."""
+
+    meta: RequestMeta  # channel SETTLEMENT_CHANNEL, the settlement's reference as key
+    store_account: str
+    points: int
+    render: Renderer = field(repr=False, compare=False)
+
+
+SETTLEMENT_CHANNEL = "settlement"  # reserved: no caller's channel (ledger/validation.py)
+
+
 Command = (
     WriteProfile
+    | SettleShortfall
     | Earn
     | Redeem
     | Reverse

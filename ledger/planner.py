@@ -35,10 +35,12 @@ from audit.accounts import (
     KIND_HOLD,
     KIND_MATURE,
     KIND_RELEASE,
+    KIND_SETTLEMENT,
     KIND_SHORTFALL,
     KIND_TRANSFER,
     PARTNER_PREFIX,
     PROGRAM_EXPIRED,
+    PROGRAM_SETTLED,
     available_form,
     held_account,
     lot_account,
@@ -74,6 +76,8 @@ from ledger.commands import (
     RequestMeta,
     Reverse,
     Settle,
+    SettleShortfall,
+    ShortfallSettled,
     Transfer,
     WriteProfile,
 )
@@ -345,12 +349,16 @@ class BatchPlanner:
             outcome = self._enroll(command)
         elif isinstance(command, Refer):
             outcome = self._refer(command)
+        elif isinstance(command, SettleShortfall):
+            outcome = self._settle_shortfall(command)
         else:
             outcome = self._erase(command)
         self._request = b""
         response = command.render(outcome)
         seq = outcome.entry.sequence if isinstance(outcome, Appended) else None
         if isinstance(outcome, MemberErased) and outcome.sequence:
+            seq = outcome.sequence
+        if isinstance(outcome, ShortfallSettled):
             seq = outcome.sequence
         self._remember(meta, response, seq)
         return response
@@ -636,6 +644,22 @@ class BatchPlanner:
             )
         postings = [Posting(a, PROGRAM_REDEEMED, n) for a, n in self._take(family, cmd.points)]
         return self._post(KIND_REDEEM, cmd.meta.channel_id, 0, postings, cmd.details, family.owner)
+
+    def _settle_shortfall(self, cmd: SettleShortfall) -> ShortfallSettled:
+        """A store paid for shortfall points: never more than it owes."""
+        owed = -self.balance_of(cmd.store_account)
+        if cmd.points > owed:
+            raise PreconditionError(
+                f"points: more than the store owes ({owed})",
+                metadata={"owed": str(owed)},
+            )
+        posting = Posting(PROGRAM_SETTLED, cmd.store_account, cmd.points)
+        entry, _ = self._append(
+            KIND_SETTLEMENT, cmd.meta.channel_id, 0, [posting], b"", EntryDetails()
+        )
+        self._move(PROGRAM_SETTLED, -cmd.points, entry.sequence)
+        self._move(cmd.store_account, cmd.points, entry.sequence)
+        return ShortfallSettled(cmd.store_account, cmd.points, owed - cmd.points, entry.sequence)
 
     def _hold(self, cmd: Hold) -> Appended:
         family = self._family(cmd.account)

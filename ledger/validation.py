@@ -24,7 +24,7 @@ MINOR_UNITS_MAX = 10**15
 
 
 # channel ids the ledger itself uses as idempotency scopes: never a caller's
-RESERVED_CHANNELS = frozenset({"erasure", "program"})
+RESERVED_CHANNELS = frozenset({"erasure", "program", "settlement"})
 
 
 def channel_id(value: str, field: str = "context.channel_id") -> str:

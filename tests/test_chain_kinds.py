@@ -52,6 +52,7 @@ AIR = "partner:air"
 HOTEL = "partner:hotel"
 STORE = "shortfall:store-test-1"
 STORE2 = "shortfall:store-test-2"
+SETTLED = "program:settled"
 
 Spec = tuple[str, tuple[tuple[str, str, int], ...], int]
 
@@ -231,6 +232,7 @@ def every_kind() -> list[StoredEntry]:
         E("reverse", (REDEEMED, f"{B}/lot/17", 5), reverses=21),  # 22
         E("earn", (ISSUED, B, 1)),  # 23
         E("shortfall", (B, REDEEMED, 1), (STORE, REDEEMED, 4)),  # 24: an outage redemption
+        E("settlement", (SETTLED, STORE, 3)),  # 25: the store paid for 3 of its 4
     )
 
 
@@ -427,6 +429,28 @@ HOSTILE: dict[str, tuple[list[Spec], str]] = {
             E("reverse", (REDEEMED, A, 5), reverses=8),
         ],
         "reversal",
+    ),
+    "settlement_beyond_what_was_owed": (
+        [
+            E("shortfall", (A, REDEEMED, 5), (STORE, REDEEMED, 5)),
+            E("settlement", (SETTLED, STORE, 6)),
+        ],
+        "kind",
+    ),
+    "settlement_from_issued": (
+        [
+            E("shortfall", (A, REDEEMED, 5), (STORE, REDEEMED, 5)),
+            E("settlement", (ISSUED, STORE, 5)),
+        ],
+        "kind",
+    ),
+    "settlement_to_a_member": ([E("settlement", (SETTLED, A, 5))], "kind"),
+    "settlement_in_two_postings": (
+        [
+            E("shortfall", (A, REDEEMED, 5), (STORE, REDEEMED, 5)),
+            E("settlement", (SETTLED, STORE, 2), (SETTLED, STORE, 2)),
+        ],
+        "kind",
     ),
     # -- reversals
     "reversal_of_an_earn_to_redeemed": (

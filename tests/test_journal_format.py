@@ -686,8 +686,11 @@ def test_shortfall_vectors_encode_as_the_spec_says(v: dict) -> None:
 def test_shortfall_chain_verifies_and_bad_shortfall_entries_are_caught() -> None:
     chain = [stored_of(v) for v in CHAIN_S]
     result = verify_chain(chain, head=head_of(chain), balances=replay(chain))
-    assert result.entries == 3
+    assert result.entries == 4
     named = {v["name"]: stored_of(v) for v in SHORTFALL_V}
+    over = [*chain[:3], named["settlement-beyond-owed"]]
+    found = problems(check_chain(over, head=head_of(over), balances=replay(over)))
+    assert found == [(4, "kind")]
     for name in ("shortfall-two-stores", "shortfall-no-store", "redeem-from-store"):
         entries = [*chain[:2], named[name]]
         found = problems(check_chain(entries, head=head_of(entries), balances=replay(entries)))

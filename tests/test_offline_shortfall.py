@@ -160,20 +160,23 @@ def test_the_shortfall_report_lists_each_entry_for_the_store_to_settle(
     results = ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=items)).results
     args = ["report", "shortfalls", "--data-dir", str(tmp_path), "--database-url", db_url]
     report = json.loads(run_cli(*args, "--format", "json").stdout)
+    one_each = {"shortfalls_in_span": 1, "settled_points_in_span": 0}
     assert report["by_store"] == {
-        "store-test-1": {"owed_now": 15, "entries_in_span": 1, "points_in_span": 15},
-        "store-test-2": {"owed_now": 4, "entries_in_span": 1, "points_in_span": 4},
+        "store-test-1": {"owed_now": 15, "shortfall_points_in_span": 15, **one_each},
+        "store-test-2": {"owed_now": 4, "shortfall_points_in_span": 4, **one_each},
     }
     first = report["entries"][0]
     assert first["sequence"] == results[0].redeem.entry.sequence
     assert first["hash"] == results[0].redeem.entry.hash.hex()
-    assert (first["shortfall_points"], first["member_points"]) == (15, 10)
+    assert (first["kind"], first["points"], first["member_points"]) == ("shortfall", 15, 10)
     assert first["member_account_id"] == member
     one = json.loads(run_cli(*args, "--store", "store-test-2", "--format", "json").stdout)
     assert list(one["by_store"]) == ["store-test-2"] and len(one["entries"]) == 1
     csv_text = run_cli(*args).stdout  # CSV by default, for a spreadsheet
-    assert csv_text.splitlines()[0] == "section,store,owed_now,entries_in_span,points_in_span"
-    assert "entries,store-test-1," in csv_text
+    assert csv_text.splitlines()[0] == (
+        "section,store,owed_now,shortfalls_in_span,shortfall_points_in_span,settled_points_in_span"
+    )
+    assert "entries,store-test-1,shortfall," in csv_text
     # a span before the outage: nothing in it, what is owed still shown
     early = json.loads(
         run_cli(*args, "--from", "2001-01-01", "--to", "2001-01-02", "--format", "json").stdout
@@ -181,3 +184,45 @@ def test_the_shortfall_report_lists_each_entry_for_the_store_to_settle(
     assert early["entries"] == [] and early["by_store"]["store-test-1"]["owed_now"] == 15
     bad = run_cli(*args, "--from", "2026-02-02", "--to", "2026-02-01", check=False)
     assert bad.returncode == 2 and "--to: must be after --from" in bad.stderr
+
+
+def test_a_store_settles_what_it_owes_once_per_reference_and_never_more(
+    ps: ProgramServer, db_url: str, tmp_path: Path
+) -> None:
+    member = ps.open()
+    item = _offline_redeem(member, 30, "store-test-1", minutes_ago=10)
+    assert ps.stub.ReplayOffline(pb.ReplayOfflineRequest(items=[item])).results[0].code == OK
+    base = ["--data-dir", str(tmp_path), "--database-url", db_url, "--store", "store-test-1"]
+
+    def settle(points: int, reference: str, check: bool = True):
+        return run_cli(
+            "settle-shortfall", *base, "--points", str(points), "--reference", reference,
+            check=check,
+        )  # fmt: skip
+
+    paid = json.loads(settle(20, "INV-TEST-0001").stdout)
+    assert (paid["points"], paid["owed"], paid["store"]) == (20, 10, "store-test-1")
+    assert json.loads(settle(20, "INV-TEST-0001").stdout) == paid  # the same payment, once
+    assert [(b.key, b.points) for b in _liability(ps).by_store_shortfall] == [("store-test-1", 10)]
+    too_much = settle(11, "INV-TEST-0002", check=False)
+    assert too_much.returncode == 2 and "points: more than the store owes (10)" in too_much.stderr
+    reused = settle(5, "INV-TEST-0001", check=False)  # a reference names one payment
+    assert reused.returncode == 2 and "idempotency_key" in reused.stderr
+    unknown = run_cli(
+        "settle-shortfall", "--data-dir", str(tmp_path), "--database-url", db_url,
+        "--store", "Store 1", "--points", "1", "--reference", "INV-TEST-0003", check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "store: must be a store or channel id" in unknown.stderr
+    settle(10, "INV-TEST-0004")
+    liability = _liability(ps)
+    assert list(liability.by_store_shortfall) == []  # settled in full
+    assert liability.redeemed == 0 and liability.issued == 0  # the member had no points
+    report = json.loads(run_cli("report", "shortfalls", *base[:4], "--format", "json").stdout)
+    assert report["by_store"]["store-test-1"] == {
+        "owed_now": 0,
+        "shortfalls_in_span": 1,
+        "shortfall_points_in_span": 30,
+        "settled_points_in_span": 30,
+    }
+    assert [e["kind"] for e in report["entries"]] == ["shortfall", "settlement", "settlement"]
+    ps.verify()

@@ -70,11 +70,11 @@ ENV = {
     "LOYALTY_LEDGER_SETTLE_INTERVAL": "0",
 }
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-# Known server bugs, each with a strict xfail test below that fails once it
-# is fixed (then delete the entry): (method, a substring of the details).
-KNOWN_BUGS = {
-    ("/grpc.health.v1.Health/Watch", "'async for' requires an object with __aiter__ method"),
-}
+# Known server bugs, each with a strict xfail test that fails once it is
+# fixed (then delete the entry): (method, a substring of the details). The
+# first one found, health Watch answering UNKNOWN, is fixed (see
+# test_health_watch_streams_the_status).
+KNOWN_BUGS: set[tuple[str, str]] = set()
 # With --settle-interval 0, what is due (a hold past its timeout, lots that
 # mature or expire) is posted when a call next touches the member, in its
 # own entry by the program, even if the call itself is then refused: the
@@ -658,15 +658,10 @@ def test_every_rpc_survives_random_and_garbage_requests(
     assert tally.failures == [], "\n".join(tally.failures[:20])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: ledger/service/observe.py add_health wraps the aio HealthServicer's "
-    "Watch, a coroutine that answers with context.write(), in `async for`: every decodable "
-    "Watch ends UNKNOWN (TypeError) instead of streaming the status",
-)
 def test_health_watch_streams_the_status(channel: grpc.Channel) -> None:
-    """Found by the fuzz: gRPC client-side health checking (and any Watch
-    caller) gets UNKNOWN. Runs in process, tokenless like a load balancer."""
+    """Found by the fuzz (fixed): every Watch answered UNKNOWN, so gRPC
+    client-side health checking could not use it. Tokenless, like a load
+    balancer."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     stream = health_pb2_grpc.HealthStub(channel).Watch(

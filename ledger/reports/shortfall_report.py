@@ -1,8 +1,9 @@
 """The shortfall report: what each store handed over in an outage beyond
-the member's points (``shortfall`` entries, docs/outage.md), for the store
-and finance to settle. From the journal alone: every shortfall entry in the
-span, with its sequence and hash (so each line can be checked against the
-verifiable log), and each store's total owed now.
+the member's points (``shortfall`` entries, docs/outage.md) and what it
+has paid (``settlement`` entries), for the store and finance. From the
+journal alone: every such entry in the span, with its sequence and hash (so
+each line can be checked against the verifiable log), and each store's
+total owed now.
 
 No personal data: member account ids are pseudonymous and entry details
 (order numbers, which are sealed under the member's key) are not opened.
@@ -16,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from audit.accounts import SHORTFALL_PREFIX
-from audit.entry_format import is_member_account
+from audit.accounts import KIND_SETTLEMENT, KIND_SHORTFALL, SHORTFALL_PREFIX
+from audit.entry_format import JournalEntry, is_member_account
 from ledger.storage.database import Database
 from ledger.storage.journal_reads import JournalReads
 from ledger.storage.schema import accounts
@@ -43,6 +44,24 @@ def _stores(db: Database, store: str | None) -> dict[str, int]:
         return {str(a): -int(b) for a, b in conn.execute(query)}
 
 
+def _line(account: str, entry: JournalEntry, stored_hash: bytes) -> dict[str, Any]:
+    """One shortfall or settlement entry of a store's account."""
+    points = sum(p.points for p in entry.postings if account in (p.from_account, p.to_account))
+    covered = [p for p in entry.postings if is_member_account(p.from_account)]
+    members = sorted({p.from_account.split("/", 1)[0] for p in covered})
+    return {
+        "store": account.removeprefix(SHORTFALL_PREFIX),
+        "kind": entry.kind,  # shortfall (the store owes more) or settlement (it paid)
+        "sequence": entry.sequence,
+        "time": _iso(entry.time_us),
+        "channel_id": entry.channel_id,
+        "points": points,
+        "member_points": sum(p.points for p in covered),
+        "member_account_id": members[0] if members else "",
+        "hash": stored_hash.hex(),
+    }
+
+
 def build_shortfall_report(
     db: Database, *, from_us: int, to_us: int, store: str | None, now_us: int
 ) -> dict[str, Any]:
@@ -57,21 +76,7 @@ def build_shortfall_report(
                 entry = stored.entry
                 if not from_us <= entry.time_us < to_us:
                     continue
-                short = sum(p.points for p in entry.postings if p.from_account == account)
-                covered = [p for p in entry.postings if is_member_account(p.from_account)]
-                members = sorted({p.from_account.split("/", 1)[0] for p in covered})
-                lines.append(
-                    {
-                        "store": account.removeprefix(SHORTFALL_PREFIX),
-                        "sequence": entry.sequence,
-                        "time": _iso(entry.time_us),
-                        "channel_id": entry.channel_id,
-                        "shortfall_points": short,
-                        "member_points": sum(p.points for p in covered),
-                        "member_account_id": members[0] if members else "",
-                        "hash": stored.stored_hash.hex(),
-                    }
-                )
+                lines.append(_line(account, stored.entry, stored.stored_hash))
             if len(page) < PAGE:
                 break
             before = page[-1].entry.sequence
@@ -80,10 +85,14 @@ def build_shortfall_report(
     for account, points in sorted(owed.items()):
         name = account.removeprefix(SHORTFALL_PREFIX)
         mine = [line for line in lines if line["store"] == name]
+        short = [line for line in mine if line["kind"] == KIND_SHORTFALL]
         by_store[name] = {
             "owed_now": points,
-            "entries_in_span": len(mine),
-            "points_in_span": sum(line["shortfall_points"] for line in mine),
+            "shortfalls_in_span": len(short),
+            "shortfall_points_in_span": sum(line["points"] for line in short),
+            "settled_points_in_span": sum(
+                line["points"] for line in mine if line["kind"] == KIND_SETTLEMENT
+            ),
         }
     return {
         "report": "shortfalls",
@@ -98,21 +107,12 @@ def build_shortfall_report(
 
 def blocks(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[object]]]]:
     """The CSV blocks (ledger/reports/render.py): per store, then per entry."""
-    stores = [
-        [name, s["owed_now"], s["entries_in_span"], s["points_in_span"]]
-        for name, s in report["by_store"].items()
-    ]
-    columns = [
-        "store",
-        "sequence",
-        "time",
-        "channel_id",
-        "shortfall_points",
-        "member_points",
-        "member_account_id",
-        "hash",
-    ]
+    totals = ["owed_now", "shortfalls_in_span", "shortfall_points_in_span"]
+    totals.append("settled_points_in_span")
+    stores = [[name, *(s[k] for k in totals)] for name, s in report["by_store"].items()]
+    columns = ["store", "kind", "sequence", "time", "channel_id", "points"]
+    columns += ["member_points", "member_account_id", "hash"]
     return [
-        ("by_store", ["store", "owed_now", "entries_in_span", "points_in_span"], stores),
+        ("by_store", ["store", *totals], stores),
         ("entries", columns, [[line[c] for c in columns] for line in report["entries"]]),
     ]

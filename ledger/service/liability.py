@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 
-from audit.accounts import ISSUED_PREFIX, PARTNER_PREFIX, PROGRAM_EXPIRED, SHORTFALL_PREFIX
+from audit.accounts import (
+    ISSUED_PREFIX,
+    PARTNER_PREFIX,
+    PROGRAM_EXPIRED,
+    PROGRAM_SETTLED,
+    SHORTFALL_PREFIX,
+)
 from audit.entry_format import PROGRAM_FORFEITED, PROGRAM_REDEEMED
 from ledger.storage.journal_reads import Liability
 
@@ -28,10 +34,11 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
         for a, n in program.items()
         if a.startswith(SHORTFALL_PREFIX) and n
     )
-    # members' points redeemed: what stores covered in outages is not part of
-    # it (it was never issued), so issued = outstanding + redeemed + expired
-    # + forfeited + partners' clearing still holds
-    redeemed = program.get(PROGRAM_REDEEMED, 0) - sum(n for _, n in shortfalls)
+    # members' points redeemed: what stores covered in outages (owed now, or
+    # settled since) is not part of it, it was never issued; so issued =
+    # outstanding + redeemed + expired + forfeited + partners' clearing holds
+    covered = sum(n for _, n in shortfalls) - program.get(PROGRAM_SETTLED, 0)
+    redeemed = program.get(PROGRAM_REDEEMED, 0) - covered
     return pb.GetLiabilityResponse(
         as_of_sequence=found.as_of_sequence,
         outstanding=sum(found.by_state.values()),

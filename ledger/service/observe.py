@@ -466,10 +466,11 @@ def add_health(server: grpc.aio.Server, servicer: Any) -> None:
         await refuse_undecodable(request, context)
         return await servicer.Check(request, context)
 
-    async def watch(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def watch(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        # grpc's aio HealthServicer.Watch is a coroutine that answers with
+        # context.write(), not a generator (found by tests/test_wire_fuzz.py)
         await refuse_undecodable(request, context)
-        async for response in servicer.Watch(request, context):
-            yield response
+        await servicer.Watch(request, context)
 
     deserialize = _lenient(health_pb2.HealthCheckRequest.FromString)
     serialize = health_pb2.HealthCheckResponse.SerializeToString

@@ -1,6 +1,7 @@
 """Generator of tests/vectors/journal-shortfall.json (``shortfall`` entries:
 a redemption replayed from a store's outage queue beyond the member's
-points; docs/journal-format.md 5.3 and docs/outage.md).
+points; ``settlement`` entries: the store paid for some of them;
+docs/journal-format.md 5.3 and docs/outage.md).
 
 GENERATED ONCE AND FROZEN, like journal-entry-v1.json: fixed inputs, no
 randomness, no clock; ``--check`` verifies that running it again
@@ -30,6 +31,8 @@ T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 REQUEST_1 = bytes(range(0x80, 0x90))
 REQUEST_2 = bytes(range(0x90, 0xA0))
 REQUEST_3 = bytes(range(0xA0, 0xB0))
+REQUEST_4 = bytes(range(0xB0, 0xC0))
+SETTLED = "program:settled"
 
 
 def vector(name: str, description: str, chain: str | None, entry: JournalEntry) -> dict:
@@ -93,6 +96,12 @@ def build() -> list[dict]:
     no_store = entry(
         3, partly.compute_hash(), "shortfall", (Posting(ISSUED, REDEEMED, 5),), REQUEST_3
     )
+    settle = entry(
+        4, wholly.compute_hash(), "settlement", (Posting(SETTLED, STORE_1, 20),), REQUEST_4
+    )
+    over_settle = entry(
+        4, wholly.compute_hash(), "settlement", (Posting(SETTLED, STORE_2, 16),), REQUEST_4
+    )
     redeem_from_store = entry(
         3, partly.compute_hash(), "redeem", (Posting(STORE_1, REDEEMED, 5),), REQUEST_3
     )
@@ -110,6 +119,19 @@ def build() -> list[dict]:
             "A replayed redemption of 15 with nothing left: all from store-0002.",
             "chain-s",
             wholly,
+        ),
+        vector(
+            "settlement",
+            "store-0001 paid for 20 of the 50 it owed: program:settled -> its account.",
+            "chain-s",
+            settle,
+        ),
+        vector(
+            "settlement-beyond-owed",
+            "Follows the first three of chain-s: store-0002 owed 15, a settlement of 16 "
+            "MUST be reported (kind at 4).",
+            None,
+            over_settle,
         ),
         vector(
             "shortfall-two-stores",

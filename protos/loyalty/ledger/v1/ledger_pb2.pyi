@@ -27,6 +27,7 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_EXCHANGE_IN: _ClassVar[EntryKind]
     ENTRY_KIND_PROFILE: _ClassVar[EntryKind]
     ENTRY_KIND_SHORTFALL: _ClassVar[EntryKind]
+    ENTRY_KIND_SETTLEMENT: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_EARN: EntryKind
 ENTRY_KIND_REDEEM: EntryKind
@@ -42,6 +43,7 @@ ENTRY_KIND_EXCHANGE_OUT: EntryKind
 ENTRY_KIND_EXCHANGE_IN: EntryKind
 ENTRY_KIND_PROFILE: EntryKind
 ENTRY_KIND_SHORTFALL: EntryKind
+ENTRY_KIND_SETTLEMENT: EntryKind
 
 class ChannelContext(_message.Message):
     __slots__ = ("channel_id", "store_id", "external_transaction_id")
