@@ -45,10 +45,11 @@ class RetryPolicy:
 
     def delay(self, attempt: int, err: LedgerError, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based):
-        the server's RetryInfo when it sent one, else full jitter over an
-        exponential backoff."""
+        the server's RetryInfo when it sent one (in full: sooner would only
+        be refused again; a delay past ``total_timeout`` makes the caller
+        give up instead), else full jitter over an exponential backoff."""
         if err.retry_delay is not None and err.retry_delay > 0:
-            return min(err.retry_delay, self.max_backoff * 4)
+            return err.retry_delay
         cap = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
         return (rng or random).uniform(0, cap)
 
