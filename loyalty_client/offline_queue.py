@@ -95,6 +95,7 @@ class OfflineQueue:
     # -- queueing ------------------------------------------------------------
 
     def _put(self, operation: str, request: pb.EarnRequest | pb.RedeemRequest, at_us: int) -> str:
+        _check(operation, request, at_us)
         self._db.execute(
             "INSERT INTO items (key, operation, request, occurred_us) VALUES (?, ?, ?, ?)",
             (request.idempotency_key, operation, request.SerializeToString(), at_us),
@@ -219,6 +220,23 @@ class OfflineQueue:
             "DELETE FROM items WHERE state = 'applied' AND answered_us < ?", (older_than_us,)
         )
         return int(done.rowcount)
+
+
+MAX_CLOCK_SKEW_US = 5 * 60 * 1_000_000  # the ledger refuses sales further ahead than this
+
+
+def _check(operation: str, request: pb.EarnRequest | pb.RedeemRequest, at_us: int) -> None:
+    """Refuse, when queued, what the ledger would surely refuse on replay:
+    the sale has already been made and nobody is at the till to fix it later."""
+    if not request.member_account_id:
+        raise ValueError("account: required")
+    if isinstance(request, pb.EarnRequest):
+        if request.points < 0 or (request.points == 0 and not request.HasField("purchase")):
+            raise ValueError("points: must be > 0 (or 0 with purchase_minor to compute them)")
+    elif request.points <= 0:
+        raise ValueError(f"points: must be > 0 for {operation}")
+    if at_us <= 0 or at_us > _now_us() + MAX_CLOCK_SKEW_US:
+        raise ValueError("occurred_us: must be a time in microseconds, not in the future")
 
 
 def _outcome(
