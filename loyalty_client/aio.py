@@ -43,7 +43,7 @@ class AsyncLedgerClient(ClientBase):
         while True:
             attempt += 1
             try:
-                return await method(request, timeout=timeout or self.timeout)
+                return await method(request, timeout=self._deadline(timeout, started))
             except grpc.RpcError as raw:
                 err = from_rpc_error(raw)
             await asyncio.sleep(self._wait_or_raise(method, attempt, err, started))

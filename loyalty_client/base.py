@@ -60,6 +60,12 @@ class ClientBase:
     ) -> Any:
         raise NotImplementedError
 
+    def _deadline(self, timeout: float | None, started: float) -> float:
+        """This attempt's deadline: the call's (or the client's default),
+        never past what is left of the policy's ``total_timeout``."""
+        left = self.retry.total_timeout - (time.monotonic() - started)
+        return max(0.001, min(timeout or self.timeout, left))
+
     def _wait_or_raise(self, method: Any, attempt: int, err: LedgerError, started: float) -> float:
         """Seconds to wait before attempt ``attempt + 1``; raises ``err``
         when it is an answer or the policy is spent."""

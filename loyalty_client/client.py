@@ -46,7 +46,7 @@ class LedgerClient(ClientBase):
         while True:
             attempt += 1
             try:
-                return method(request, timeout=timeout or self.timeout)
+                return method(request, timeout=self._deadline(timeout, started))
             except grpc.RpcError as raw:
                 err = from_rpc_error(raw)
             time.sleep(self._wait_or_raise(method, attempt, err, started))

@@ -321,3 +321,23 @@ def test_attempts_and_total_time_are_bounded() -> None:
         with pytest.raises(Unavailable):
             c.get_balance("mbr_" + "a" * 26)
     assert calls == [1, 2]
+
+
+def test_no_attempt_outlives_the_total_time(db_url: str, tmp_path: Path) -> None:
+    proc = _serve(tmp_path, db_url, "stopped")
+    try:
+        with _client(proc.address) as c:
+            account = c.open_account()
+        os.kill(proc.proc.pid, signal.SIGSTOP)  # no answer will come
+        policy = RetryPolicy(max_attempts=10, initial_backoff=0.01, max_backoff=0.05,
+                             total_timeout=0.8)  # fmt: skip
+        with _client(proc.address, timeout=30, retry=policy) as c:
+            started = time.monotonic()
+            with pytest.raises(LedgerError) as late:
+                c.get_balance(account)
+            elapsed = time.monotonic() - started
+        assert late.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert elapsed < 2  # not the 30 s of one attempt's own deadline
+    finally:
+        os.kill(proc.proc.pid, signal.SIGCONT)
+        proc.kill()
