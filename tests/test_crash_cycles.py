@@ -19,7 +19,7 @@ unknown call is sent again with the same key, and then:
 Every third cycle runs ``serve --workers 2`` and kills the writer. Another
 test kills one worker, not the writer, under load: the rest keeps serving.
 
-``LEDGER_CRASH_CYCLES`` (default 3 per backend), ``LEDGER_CRASH_THREADS``
+``LEDGER_CRASH_CYCLES`` (default 2 per backend), ``LEDGER_CRASH_THREADS``
 (default 8) and ``LEDGER_CRASH_SEED`` (default random, printed) set the run;
 docs/soak.md has the long configuration. A PostgreSQL stop and start under
 load is tests/test_readiness.py.
@@ -49,7 +49,7 @@ from tests.support.secure_serve import JournalRows, SecureServe, Tokens, make_ce
 
 pytestmark = pytest.mark.slow
 
-CYCLES = int(os.environ.get("LEDGER_CRASH_CYCLES", "3"))
+CYCLES = int(os.environ.get("LEDGER_CRASH_CYCLES", "2"))
 THREADS = int(os.environ.get("LEDGER_CRASH_THREADS", "8"))
 SEED = int(os.environ.get("LEDGER_CRASH_SEED", str(random.randrange(2**32))))
 MEMBERS = 4

@@ -19,7 +19,7 @@ recorded), except by what was due for the member it touched (a hold past
 its timeout: the program's own entry, as the settle sweep would post it).
 At the end the server still serves, and the chain verifies.
 
-``LEDGER_FUZZ_ITERATIONS`` (rounds per backend, default 10) and
+``LEDGER_FUZZ_ITERATIONS`` (rounds per backend, default 6) and
 ``LEDGER_FUZZ_SEED`` (default random, printed) set the run; docs/soak.md
 has the long configuration.
 """
@@ -57,7 +57,7 @@ from tests.support.secure_serve import JournalRows, SecureServe, Tokens, make_ce
 
 pytestmark = pytest.mark.slow
 
-ITERATIONS = int(os.environ.get("LEDGER_FUZZ_ITERATIONS", "10"))
+ITERATIONS = int(os.environ.get("LEDGER_FUZZ_ITERATIONS", "6"))
 SEED = int(os.environ.get("LEDGER_FUZZ_SEED", str(random.randrange(2**32))))
 CHANNEL = "pos-fuzz"
 NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)

@@ -16,10 +16,10 @@ from access.certs import make_dev_certs
 from access.principal import Role
 from access.tokens import TokenIssuer, load_or_create_signing_key
 from ledger.config import ServerConfig
+from ledger.merkle_logs import ACCESS_LOG, JOURNAL_LOG
 from ledger.server import LedgerServer
 from loyalty_client import LedgerClient, RetryPolicy, credentials
 from tests.support.grpc_proxy import Fault, GrpcProxy
-from tests.support.process import run_cli
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05, total_timeout=10)
 
@@ -88,10 +88,12 @@ def running_ledger(db_url: str, tmp_path: Path) -> Iterator[Ledger]:
     ).token
     server = LedgerServer(config)
     server.start()
-    keys = run_cli(
-        "audit", "public-key", "--data-dir", str(tmp_path), "--database-url", db_url
-    ).stdout.split()
+    # the published keys, as `loyalty-ledger audit public-key` prints them
+    # (tests/test_readme.py runs that command; in process here, per test)
+    assert server.log_keys is not None
+    journal_key = server.log_keys.verifier_key(JOURNAL_LOG)
+    access_key = server.log_keys.verifier_key(ACCESS_LOG)
     try:
-        yield Ledger(server, certs, token, keys[0], keys[1])
+        yield Ledger(server, certs, token, journal_key, access_key)
     finally:
         server.stop(grace=1)
