@@ -18,7 +18,9 @@ const protobuf = require("protobufjs");
 
 const protos = process.env.LEDGER_PROTOS || path.join(__dirname, "..", "..", "protos");
 const address = process.env.LEDGER_ADDRESS || "127.0.0.1:50051";
-const ca = fs.readFileSync(process.env.LEDGER_CA || "data/certs/ca.pem");
+const ca = fs.readFileSync(
+  process.env.LEDGER_CA || path.join(__dirname, "..", "..", "data", "certs", "ca.pem")
+);
 const token = process.env.LEDGER_TOKEN;
 if (!token) throw new Error("LEDGER_TOKEN: required (loyalty-ledger token issue ...)");
 
