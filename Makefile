@@ -32,9 +32,10 @@ serve: install
 	$(BIN)/loyalty-ledger serve --data-dir $(DATA_DIR) --listen $(LISTEN) --auth tokens \
 	  --tls-cert $(DATA_DIR)/certs/server.pem --tls-key $(DATA_DIR)/certs/server.key
 
-## install everything (PostgreSQL and Chromium too, if missing) and run the whole test suite
+## install everything (PostgreSQL and Chromium too, if missing) and run the whole test suite,
+## one pytest worker per core (pytest-xdist; each worker starts its own PostgreSQL cluster)
 test: postgres chromium install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 postgres:
 	bash scripts/ensure-postgres.sh
