@@ -68,10 +68,9 @@ def setup(multiprocess_dir: Path | None) -> None:
     if multiprocess_dir is not None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiprocess_dir)
         _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
-        owned: CollectorRegistry | None = None  # values go to files, summed when served
+        r: CollectorRegistry | None = None  # values go to files, summed when served
     else:
-        owned = registry
-    r = owned
+        r = registry
     live: Final = "livemax"  # gauges in the multiprocess mode: the live writer's value
     _M = _Metrics(
         requests=Counter(

@@ -633,17 +633,16 @@ class BatchPlanner:
 
     def _redeem(self, cmd: Redeem) -> Appended:
         family = self._family(cmd.account)
-        taken = family.take(cmd.points)
-        if taken is None and cmd.offline:  # handed over already: the store's shortfall
-            have = family.available()
-            taken = family.take(have) or []
-            postings = [Posting(a, PROGRAM_REDEEMED, n) for a, n in taken]
-            postings.append(Posting(cmd.shortfall_account, PROGRAM_REDEEMED, cmd.points - have))
-            return self._post(
-                KIND_SHORTFALL, cmd.meta.channel_id, 0, postings, cmd.details, family.owner
-            )
-        postings = [Posting(a, PROGRAM_REDEEMED, n) for a, n in self._take(family, cmd.points)]
-        return self._post(KIND_REDEEM, cmd.meta.channel_id, 0, postings, cmd.details, family.owner)
+        # offline, the goods were handed over already: what the member's
+        # points do not cover is the store's shortfall (docs/outage.md)
+        short = max(0, cmd.points - family.available()) if cmd.offline else 0
+        postings = [
+            Posting(a, PROGRAM_REDEEMED, n) for a, n in self._take(family, cmd.points - short)
+        ]
+        if short:
+            postings.append(Posting(cmd.shortfall_account, PROGRAM_REDEEMED, short))
+        kind = KIND_SHORTFALL if short else KIND_REDEEM
+        return self._post(kind, cmd.meta.channel_id, 0, postings, cmd.details, family.owner)
 
     def _settle_shortfall(self, cmd: SettleShortfall) -> ShortfallSettled:
         """A store paid for shortfall points: never more than it owes."""

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 from audit.accounts import MAX_SHORTFALL_STORE, shortfall_account
-from audit.decisions import AccessDecision
 from ledger.appender import Appender
 from ledger.commands import (
     SETTLEMENT_CHANNEL,
@@ -22,6 +20,7 @@ from ledger.commands import (
     ShortfallSettled,
 )
 from ledger.errors import ValidationError
+from ledger.reports.cli import cli_decision
 from ledger.storage.database import Database
 from ledger.validation import idempotency_key
 
@@ -43,12 +42,13 @@ class _Render:
 
 
 def settlement_command(store: str, points: int, reference: str) -> SettleShortfall:
-    if not 0 < len(store) <= MAX_SHORTFALL_STORE:
-        raise ValidationError("store", f"must be 1..{MAX_SHORTFALL_STORE} characters")
     try:
         account = shortfall_account(store)
     except ValueError:
-        rule = "must be a store or channel id (a-z, 0-9, '.', '_', '-')"
+        rule = (
+            f"must be a store or channel id: 1-{MAX_SHORTFALL_STORE} characters of a-z, 0-9, "
+            "'.', '_', '-', starting with a-z or 0-9"
+        )
         raise ValidationError("store", rule) from None
     if points <= 0:
         raise ValidationError("points", "must be > 0")
@@ -68,17 +68,8 @@ def settle_shortfall(
     appender = Appender(db=db)
     try:
         answer = json.loads(appender.append_blocking(command))
-        appender.record_blocking(
-            AccessDecision(
-                time_us=time.time_ns() // 1000,
-                request_id=f"cli-{time.time_ns()}",
-                principal=principal[:128],
-                role="admin",
-                method="cli/settle-shortfall",
-                decision="allow",
-                reason=f"{store} {points} {reference}"[:256],
-            )
-        )
+        reason = f"{store} {points} {reference}"
+        appender.record_blocking(cli_decision(principal, "admin", "cli/settle-shortfall", reason))
     finally:
         appender.close()
     return dict(answer)

@@ -130,7 +130,8 @@ def test_a_shortfall_entry_cannot_be_reversed(ps: ProgramServer) -> None:
     ).results[0]
     with pytest.raises(grpc.RpcError) as err:
         ps.reverse(result.redeem.entry.sequence)
-    assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.details() == "original_sequence: a shortfall entry cannot be reversed"
     assert [(b.key, b.points) for b in _liability(ps).by_store_shortfall] == [("store-test-1", 20)]
     ps.verify()
 
@@ -213,6 +214,10 @@ def test_a_store_settles_what_it_owes_once_per_reference_and_never_more(
         "--store", "Store 1", "--points", "1", "--reference", "INV-TEST-0003", check=False,
     )  # fmt: skip
     assert unknown.returncode == 2 and "store: must be a store or channel id" in unknown.stderr
+    nothing = settle(0, "INV-TEST-0005", check=False)
+    assert nothing.returncode == 2 and "points: must be > 0" in nothing.stderr
+    short_ref = settle(1, "INV-1", check=False)  # a reference is an idempotency key
+    assert short_ref.returncode == 2 and "idempotency_key: must be 8-128" in short_ref.stderr
     settle(10, "INV-TEST-0004")
     liability = _liability(ps)
     assert list(liability.by_store_shortfall) == []  # settled in full

@@ -118,21 +118,24 @@ def add_arguments(
     )
 
 
+def cli_decision(principal: str, role: str, method: str, reason: str) -> AccessDecision:
+    """A command-line run (a report, a settlement) as an access-log event."""
+    return AccessDecision(
+        time_us=time.time_ns() // 1000,
+        request_id=f"cli-{time.time_ns()}",
+        principal=principal[:128],
+        role=role,
+        method=method,
+        decision="allow",
+        reason=reason[:256],
+    )
+
+
 def _record(db: Database, principal: str, role: str, method: str, reason: str) -> None:
     """The run, as an access-log event, durable before anything is written out."""
     appender = Appender(db=db)
     try:
-        appender.record_blocking(
-            AccessDecision(
-                time_us=time.time_ns() // 1000,
-                request_id=f"cli-{time.time_ns()}",
-                principal=principal[:128],
-                role=role,
-                method=method,
-                decision="allow",
-                reason=reason[:256],
-            )
-        )
+        appender.record_blocking(cli_decision(principal, role, method, reason))
     finally:
         appender.close()
 

@@ -53,12 +53,13 @@ def command(
     if op == "redeem" and shortfall:  # the goods were handed over: not a refusal
         assert isinstance(request, pb.RedeemRequest)
         redeem = replace(m.redeem_command(request, limit=limit), offline=True)
-        store = redeem.details.store_id or redeem.meta.channel_id
-        if len(store) > MAX_SHORTFALL_STORE:  # its shortfall account must fit an account id
+        try:  # a valid store (or channel) id; too long for an account id?
+            redeem.shortfall_account  # noqa: B018 - raises when it does not fit
+        except ValueError:
             field = "context.store_id" if redeem.details.store_id else "context.channel_id"
             raise ValidationError(
                 field, f"must be at most {MAX_SHORTFALL_STORE} characters for an offline redemption"
-            )
+            ) from None
         return redeem
     if op == "redeem":
         assert isinstance(request, pb.RedeemRequest)

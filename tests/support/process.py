@@ -50,10 +50,14 @@ class ServeProcess:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
+    def health_channel(self) -> grpc.Channel:
+        """A channel the health check needs no credentials on (plaintext here)."""
+        return grpc.insecure_channel(self.address)
+
     def wait_serving(self, timeout: float = 30.0) -> float:
         """Seconds from spawn until the health check answered SERVING."""
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
+        with self.health_channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

@@ -5,12 +5,10 @@ the key the server reads from its data directory."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from access.certs import make_dev_certs
 from access.principal import Role
@@ -86,22 +84,9 @@ class SecureServe(ServeProcess):
         options = [OWN_CONNECTION] if own_connection else []
         return grpc.secure_channel(self.address, credentials, options=options)
 
-    def wait_serving(self, timeout: float = 30.0) -> float:
-        """As ``ServeProcess.wait_serving``, over TLS (health needs no token)."""
-        deadline = time.monotonic() + timeout
-        with self.channel() as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited early: {self.log_path.read_text()}")
-                try:
-                    resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if resp.status == health_pb2.HealthCheckResponse.SERVING and self._all_up():
-                        return time.monotonic() - self.started
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.05)
-        raise TimeoutError(f"server not serving after {timeout}s: {self.log_path.read_text()}")
+    def health_channel(self) -> grpc.Channel:
+        """TLS, checked against the dev CA (health needs no token)."""
+        return self.channel()
 
 
 class JournalRows:
