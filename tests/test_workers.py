@@ -38,7 +38,9 @@ from tests.support.races import race_redeems, raced_entries
 pytestmark = pytest.mark.slow
 
 WORKERS = {"LOYALTY_LEDGER_WORKERS": "2"}
-CONNECTIONS = 8
+# 16 connections: the kernel hashes each to a worker, so all landing on one
+# of two workers (which would fail the "both served" checks) is a 1 in 32768 chance
+CONNECTIONS = 16
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
