@@ -9,7 +9,7 @@ appender wrote last; otherwise the edge is reloaded from the stored nodes
 (O(log n) reads). A failed transaction drops both edges.
 
 Invariants checked on every append (as for the journal, see
-ledger/planner.py): access-log sequence = previous + 1, prev_hash =
+ledger/planner/): access-log sequence = previous + 1, prev_hash =
 previous record's hash, time never goes backwards; tree size = head
 sequence after every transaction.
 """

@@ -8,8 +8,8 @@ it commits anew, the batch checks the stored fields against the newest
 commitment (ledger/members/freshness.py), so a write never launders a
 field someone put back outside the ledger into a new commitment.
 
-Functions over a ``BatchPlanner`` (its state is the batch's), kept apart
-from the points commands in ledger/planner.py.
+Functions over a ``BatchPlanner`` (its state is the batch's), like every
+family of commands in ledger/planner/.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ledger.errors import ConflictError, MemberErasedError, NotFoundError, Profi
 from ledger.members.freshness import ProfileState, check_fresh
 
 if TYPE_CHECKING:
-    from ledger.planner import BatchPlanner
+    from ledger.planner.batch import BatchPlanner
 
 
 def write_profile(planner: BatchPlanner, cmd: WriteProfile) -> bytes:
