@@ -41,6 +41,13 @@ KIND_EXCHANGE_IN: Final = "exchange_in"
 KIND_SHORTFALL: Final = "shortfall"  # a replayed offline redemption beyond the member's points
 KIND_SETTLEMENT: Final = "settlement"  # a store paid (part of) its shortfall
 PROGRAM_SETTLED: Final = "program:settled"  # minus every shortfall point stores settled
+# vouchers (docs/journal-format.md §5.3): points a member paid for a reward's
+# voucher sit in voucher:<reward> until it is redeemed, expires or is cancelled
+VOUCHER_PREFIX: Final = "voucher:"
+KIND_VOUCHER_ISSUE: Final = "voucher_issue"  # lots -> voucher:<reward>
+KIND_VOUCHER_REDEEM: Final = "voucher_redeem"  # voucher:<reward> -> program:redeemed
+KIND_VOUCHER_EXPIRE: Final = "voucher_expire"  # voucher:<reward> -> program:expired
+KIND_VOUCHER_CANCEL: Final = "voucher_cancel"  # voucher:<reward> -> the lots it came from
 
 # MemberAccount.form
 FORM_LEGACY: Final = "legacy"  # mbr_X, lot 0
@@ -166,6 +173,19 @@ def is_partner_account(account: str) -> bool:
     """``partner:<id>``, id [a-z0-9_-]{1,40}."""
     partner = account.removeprefix(PARTNER_PREFIX)
     return partner != account and _PROGRAM_NAME.fullmatch(partner) is not None
+
+
+def voucher_account(reward: str) -> str:
+    """``voucher:<reward>``: the points paid for a reward's outstanding vouchers."""
+    if _PROGRAM_NAME.fullmatch(reward) is None:
+        raise ValueError(f"not a reward id: {reward!r}")
+    return VOUCHER_PREFIX + reward
+
+
+def is_voucher_account(account: str) -> bool:
+    """``voucher:<reward>``, reward [a-z0-9_-]{1,40}."""
+    reward = account.removeprefix(VOUCHER_PREFIX)
+    return reward != account and _PROGRAM_NAME.fullmatch(reward) is not None
 
 
 def shortfall_account(store: str) -> str:

@@ -55,6 +55,10 @@ from audit.accounts import (
     KIND_SETTLEMENT,
     KIND_SHORTFALL,
     KIND_TRANSFER,
+    KIND_VOUCHER_CANCEL,
+    KIND_VOUCHER_EXPIRE,
+    KIND_VOUCHER_ISSUE,
+    KIND_VOUCHER_REDEEM,
     PROGRAM_EXPIRED,
     PROGRAM_SETTLED,
     SHORTFALL_PREFIX,
@@ -62,6 +66,7 @@ from audit.accounts import (
     is_issued_account,
     is_partner_account,
     is_shortfall_account,
+    is_voucher_account,
     owner_of,
     parse_member_account,
 )
@@ -206,6 +211,9 @@ class _Replay:
         # open holds by sequence: held account -> points the hold put in;
         # removed when a capture or release resolves the hold
         self.holds: dict[int, dict[str, int]] = {}
+        # open vouchers by sequence: (voucher:<reward>, lot -> points it paid);
+        # removed when a redeem, expire or cancel ends the voucher
+        self.vouchers: dict[int, tuple[str, dict[str, int]]] = {}
         self.closed: dict[str, int] = {}  # erased member (owner) -> erase sequence
         # member -> its sub-accounts (ids with a "/") in the order first seen,
         # so an erase checks the whole family without scanning every balance
@@ -636,6 +644,78 @@ class _Replay:
                 )
         return good
 
+    def _voucher_issue(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        seq = entry.sequence
+        good = self._shape(
+            seq,
+            KIND_VOUCHER_ISSUE,
+            usable,
+            "an available lot of the member (mbr_X or mbr_X/lot/N) -> voucher:<reward>",
+            lambda p, f, _: _is_available(f) and is_voucher_account(p.to_account),
+        )
+        self._one_owner(seq, KIND_VOUCHER_ISSUE, good)
+        targets = {p.to_account for _, p, _, _ in good}
+        self._one(seq, KIND_VOUCHER_ISSUE, "voucher account", targets)
+        paid: defaultdict[str, int] = defaultdict(int)
+        for _, posting, _, _ in good:
+            paid[posting.from_account] += posting.points
+        if len(targets) == 1:
+            self.vouchers[seq] = (targets.pop(), dict(paid))
+
+    def _voucher_redeem(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        self._voucher_end(entry, usable, KIND_VOUCHER_REDEEM, PROGRAM_REDEEMED)
+
+    def _voucher_expire(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        self._voucher_end(entry, usable, KIND_VOUCHER_EXPIRE, PROGRAM_EXPIRED)
+
+    def _voucher_cancel(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
+        self._voucher_end(entry, usable, KIND_VOUCHER_CANCEL, "")
+
+    def _voucher_end(
+        self, entry: JournalEntry, usable: list[_Parsed], kind: str, target: str
+    ) -> None:
+        """A voucher ends once: the issue it names is open, and every point
+        it paid into voucher:<reward> leaves in this entry, to ``target``
+        (a cancel: back to the lot each point came from, exactly)."""
+        seq = entry.sequence
+        shape = (
+            f"voucher:<reward> -> {target}" if target else "voucher:<reward> -> a lot it came from"
+        )
+        good = self._shape(
+            seq,
+            kind,
+            usable,
+            shape,
+            lambda p, _, t: (
+                is_voucher_account(p.from_account)
+                and (p.to_account == target if target else _is_available(t))
+            ),
+        )
+        voucher = self.vouchers.pop(entry.reverses, None)
+        if voucher is None:
+            self.problem(
+                seq,
+                "reversal",
+                f"{_a(kind)} names sequence {entry.reverses}, which is no open voucher (not an "
+                "earlier voucher_issue, or already redeemed, expired or cancelled)",
+            )
+            return
+        account, paid = voucher
+        if any(p.from_account != account for _, p, _, _ in good):
+            self.problem(seq, "reversal", f"takes points from another account than {account}")
+        moved: defaultdict[str, int] = defaultdict(int)
+        for _, posting, _, _ in good:
+            moved[posting.to_account] += posting.points
+        want = dict(paid) if not target else {target: sum(paid.values())}
+        for key in sorted(set(want) | set(moved)):
+            if moved.get(key, 0) != want.get(key, 0):
+                self.problem(
+                    seq,
+                    "reversal",
+                    f"moves {moved.get(key, 0)} to {key}, but the voucher at sequence "
+                    f"{entry.reverses} holds {want.get(key, 0)} for it",
+                )
+
     def _mature(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
         good = self._shape(
             entry.sequence,
@@ -788,9 +868,22 @@ _RULES: dict[str, _Rule] = {
     KIND_EXCHANGE_IN: _Replay._exchange_in,
     KIND_SHORTFALL: _Replay._shortfall,
     KIND_SETTLEMENT: _Replay._settlement,
+    KIND_VOUCHER_ISSUE: _Replay._voucher_issue,
+    KIND_VOUCHER_REDEEM: _Replay._voucher_redeem,
+    KIND_VOUCHER_EXPIRE: _Replay._voucher_expire,
+    KIND_VOUCHER_CANCEL: _Replay._voucher_cancel,
 }
 # kinds whose ``reverses`` names an earlier entry
-_REFERENCING = frozenset({KIND_REVERSE, KIND_CAPTURE, KIND_RELEASE})
+_REFERENCING = frozenset(
+    {
+        KIND_REVERSE,
+        KIND_CAPTURE,
+        KIND_RELEASE,
+        KIND_VOUCHER_REDEEM,
+        KIND_VOUCHER_EXPIRE,
+        KIND_VOUCHER_CANCEL,
+    }
+)
 
 
 def check_chain(

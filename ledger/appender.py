@@ -37,6 +37,7 @@ from audit.accounts import (
     PROGRAM_SETTLED,
     available_form,
     owner_of,
+    voucher_account,
 )
 from audit.decisions import AccessDecision
 from audit.entry_format import is_member_account
@@ -44,7 +45,9 @@ from ledger import metrics
 from ledger.commands import (
     KIND_EARN,
     PROGRAM_ACCOUNTS,
+    CancelVoucher,
     Capture,
+    ClaimReward,
     Command,
     Earn,
     Enroll,
@@ -53,6 +56,7 @@ from ledger.commands import (
     Exchange,
     Hold,
     Redeem,
+    RedeemVoucher,
     Refer,
     Release,
     Reverse,
@@ -553,6 +557,9 @@ class Appender:
             tx, {c.original_sequence for c in commands if isinstance(c, Reverse)}
         )
         named = {c.hold_sequence for c in commands if isinstance(c, Capture | Release)}
+        named_vouchers = {
+            c.voucher for c in commands if isinstance(c, RedeemVoucher | CancelVoucher)
+        }
         holds = sql.load_open_holds(tx, set(), named)
         ended = sql.load_ended_holds(tx, named - holds.keys()) if named else {}
         owners: set[str] = set()
@@ -566,10 +573,17 @@ class Appender:
                 owners.update((c.account, c.to_account))
             elif isinstance(c, Refer):
                 owners.update((c.account, c.referred))
+            elif isinstance(c, ClaimReward | CancelVoucher):
+                owners.add(c.account)
+        # open vouchers the batch names, and those of its members (which
+        # expire when due, and count towards a reward's per-member limit)
+        vouchers, ended_vouchers = sql.load_vouchers(tx, owners, named_vouchers)
+        owners.update(v.owner for v in vouchers.values())
         owners.update(o.owner for o in originals.values())
         owners.update(h.owner for h in holds.values())
         owners.discard("")
-        # the lots a reversal of a redeem or capture gives points back to
+        # the lots a reversal of a redeem or capture, or a voucher's cancel,
+        # gives points back to
         lots = {
             available_form(p.from_account)
             for o in originals.values()
@@ -577,6 +591,12 @@ class Appender:
             for p in o.postings
             if is_member_account(p.from_account)
         }
+        lots.update(
+            available_form(p.from_account)
+            for c in commands
+            if isinstance(c, CancelVoucher) and c.voucher in vouchers
+            for p in vouchers[c.voucher].postings
+        )
         programs = set(PROGRAM_ACCOUNTS) | {PROGRAM_EXPIRED}
         programs.update(p.from_account for o in originals.values() for p in o.postings)
         programs.update(issued_account(r) for r in self._rule_ids)
@@ -586,6 +606,8 @@ class Appender:
         settled = [c for c in commands if isinstance(c, SettleShortfall)]
         programs.update(c.store_account for c in settled)
         programs.update([PROGRAM_SETTLED] if settled else [])
+        programs.update(voucher_account(r.id) for r in self._program.rewards)
+        programs.update(voucher_account(v.reward_id) for v in vouchers.values())
         programs = {a for a in programs if not is_member_account(a)}
         families, balances = self._state(tx, head, owners, programs, lots)
         # spending relies on balances reconciled with the journal: the first
@@ -657,6 +679,11 @@ class Appender:
             unreconciled=unreconciled,
             profiles=profiles,
             legacy_ok=not sql.task_done(tx, LEGACY_TASK) if legacy else True,
+            vouchers=vouchers,
+            ended_vouchers=ended_vouchers,
+            rewards_taken=sql.load_reward_stock(
+                tx, {c.reward_id for c in commands if isinstance(c, ClaimReward)}
+            ),
         )
         for owner in sorted(families):
             planner.settle(owner)

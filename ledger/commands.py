@@ -27,6 +27,7 @@ from audit.entry_format import (
 )
 from ledger.keys.field_cipher import FieldCipher
 from ledger.program.lots import BalanceView
+from ledger.program.vouchers import VoucherState
 
 PROGRAM_ACCOUNTS = (PROGRAM_ISSUED, PROGRAM_REDEEMED, PROGRAM_FORFEITED)
 __all__ = [
@@ -175,7 +176,18 @@ class ShortfallSettled:
     sequence: int  # the settlement entry
 
 
-Outcome = AccountOpened | Appended | MemberErased | Referred | ShortfallSettled
+@dataclass(frozen=True, slots=True)
+class VoucherChanged:
+    """A voucher issued, redeemed or cancelled: the entry and the voucher."""
+
+    entry: JournalEntry
+    hash: bytes
+    voucher: VoucherState
+    state: str  # ledger/program/vouchers.py
+    balance: BalanceView | None  # the member's balance after, when it changed
+
+
+Outcome = AccountOpened | Appended | MemberErased | Referred | ShortfallSettled | VoucherChanged
 Renderer = Callable[[Outcome], bytes]
 
 
@@ -386,6 +398,38 @@ class SettleShortfall:
 SETTLEMENT_CHANNEL = "settlement"  # reserved: no caller's channel (ledger/validation.py)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimReward:
+    """Buy a reward of the catalogue with the member's points: a voucher
+    (lots -> voucher:<reward>), if the reward is offered, in stock and
+    claimable through the caller's channel."""
+
+    meta: RequestMeta
+    account: str
+    reward_id: str
+    details: EntryDetails
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemVoucher:
+    """Honour a voucher at a till (any channel the reward allows): once."""
+
+    meta: RequestMeta
+    voucher: int  # its issue entry's sequence, from the code
+    render: Renderer = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelVoucher:
+    """Give an open voucher's points back to the lots they came from."""
+
+    meta: RequestMeta
+    account: str  # the voucher's member: a cancel must name them
+    voucher: int
+    render: Renderer = field(repr=False, compare=False)
+
+
 Command = (
     WriteProfile
     | SettleShortfall
@@ -401,4 +445,7 @@ Command = (
     | Exchange
     | Refer
     | Settle
+    | ClaimReward
+    | RedeemVoucher
+    | CancelVoucher
 )

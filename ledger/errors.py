@@ -70,6 +70,28 @@ class HoldEndedError(PreconditionError):
         )
 
 
+class VoucherEndedError(PreconditionError):
+    """The voucher was redeemed, expired or cancelled already (the loser of
+    a race between two tills learns which entry ended it)."""
+
+    reason = "VOUCHER_ENDED"
+
+    def __init__(self, state: str, ended_by: int) -> None:
+        super().__init__(
+            f"code: the voucher was {state} already (see ended_by_sequence in ErrorInfo)",
+            metadata={"state": state, "ended_by_sequence": str(ended_by)},
+        )
+
+
+class RewardUnavailableError(PreconditionError):
+    """A reward that cannot be claimed now: out of stock, not offered, not
+    through this channel, or the member holds as many as allowed."""
+
+    def __init__(self, reason: str, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(message, metadata=metadata)
+        self.reason = reason
+
+
 class InsufficientPointsError(PreconditionError):
     reason = "INSUFFICIENT_POINTS"
 

@@ -23,7 +23,7 @@ The batch (its state, the dispatcher, how entries are written) is in
 batch.py; each family of commands is a module of functions over it:
 members.py (enroll, erase), profiles.py, due.py (what time makes due),
 earning.py (earn, tiers), referrals.py, spending.py (redeem, transfer),
-holds.py, exchange.py, reversals.py, shortfalls.py.
+holds.py, exchange.py, reversals.py, shortfalls.py, vouchers.py.
 """
 
 from ledger.planner.batch import BatchPlanner, spender_of

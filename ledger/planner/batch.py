@@ -20,7 +20,9 @@ from ledger.commands import (
     KIND_EARN,
     KIND_REDEEM,
     Appended,
+    CancelVoucher,
     Capture,
+    ClaimReward,
     Command,
     Earn,
     Enroll,
@@ -31,6 +33,7 @@ from ledger.commands import (
     MemberErased,
     Outcome,
     Redeem,
+    RedeemVoucher,
     Refer,
     Release,
     RequestMeta,
@@ -39,6 +42,7 @@ from ledger.commands import (
     SettleShortfall,
     ShortfallSettled,
     Transfer,
+    VoucherChanged,
     WriteProfile,
 )
 from ledger.errors import (
@@ -60,6 +64,7 @@ from ledger.planner import (
     reversals,
     shortfalls,
     spending,
+    vouchers,
 )
 from ledger.planner.profiles import write_profile
 from ledger.planner.records import (
@@ -76,6 +81,7 @@ from ledger.planner.records import (
 from ledger.program.config import DEFAULT_PROGRAM, Program
 from ledger.program.lots import Family, HoldState, LotTerms
 from ledger.program.referrals import ReferralFacts
+from ledger.program.vouchers import VoucherEnd, VoucherState
 
 # command type -> the function of its family that decides it
 Handler = Callable[["BatchPlanner", Any], Outcome]
@@ -92,6 +98,9 @@ HANDLERS: dict[type, Handler] = {
     Erase: members.erase,
     Refer: referrals.refer,
     SettleShortfall: shortfalls.settle_shortfall,
+    ClaimReward: vouchers.claim,
+    RedeemVoucher: vouchers.redeem,
+    CancelVoucher: vouchers.cancel,
 }
 
 
@@ -141,6 +150,14 @@ class BatchPlanner:
         default_factory=list
     )  # (referrer, referred, reason)
     tier_changes: list[tuple[str, int, str, str, str]] = field(default_factory=list)
+    # vouchers (ledger/planner/vouchers.py): the open ones commands name or
+    # that are due, how named ones ended, vouchers taken per reward claimed
+    vouchers: dict[int, VoucherState] = field(default_factory=dict)
+    ended_vouchers: dict[int, VoucherEnd] = field(default_factory=dict)
+    rewards_taken: dict[str, int] = field(default_factory=dict)
+    new_vouchers: list[VoucherState] = field(default_factory=list)
+    voucher_ends: list[VoucherEnd] = field(default_factory=list)
+    stock_deltas: dict[str, int] = field(default_factory=dict)  # reward -> taken +/-
     _request: bytes = b""  # the digest the command being applied puts in its entry
 
     def __post_init__(self) -> None:
@@ -336,7 +353,7 @@ class BatchPlanner:
 
 def _sequence_of(outcome: Outcome) -> int | None:
     """The entry an idempotency record points at (None: the command made none)."""
-    if isinstance(outcome, Appended):
+    if isinstance(outcome, Appended | VoucherChanged):
         return outcome.entry.sequence
     if isinstance(outcome, MemberErased | ShortfallSettled):
         return outcome.sequence or None
@@ -345,7 +362,7 @@ def _sequence_of(outcome: Outcome) -> int | None:
 
 def spender_of(command: Command) -> str:
     """The member whose points a command spends ("" for none)."""
-    if isinstance(command, Redeem | Hold | Transfer):
+    if isinstance(command, Redeem | Hold | Transfer | ClaimReward):
         return command.account
     if isinstance(command, Exchange) and command.direction == "out":
         return command.account

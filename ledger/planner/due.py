@@ -1,7 +1,8 @@
 """What time makes due for a member: timed-out holds go back to their
 lots, pending lots past their return window mature, lots past their expiry
-expire. Run for every member of a batch before its commands (and by the
-server's settle sweep), so every command sees a settled balance."""
+expire, and so do vouchers past their validity. Run for every member of a
+batch before its commands (and by the server's settle sweep), so every
+command sees a settled balance."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from ledger.commands import EntryDetails
 from ledger.planner.holds import end_hold
 from ledger.planner.records import SYSTEM
 from ledger.planner.tiering import retier
+from ledger.planner.vouchers import expire_due
 
 if TYPE_CHECKING:
     from ledger.planner.batch import BatchPlanner
 
 
 def settle(planner: BatchPlanner, owner: str) -> None:
+    expire_due(planner, owner)  # an erased member's vouchers expire too
     family = planner.families.get(owner)
     if family is None or family.closed:
         return

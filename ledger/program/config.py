@@ -196,6 +196,41 @@ class Reversals(_Model):
         return "*" in allowed or made_by in allowed
 
 
+class Reward(_Model):
+    """A catalogue item members buy with points: each claim issues a voucher
+    redeemable once, in any channel ``redeem_channels`` allows, until
+    ``valid_days`` after it was issued (docs/program-rules.md §9)."""
+
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=80)]  # shown at the till
+    points: int = Field(ge=1, le=10_000_000)
+    stock: int | None = Field(default=None, ge=0, le=1_000_000_000)  # None: unlimited
+    starts: dt.datetime | None = None  # offered from (None: always)
+    ends: dt.datetime | None = None  # offered until (exclusive)
+    valid_days: int = Field(default=30, ge=1, le=3650)
+    claim_channels: tuple[ChannelId, ...] = ()  # who may sell it (empty: any channel)
+    redeem_channels: tuple[ChannelId, ...] = ()  # who may honour it (empty: any channel)
+    per_member: int | None = Field(default=None, ge=1, le=1_000_000)  # vouchers a member may hold
+
+    @model_validator(mode="after")
+    def _window(self) -> Reward:
+        for when in (self.starts, self.ends):
+            if when is not None and when.tzinfo is None:
+                raise ValueError("starts/ends: must carry a UTC offset")
+        if self.starts and self.ends and self.ends <= self.starts:
+            raise ValueError("ends: must be after starts")
+        return self
+
+    def offered(self, now_us: int) -> bool:
+        start = _us(self.starts) if self.starts else None
+        end = _us(self.ends) if self.ends else None
+        return (start is None or start <= now_us) and (end is None or now_us < end)
+
+
+def _us(when: dt.datetime) -> int:
+    return int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
 class Program(_Model):
     version: Literal[1]
     program_id: Id = "default"
@@ -209,13 +244,20 @@ class Program(_Model):
     transfers: Transfers = Transfers()
     reversals: Reversals = Reversals()
     partners: tuple[Partner, ...] = ()
+    rewards: tuple[Reward, ...] = ()
 
     @model_validator(mode="after")
     def _partners(self) -> Program:
         ids = [p.id for p in self.partners]
         if len(ids) != len(set(ids)):
             raise ValueError("partners: ids must be unique")
+        rewards = [r.id for r in self.rewards]
+        if len(rewards) != len(set(rewards)):
+            raise ValueError("rewards: ids must be unique")
         return self
+
+    def reward(self, reward_id: str) -> Reward | None:
+        return next((r for r in self.rewards if r.id == reward_id), None)
 
     def partner(self, partner_id: str) -> Partner | None:
         return next((p for p in self.partners if p.id == partner_id), None)

@@ -11,6 +11,7 @@ from audit.accounts import (
     PROGRAM_EXPIRED,
     PROGRAM_SETTLED,
     SHORTFALL_PREFIX,
+    VOUCHER_PREFIX,
 )
 from audit.entry_format import PROGRAM_FORFEITED, PROGRAM_REDEEMED
 from ledger.storage.journal_reads import Liability
@@ -36,7 +37,17 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
     )
     # members' points redeemed: what stores covered in outages (owed now, or
     # settled since) is not part of it, it was never issued; so issued =
-    # outstanding + redeemed + expired + forfeited + partners' clearing holds
+    # outstanding + vouchers outstanding + redeemed + expired + forfeited +
+    # partners' clearing holds
+    rewards = {
+        a.removeprefix(VOUCHER_PREFIX): n
+        for a, n in program.items()
+        if a.startswith(VOUCHER_PREFIX)
+    }
+    by_reward = [
+        pb.RewardLiability(reward_id=r, open_vouchers=found.open_vouchers.get(r, 0), points=n)
+        for r, n in sorted(rewards.items())
+    ]
     covered = sum(n for _, n in shortfalls) - program.get(PROGRAM_SETTLED, 0)
     redeemed = program.get(PROGRAM_REDEEMED, 0) - covered
     return pb.GetLiabilityResponse(
@@ -51,6 +62,8 @@ def liability_message(found: Liability) -> pb.GetLiabilityResponse:
             pb.PartnerExchange(partner=k, exchanged_out=o, exchanged_in=i) for k, (o, i) in flows
         ],
         by_store_shortfall=[pb.LiabilityBucket(key=k, points=n) for k, n in shortfalls],
+        vouchers_outstanding=sum(rewards.values()),
+        by_reward=by_reward,
         issued=issued,
         redeemed=redeemed,
         expired=expired,

@@ -31,7 +31,9 @@ from ledger.storage.schema import (
     journal_head,
     journal_postings,
     member_stats,
+    voucher_ends,
 )
+from ledger.storage.schema import vouchers as vouchers_table
 
 _DAY_US = 86_400_000_000
 READ_THREADS = 4  # PostgreSQL read threads (and connections) per JournalReads
@@ -50,6 +52,21 @@ class Liability:
     by_expiry_month: dict[str, int] = field(default_factory=dict)
     # partner clearing account -> (points members sent out, points that came in)
     partner_flows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    open_vouchers: dict[str, int] = field(default_factory=dict)  # reward -> open vouchers
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherRow:
+    """A voucher as read (docs/program-rules.md §9)."""
+
+    sequence: int
+    owner: str
+    reward_id: str
+    points: int
+    issued_us: int
+    valid_until_us: int
+    state: str  # "issued" while open
+    end_sequence: int  # 0 while open
 
 
 def _raw(value: Any) -> Any:
@@ -298,7 +315,56 @@ class JournalReads:
                 .where(member_stats.c.review_us > 0, member_stats.c.review_us <= now_us)
                 .limit(limit)
             ).scalars()
-            return sorted(set(lots) | set(timed_out) | set(reviews))[:limit]
+            vouchers = conn.execute(
+                sa.select(vouchers_table.c.owner)
+                .where(
+                    vouchers_table.c.valid_until_us <= now_us,
+                    ~sa.exists(
+                        sa.select(voucher_ends.c.seq).where(
+                            voucher_ends.c.seq == vouchers_table.c.seq
+                        )
+                    ),
+                )
+                .distinct()
+                .limit(limit)
+            ).scalars()
+            due = set(lots) | set(timed_out) | set(reviews) | set(vouchers)
+            return sorted(due)[:limit]
+
+    _VOUCHER = (
+        "SELECT v.seq, v.owner, v.reward_id, e.time_us, v.valid_until_us, d.state, d.end_seq,"
+        " (SELECT sum(p.points) FROM journal_postings p WHERE p.seq = v.seq)"
+        " FROM vouchers v JOIN journal_entries e ON e.seq = v.seq"
+        " LEFT JOIN voucher_ends d ON d.seq = v.seq"
+    )
+
+    @staticmethod
+    def _voucher_row(row: tuple[Any, ...]) -> VoucherRow:
+        seq, owner, reward, issued, until, state, end_seq, points = row
+        return VoucherRow(
+            int(seq), owner, reward, int(points or 0), int(issued), int(until),
+            state or "issued", int(end_seq or 0),
+        )  # fmt: skip
+
+    def voucher(self, seq: int) -> VoucherRow | None:
+        with self._read() as tx:
+            rows = tx.execute(self._VOUCHER + " WHERE v.seq = ?", (seq,))
+        return self._voucher_row(rows[0]) if rows else None
+
+    def vouchers_of(self, owner: str, include_ended: bool, limit: int) -> list[VoucherRow]:
+        """A member's vouchers, newest first (open ones only unless ``include_ended``)."""
+        where = " WHERE v.owner = ?" + ("" if include_ended else " AND d.seq IS NULL")
+        with self._read() as tx:
+            rows = tx.execute(
+                self._VOUCHER + where + " ORDER BY v.seq DESC LIMIT ?", (owner, limit)
+            )
+        return [self._voucher_row(r) for r in rows]
+
+    def reward_stock(self) -> dict[str, int]:
+        """Vouchers taken per reward (issued, not cancelled or expired)."""
+        with self._read() as tx:
+            rows = tx.execute("SELECT reward_id, taken FROM reward_stock", ())
+        return {reward: int(taken) for reward, taken in rows}
 
     def liability(self) -> Liability:
         """Outstanding points by state, by expiry day and per partner, and
@@ -362,6 +428,13 @@ class JournalReads:
                 .group_by(account_entries.c.account_id)
             ):
                 out.partner_flows[account] = (int(points_out or 0), int(points_in or 0))
+            ended = sa.select(voucher_ends.c.seq).where(voucher_ends.c.seq == vouchers_table.c.seq)
+            for reward, count in conn.execute(
+                sa.select(vouchers_table.c.reward_id, sa.func.count())
+                .where(~sa.exists(ended))
+                .group_by(vouchers_table.c.reward_id)
+            ):
+                out.open_vouchers[reward] = int(count)
         return out
 
     def entry(self, seq: int) -> StoredEntry | None:

@@ -32,6 +32,7 @@ from ledger.planner import BatchPlanner, Head, IdemKey, IdempotencyRecord, Origi
 from ledger.program.lots import Family, HoldState, LotTerms
 from ledger.program.referrals import ReferralFacts
 from ledger.program.tiers import Stats
+from ledger.program.vouchers import VoucherEnd, VoucherState
 from ledger.storage.schema import MEMBER_TABLES
 
 _CHUNK = 500  # bound on IN-list sizes
@@ -243,6 +244,54 @@ def load_ended_holds(tx: WriteTx, seqs: set[int]) -> dict[int, tuple[str, int]]:
             part,
         ):
             found[seq] = (owner, end_seq)
+    return found
+
+
+def load_vouchers(
+    tx: WriteTx, owners: set[str], seqs: set[int]
+) -> tuple[dict[int, VoucherState], dict[int, VoucherEnd]]:
+    """Open vouchers of ``owners`` and among ``seqs``; how those of ``seqs``
+    that are not open ended."""
+    found: list[tuple[Any, ...]] = []
+    for column, values in (("owner", sorted(owners)), ("seq", sorted(seqs))):
+        for part in _chunks(values):
+            found += tx.execute(
+                "SELECT v.seq, v.owner, v.reward_id, v.valid_until_us, e.end_seq, e.state"
+                " FROM vouchers v LEFT JOIN voucher_ends e ON e.seq = v.seq"
+                f" WHERE v.{column} IN ({_marks(len(part))})",
+                part,
+            )
+    heads: dict[int, tuple[str, str, int]] = {}
+    ended: dict[int, VoucherEnd] = {}
+    for seq, owner, reward, until, end_seq, state in found:
+        if end_seq is None:
+            heads[seq] = (owner, reward, until)
+        elif seq in seqs:
+            ended[seq] = VoucherEnd(seq, owner, reward, end_seq, state)
+    postings: dict[int, list[Posting]] = {}
+    for part in _chunks(sorted(heads)):
+        for seq, source, target, points in tx.execute(
+            "SELECT seq, from_account, to_account, points FROM journal_postings"
+            f" WHERE seq IN ({_marks(len(part))}) ORDER BY seq, idx",
+            part,
+        ):
+            postings.setdefault(seq, []).append(Posting(source, target, points))
+    open_ = {
+        seq: VoucherState(seq, owner, reward, until, tuple(postings.get(seq, ())))
+        for seq, (owner, reward, until) in heads.items()
+    }
+    return open_, ended
+
+
+def load_reward_stock(tx: WriteTx, reward_ids: set[str]) -> dict[str, int]:
+    """Vouchers taken per reward (absent: none)."""
+    found: dict[str, int] = {}
+    for part in _chunks(sorted(reward_ids)):
+        rows = tx.execute(
+            f"SELECT reward_id, taken FROM reward_stock WHERE reward_id IN ({_marks(len(part))})",
+            part,
+        )
+        found.update((reward, int(taken)) for reward, taken in rows)
     return found
 
 
@@ -526,6 +575,7 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
         [(h.sequence, h.owner, h.expires_us, h.channel_id) for h in planner.new_holds],
     )
     insert_rows(tx, "hold_ends", ("seq", "end_seq"), planner.ended_holds)
+    _write_vouchers(tx, planner)
     _write_activity(tx, planner)
     _write_program(tx, planner)
     _write_members(tx, planner)
@@ -538,6 +588,53 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
             for r in planner.new_records
         ],
     )
+
+
+def _write_vouchers(tx: WriteTx, planner: BatchPlanner) -> None:
+    """Vouchers issued and ended, and the stock they take (docs/program-rules.md §9)."""
+    insert_rows(
+        tx,
+        "vouchers",
+        ("seq", "owner", "reward_id", "valid_until_us", "channel_id"),
+        [
+            (v.sequence, v.owner, v.reward_id, v.valid_until_us, _channel_of(planner, v.sequence))
+            for v in planner.new_vouchers
+        ],
+    )
+    insert_rows(
+        tx,
+        "voucher_ends",
+        ("seq", "end_seq", "state"),
+        [(e.sequence, e.end_sequence, e.state) for e in planner.voucher_ends],
+    )
+    insert_rows(
+        tx,
+        "reward_stock",
+        ("reward_id", "taken"),
+        [(r, n) for r, n in sorted(planner.stock_deltas.items()) if n],
+        suffix=" ON CONFLICT (reward_id) DO UPDATE SET taken = reward_stock.taken + excluded.taken",
+    )
+    insert_rows(
+        tx,
+        "account_entries",  # a member's history lists how its vouchers ended too
+        ("account_id", "seq"),
+        sorted({(e.owner, e.end_sequence) for e in planner.voucher_ends} - _in_history(planner)),
+    )
+
+
+def _channel_of(planner: BatchPlanner, seq: int) -> str:
+    return next(e.channel_id for e, _ in planner.entries if e.sequence == seq)
+
+
+def _in_history(planner: BatchPlanner) -> set[tuple[str, int]]:
+    """(member, entry) rows write_batch already indexed: entries with a posting of theirs."""
+    return {
+        (owner_of(a), e.sequence)
+        for e, _ in planner.entries
+        for p in e.postings
+        for a in (p.from_account, p.to_account)
+        if is_member_account(a)
+    }
 
 
 def _write_program(tx: WriteTx, planner: BatchPlanner) -> None:

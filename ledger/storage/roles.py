@@ -17,11 +17,11 @@ import sqlalchemy as sa
 
 from ledger.errors import ValidationError
 from ledger.storage.database import Database
-from ledger.storage.schema import APPEND_ONLY_TABLES, MEMBER_TABLES
+from ledger.storage.schema import APPEND_ONLY_TABLES, COUNTER_TABLES, MEMBER_TABLES
 
 ROLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # derived from the journal, rewritten on every append
-MUTABLE_TABLES = ("accounts", "journal_head", "access_head")
+MUTABLE_TABLES = ("accounts", "journal_head", "access_head", *COUNTER_TABLES)
 
 
 def app_role_grants(role: str) -> list[str]:

@@ -33,7 +33,11 @@ APPEND_ONLY_TABLES = (
     "referral_refusals",
     "cosignatures",
     "profile_commitments",
+    "vouchers",
+    "voucher_ends",
 )
+# derived counters, rewritten as the journal grows
+COUNTER_TABLES = ("reward_stock",)
 # personal data must be erasable: these change and lose rows (0004)
 MEMBER_TABLES = (
     "member_keys",
@@ -78,6 +82,36 @@ hold_ends = sa.Table(
     metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("end_seq", sa.BigInteger, nullable=False),
+)
+
+# docs/program-rules.md §9: a voucher per claim of a reward (its issue
+# entry's sequence), how it ended (once: the primary key), and how many of
+# each reward's vouchers are taken (issued and not cancelled or expired)
+vouchers = sa.Table(
+    "vouchers",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("reward_id", sa.String(40), nullable=False),
+    sa.Column("valid_until_us", sa.BigInteger, nullable=False),
+    sa.Column("channel_id", sa.String(64), nullable=False),
+)
+sa.Index("ix_vouchers_owner", vouchers.c.owner)
+sa.Index("ix_vouchers_valid_until", vouchers.c.valid_until_us)
+
+voucher_ends = sa.Table(
+    "voucher_ends",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("end_seq", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+)
+
+reward_stock = sa.Table(
+    "reward_stock",
+    metadata,
+    sa.Column("reward_id", sa.String(40), primary_key=True),
+    sa.Column("taken", sa.BigInteger, nullable=False),
 )
 
 member_activity = sa.Table(

@@ -28,6 +28,10 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_PROFILE: _ClassVar[EntryKind]
     ENTRY_KIND_SHORTFALL: _ClassVar[EntryKind]
     ENTRY_KIND_SETTLEMENT: _ClassVar[EntryKind]
+    ENTRY_KIND_VOUCHER_ISSUE: _ClassVar[EntryKind]
+    ENTRY_KIND_VOUCHER_REDEEM: _ClassVar[EntryKind]
+    ENTRY_KIND_VOUCHER_EXPIRE: _ClassVar[EntryKind]
+    ENTRY_KIND_VOUCHER_CANCEL: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_EARN: EntryKind
 ENTRY_KIND_REDEEM: EntryKind
@@ -44,6 +48,10 @@ ENTRY_KIND_EXCHANGE_IN: EntryKind
 ENTRY_KIND_PROFILE: EntryKind
 ENTRY_KIND_SHORTFALL: EntryKind
 ENTRY_KIND_SETTLEMENT: EntryKind
+ENTRY_KIND_VOUCHER_ISSUE: EntryKind
+ENTRY_KIND_VOUCHER_REDEEM: EntryKind
+ENTRY_KIND_VOUCHER_EXPIRE: EntryKind
+ENTRY_KIND_VOUCHER_CANCEL: EntryKind
 
 class ChannelContext(_message.Message):
     __slots__ = ("channel_id", "store_id", "external_transaction_id")
@@ -470,7 +478,7 @@ class LiabilityBucket(_message.Message):
     def __init__(self, key: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class GetLiabilityResponse(_message.Message):
-    __slots__ = ("as_of_sequence", "outstanding", "by_state", "by_expiry_month", "by_partner", "issued", "redeemed", "expired", "forfeited", "breakage_rate", "redemption_rate", "by_partner_gross", "by_store_shortfall")
+    __slots__ = ("as_of_sequence", "outstanding", "by_state", "by_expiry_month", "by_partner", "issued", "redeemed", "expired", "forfeited", "breakage_rate", "redemption_rate", "by_partner_gross", "by_store_shortfall", "vouchers_outstanding", "by_reward")
     AS_OF_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
     BY_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -484,6 +492,8 @@ class GetLiabilityResponse(_message.Message):
     REDEMPTION_RATE_FIELD_NUMBER: _ClassVar[int]
     BY_PARTNER_GROSS_FIELD_NUMBER: _ClassVar[int]
     BY_STORE_SHORTFALL_FIELD_NUMBER: _ClassVar[int]
+    VOUCHERS_OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    BY_REWARD_FIELD_NUMBER: _ClassVar[int]
     as_of_sequence: int
     outstanding: int
     by_state: _containers.RepeatedCompositeFieldContainer[LiabilityBucket]
@@ -497,7 +507,19 @@ class GetLiabilityResponse(_message.Message):
     redemption_rate: float
     by_partner_gross: _containers.RepeatedCompositeFieldContainer[PartnerExchange]
     by_store_shortfall: _containers.RepeatedCompositeFieldContainer[LiabilityBucket]
-    def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ..., by_partner_gross: _Optional[_Iterable[_Union[PartnerExchange, _Mapping]]] = ..., by_store_shortfall: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ...) -> None: ...
+    vouchers_outstanding: int
+    by_reward: _containers.RepeatedCompositeFieldContainer[RewardLiability]
+    def __init__(self, as_of_sequence: _Optional[int] = ..., outstanding: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_expiry_month: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., by_partner: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., issued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., forfeited: _Optional[int] = ..., breakage_rate: _Optional[float] = ..., redemption_rate: _Optional[float] = ..., by_partner_gross: _Optional[_Iterable[_Union[PartnerExchange, _Mapping]]] = ..., by_store_shortfall: _Optional[_Iterable[_Union[LiabilityBucket, _Mapping]]] = ..., vouchers_outstanding: _Optional[int] = ..., by_reward: _Optional[_Iterable[_Union[RewardLiability, _Mapping]]] = ...) -> None: ...
+
+class RewardLiability(_message.Message):
+    __slots__ = ("reward_id", "open_vouchers", "points")
+    REWARD_ID_FIELD_NUMBER: _ClassVar[int]
+    OPEN_VOUCHERS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    reward_id: str
+    open_vouchers: int
+    points: int
+    def __init__(self, reward_id: _Optional[str] = ..., open_vouchers: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
 
 class PartnerExchange(_message.Message):
     __slots__ = ("partner", "exchanged_out", "exchanged_in")
