@@ -17,6 +17,7 @@ LEDGER = "/loyalty.ledger.v1.LedgerService/"
 MEMBERS = "/loyalty.members.v1.MemberService/"
 ACCESS = "/loyalty.access.v1.AccessService/"
 AUDIT = "/loyalty.audit.v1.AuditService/"
+REWARDS = "/loyalty.rewards.v1.RewardService/"
 STAFF = frozenset(Role) - {Role.CHANNEL}
 
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
@@ -41,6 +42,15 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     LEDGER + "GetTier": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
     # aggregates only: no member, no personal data
     LEDGER + "GetLiability": frozenset({Role.COMPLIANCE, Role.ANALYST, Role.ADMIN}),
+    # rewards and vouchers: channels sell and honour them; a member's
+    # vouchers (with codes only for the channel that sold them) are also
+    # for member service, without codes (a code is as good as the goods)
+    REWARDS + "ListRewards": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE, Role.ANALYST}),
+    REWARDS + "ClaimReward": frozenset({Role.CHANNEL}),
+    REWARDS + "GetVoucher": frozenset({Role.CHANNEL}),
+    REWARDS + "RedeemVoucher": frozenset({Role.CHANNEL}),
+    REWARDS + "CancelVoucher": frozenset({Role.CHANNEL}),
+    REWARDS + "ListVouchers": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
     # members: channels enroll and look up by phone at a till but never read
     # personal data; reads declare a purpose (access/purposes.py)
     MEMBERS + "Enroll": frozenset({Role.CHANNEL, Role.MEMBER_SERVICE}),
@@ -88,6 +98,7 @@ MUTATING_METHODS = frozenset(
         )
     ]
     + [MEMBERS + name for name in ("Enroll", "UpdateMember", "EraseMember")]
+    + [REWARDS + name for name in ("ClaimReward", "RedeemVoucher", "CancelVoucher")]
 )
 
 # lookups of a member by phone or e-mail: rate-limited per principal

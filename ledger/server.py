@@ -30,6 +30,7 @@ from loyalty.access.v1 import access_pb2, access_pb2_grpc
 from loyalty.audit.v1 import audit_pb2, audit_pb2_grpc
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from loyalty.members.v1 import members_pb2, members_pb2_grpc
+from loyalty.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 
 from access.break_glass import BreakGlass
 from access.gate import Gate
@@ -41,6 +42,7 @@ from ledger.appender import Appender, Clock, system_clock_us
 from ledger.checkpoints import LOG_NAMES, Checkpointer, LogKeys
 from ledger.commands import Settle
 from ledger.config import ServerConfig
+from ledger.keys import voucher_code
 from ledger.keys.keyring import FileKeyring
 from ledger.logging import CALLS
 from ledger.members.profile import ProfileRules
@@ -52,6 +54,7 @@ from ledger.service.audit_servicer import AuditServicer
 from ledger.service.member_servicer import MemberServicer, attach_member_checks
 from ledger.service.observe import ANONYMOUS_DENIALS, Checks, add_health, observe_service
 from ledger.service.readiness import Readiness, probe_readable, probe_writable
+from ledger.service.reward_servicer import RewardServicer
 from ledger.service.servicer import LedgerServicer
 from ledger.service.writer_link import RemoteAppender, WriterEnd
 from ledger.signer_state import SignerState
@@ -68,7 +71,8 @@ LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_na
 MEMBER_SERVICE = members_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
 ACCESS_SERVICE = access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
-SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE, AUDIT_SERVICE)
+REWARD_SERVICE = rewards_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
+SERVICES = (LEDGER_SERVICE, MEMBER_SERVICE, ACCESS_SERVICE, AUDIT_SERVICE, REWARD_SERVICE)
 SWEEP_INTERVAL = 1.0  # seconds between checks for expired break-glass grants
 METRICS_SAMPLE_S = 2.0  # seconds between samples of log sizes, checkpoint ages, queue depth
 T = TypeVar("T")
@@ -157,6 +161,7 @@ class LedgerServer:
         self.break_glass: BreakGlass | None = None
         self.vault: MemberVault | None = None
         self.log_keys: LogKeys | None = None
+        self.voucher_secret = b""  # the keyring's voucher-code secret, once started
         self.checkpointer: Checkpointer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.on_link_lost: Callable[[], None] | None = None  # worker: the writer went away
@@ -190,6 +195,8 @@ class LedgerServer:
             keyring = FileKeyring.open(cfg.keyring_path)
             self.vault = MemberVault.for_keyring(keyring)
             self.log_keys = LogKeys.from_keyring(keyring, cfg.log_origin)
+            # created by the writer before its workers start (they read it)
+            self.voucher_secret = keyring.secret(voucher_code.SECRET_NAME)
             self.checkpointer = Checkpointer(
                 reads=LogReads(self.db),
                 keys=self.log_keys,
@@ -314,6 +321,7 @@ class LedgerServer:
             anonymous=RateLimiter(ANONYMOUS_DENIALS, scope="peer", shared=self._buckets),
         )
         store = MemberStore(db)
+        reads = JournalReads(db.reader)  # one pool of read connections for both
         members = MemberServicer(
             appender=appender,
             store=store,
@@ -325,7 +333,7 @@ class LedgerServer:
                 ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
                 LedgerServicer(
                     appender=appender,
-                    reads=JournalReads(db.reader),
+                    reads=reads,
                     limits=cfg.limits,
                     vault=self.vault,
                     members=store,
@@ -334,6 +342,16 @@ class LedgerServer:
                 ),
             ),
             (members_pb2_grpc.add_MemberServiceServicer_to_server, members),
+            (
+                rewards_pb2_grpc.add_RewardServiceServicer_to_server,
+                RewardServicer(
+                    appender=appender,
+                    reads=reads,
+                    secret=self.voucher_secret,
+                    clock=self._clock,
+                    program=cfg.program,
+                ),
+            ),
             (
                 access_pb2_grpc.add_AccessServiceServicer_to_server,
                 AccessServicer(break_glass=self.break_glass),

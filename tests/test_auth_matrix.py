@@ -22,6 +22,8 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.members.v1 import members_pb2 as mpb
 from loyalty.members.v1 import members_pb2_grpc
+from loyalty.rewards.v1 import rewards_pb2 as rpb
+from loyalty.rewards.v1 import rewards_pb2_grpc
 
 from access.certs import make_dev_certs
 from access.principal import Role
@@ -64,6 +66,7 @@ class Secured:
         self.members = members_pb2_grpc.MemberServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+        self.rewards = rewards_pb2_grpc.RewardServiceStub(self.channel)
 
     def _jti(self, token: str) -> str:
         import jwt
@@ -279,7 +282,35 @@ def _calls(s: Secured, account: str, role: Role | None = None) -> dict[str, Call
             metadata=md,
         ),
     }
+    rewards = s.rewards
+    fake_code = "0000-0000-0000-0000-0000-0"  # well formed, never issued
+    reward_calls: dict[str, Callable[..., object]] = {
+        "ListRewards": lambda md: rewards.ListRewards(rpb.ListRewardsRequest(), metadata=md),
+        "ClaimReward": lambda md: rewards.ClaimReward(
+            rpb.ClaimRewardRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=account, reward_id="none"
+            ),
+            metadata=md,
+        ),
+        "GetVoucher": lambda md: rewards.GetVoucher(
+            rpb.GetVoucherRequest(code=fake_code), metadata=md
+        ),
+        "RedeemVoucher": lambda md: rewards.RedeemVoucher(
+            rpb.RedeemVoucherRequest(idempotency_key=key(), context=ctx(), code=fake_code),
+            metadata=md,
+        ),
+        "CancelVoucher": lambda md: rewards.CancelVoucher(
+            rpb.CancelVoucherRequest(
+                idempotency_key=key(), context=ctx(), member_account_id=account, voucher_sequence=1
+            ),
+            metadata=md,
+        ),
+        "ListVouchers": lambda md: rewards.ListVouchers(
+            rpb.ListVouchersRequest(member_account_id=account), metadata=md
+        ),
+    }
     return {
+        **{f"RewardService/{n}": c for n, c in reward_calls.items()},
         **{f"AuditService/{n}": c for n, c in audit_calls.items()},
         **{f"LedgerService/{n}": c for n, c in ledger.items()},
         **{f"MemberService/{n}": c for n, c in member_calls.items()},

@@ -9,6 +9,7 @@ from loyalty.access.v1 import access_pb2
 from loyalty.audit.v1 import audit_pb2
 from loyalty.ledger.v1 import ledger_pb2
 from loyalty.members.v1 import members_pb2
+from loyalty.rewards.v1 import rewards_pb2
 
 from access.errors import PermissionDeniedError
 from access.permissions import (
@@ -56,12 +57,19 @@ EXPECTED = {
     "AuditService/GetConsistencyProof": set(Role),
     "AuditService/GetEntries": {R.COMPLIANCE, R.SECURITY},
     "AuditService/GetAccessReport": {R.SECURITY},
+    "RewardService/ListRewards": {R.CHANNEL, R.MEMBER_SERVICE, R.ANALYST},
+    "RewardService/ClaimReward": {R.CHANNEL},
+    "RewardService/GetVoucher": {R.CHANNEL},
+    "RewardService/RedeemVoucher": {R.CHANNEL},
+    "RewardService/CancelVoucher": {R.CHANNEL},
+    "RewardService/ListVouchers": {R.CHANNEL, R.MEMBER_SERVICE},
 }
 PACKAGES = {
     "LedgerService": (ledger_pb2, "loyalty.ledger.v1"),
     "MemberService": (members_pb2, "loyalty.members.v1"),
     "AccessService": (access_pb2, "loyalty.access.v1"),
     "AuditService": (audit_pb2, "loyalty.audit.v1"),
+    "RewardService": (rewards_pb2, "loyalty.rewards.v1"),
 }
 
 

@@ -114,7 +114,11 @@ def test_readme_access_table_is_the_permission_table() -> None:
         else:
             head = re.sub(r"\([^)]*\)", "", roles).split(";")[0]
             allowed = frozenset(Role(r.strip()) for r in head.split(","))
-        package = {"LedgerService": "ledger", "MemberService": "members"}.get(service)
+        package = {
+            "LedgerService": "ledger",
+            "MemberService": "members",
+            "RewardService": "rewards",
+        }.get(service)
         package = package or service.removesuffix("Service").lower()
         for name in names.split(", "):
             documented[f"/loyalty.{package}.v1.{service}/{name}"] = allowed

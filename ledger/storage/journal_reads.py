@@ -67,6 +67,7 @@ class VoucherRow:
     valid_until_us: int
     state: str  # "issued" while open
     end_sequence: int  # 0 while open
+    channel_id: str  # the channel it was claimed through
 
 
 def _raw(value: Any) -> Any:
@@ -333,6 +334,7 @@ class JournalReads:
 
     _VOUCHER = (
         "SELECT v.seq, v.owner, v.reward_id, e.time_us, v.valid_until_us, d.state, d.end_seq,"
+        " v.channel_id,"
         " (SELECT sum(p.points) FROM journal_postings p WHERE p.seq = v.seq)"
         " FROM vouchers v JOIN journal_entries e ON e.seq = v.seq"
         " LEFT JOIN voucher_ends d ON d.seq = v.seq"
@@ -340,10 +342,10 @@ class JournalReads:
 
     @staticmethod
     def _voucher_row(row: tuple[Any, ...]) -> VoucherRow:
-        seq, owner, reward, issued, until, state, end_seq, points = row
+        seq, owner, reward, issued, until, state, end_seq, channel, points = row
         return VoucherRow(
             int(seq), owner, reward, int(points or 0), int(issued), int(until),
-            state or "issued", int(end_seq or 0),
+            state or "issued", int(end_seq or 0), channel,
         )  # fmt: skip
 
     def voucher(self, seq: int) -> VoucherRow | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.rewards.v1 import rewards_pb2_grpc
 
 from ledger.config import Limits, ServerConfig
 from ledger.program.config import load_program
@@ -103,6 +104,7 @@ class ProgramServer:
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
         self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
+        self.rewards = rewards_pb2_grpc.RewardServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
