@@ -701,20 +701,27 @@ class _Replay:
             )
             return
         account, paid = voucher
+        if len(good) != len(usable):
+            return  # a posting of the wrong shape is reported as such, once
         if any(p.from_account != account for _, p, _, _ in good):
             self.problem(seq, "reversal", f"takes points from another account than {account}")
+            return
         moved: defaultdict[str, int] = defaultdict(int)
         for _, posting, _, _ in good:
             moved[posting.to_account] += posting.points
         want = dict(paid) if not target else {target: sum(paid.values())}
-        for key in sorted(set(want) | set(moved)):
-            if moved.get(key, 0) != want.get(key, 0):
-                self.problem(
-                    seq,
-                    "reversal",
-                    f"moves {moved.get(key, 0)} to {key}, but the voucher at sequence "
-                    f"{entry.reverses} holds {want.get(key, 0)} for it",
-                )
+        wrong = [
+            f"{moved.get(key, 0)} to {key} (holds {want.get(key, 0)} for it)"
+            for key in sorted(set(want) | set(moved))
+            if moved.get(key, 0) != want.get(key, 0)
+        ]
+        if wrong:
+            self.problem(
+                seq,
+                "reversal",
+                f"does not end the voucher at sequence {entry.reverses} as it was paid: "
+                "moves " + ", ".join(wrong),
+            )
 
     def _mature(self, entry: JournalEntry, usable: list[_Parsed]) -> None:
         good = self._shape(

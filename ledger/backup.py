@@ -62,6 +62,7 @@ from ledger.storage.log_reads import LogReads
 from ledger.verify import verify_database
 from ledger.verify_logs import verify_logs
 from ledger.verify_profiles import verify_profiles
+from ledger.verify_vouchers import verify_vouchers
 
 log = structlog.get_logger("ledger.backup")
 
@@ -267,6 +268,8 @@ def _check(
     reasons += [str(p) for p in log_problems[:20]]
     _, profile_problems = verify_profiles(db)
     reasons += [str(p) for p in profile_problems[:20]]
+    _, voucher_problems = verify_vouchers(db)
+    reasons += [str(p) for p in voucher_problems[:20]]
     keys = _keys(config)
     reads = LogReads(db)
     notes = manifest.get("checkpoints")

@@ -465,12 +465,14 @@ def _verify(config: ServerConfig) -> int:
     from ledger.verify import JournalMissingError, verify_database
     from ledger.verify_logs import verify_logs
     from ledger.verify_profiles import verify_profiles
+    from ledger.verify_vouchers import verify_vouchers
 
     db = _database(config)
     try:
         result = verify_database(db)  # read-only: never migrates or writes
         counts, log_problems = verify_logs(db)
         members, profile_problems = verify_profiles(db)
+        voucher_count, voucher_problems = verify_vouchers(db)
     except JournalMissingError as err:
         print(f"FAILED: {err}")
         return 2
@@ -488,7 +490,13 @@ def _verify(config: ServerConfig) -> int:
             print(f"  {profile_problem}")
     else:
         print(f"profiles: {members} members' fields match their newest commitment")
-    if (log_problems or profile_problems) and result:
+    if voucher_problems:
+        print(f"FAILED: {len(voucher_problems)} problem(s) in the voucher tables")
+        for voucher_problem in voucher_problems[:1000]:
+            print(f"  {voucher_problem}")
+    else:
+        print(f"vouchers: {voucher_count} vouchers, their ends and stock match the journal")
+    if (log_problems or profile_problems or voucher_problems) and result:
         return 1
     if result:
         head = result.head

@@ -53,6 +53,8 @@ HOTEL = "partner:hotel"
 STORE = "shortfall:store-test-1"
 STORE2 = "shortfall:store-test-2"
 SETTLED = "program:settled"
+COFFEE = "voucher:free-coffee"
+TOTE = "voucher:tote"
 
 Spec = tuple[str, tuple[tuple[str, str, int], ...], int]
 
@@ -233,6 +235,13 @@ def every_kind() -> list[StoredEntry]:
         E("earn", (ISSUED, B, 1)),  # 23
         E("shortfall", (B, REDEEMED, 1), (STORE, REDEEMED, 4)),  # 24: an outage redemption
         E("settlement", (SETTLED, STORE, 3)),  # 25: the store paid for 3 of its 4
+        E("earn", (ISSUED, f"{B}/lot/26", 50)),  # 26
+        E("voucher_issue", (f"{B}/lot/17", COFFEE, 1), (f"{B}/lot/26", COFFEE, 9)),  # 27
+        E("voucher_redeem", (COFFEE, REDEEMED, 10), reverses=27),  # 28
+        E("voucher_issue", (f"{B}/lot/26", COFFEE, 10)),  # 29
+        E("voucher_expire", (COFFEE, EXPIRED, 10), reverses=29),  # 30
+        E("voucher_issue", (f"{B}/lot/26", TOTE, 4), (f"{B}/lot/17", TOTE, 1)),  # 31
+        E("voucher_cancel", (TOTE, f"{B}/lot/26", 4), (TOTE, f"{B}/lot/17", 1), reverses=31),
     )
 
 
@@ -274,6 +283,7 @@ CAPTURE_4 = E(
     "capture", (f"{A}/held/0", REDEEMED, 40), (f"{A}/held/2", f"{A}/lot/2", 10), reverses=4
 )
 CAPTURE_7 = E("capture", (f"{A}/held/0", REDEEMED, 20), reverses=7)
+VOUCHER_8 = E("voucher_issue", (A, COFFEE, 10), (f"{A}/lot/2", COFFEE, 5))
 
 
 def test_base_verifies() -> None:
@@ -516,6 +526,76 @@ HOSTILE: dict[str, tuple[list[Spec], str]] = {
             E("reverse", (REDEEMED, A, 5), reverses=5),
             E("reverse", (A, REDEEMED, 5), reverses=8),
         ],
+        "reversal",
+    ),
+    # -- vouchers (seq 8 is VOUCHER_8: 10 of lot 0 and 5 of lot 2 into COFFEE)
+    "voucher_redeemed_twice": (
+        [VOUCHER_8, E("voucher_redeem", (COFFEE, REDEEMED, 15), reverses=8)] * 1
+        + [E("voucher_redeem", (COFFEE, REDEEMED, 15), reverses=8)],
+        "reversal",
+    ),
+    "voucher_redeemed_then_cancelled": (
+        [
+            VOUCHER_8,
+            E("voucher_redeem", (COFFEE, REDEEMED, 15), reverses=8),
+            E("voucher_cancel", (COFFEE, A, 10), (COFFEE, f"{A}/lot/2", 5), reverses=8),
+        ],
+        "reversal",
+    ),
+    "voucher_redeemed_in_part": (
+        [VOUCHER_8, E("voucher_redeem", (COFFEE, REDEEMED, 10), reverses=8)],
+        "reversal",
+    ),
+    "voucher_redeem_into_expired": (
+        [VOUCHER_8, E("voucher_redeem", (COFFEE, EXPIRED, 15), reverses=8)],
+        "kind",
+    ),
+    "voucher_cancel_into_another_lot": (
+        [VOUCHER_8, E("voucher_cancel", (COFFEE, A, 15), reverses=8)],
+        "reversal",
+    ),
+    "voucher_cancel_to_another_member": (
+        [VOUCHER_8, E("voucher_cancel", (COFFEE, B, 10), (COFFEE, f"{A}/lot/2", 5), reverses=8)],
+        "reversal",
+    ),
+    "voucher_cancel_into_held": (
+        [VOUCHER_8, E("voucher_cancel", (COFFEE, f"{A}/held/0", 15), reverses=8)],
+        "kind",
+    ),
+    "voucher_expired_from_another_reward": (
+        [
+            VOUCHER_8,
+            E("voucher_issue", (B, TOTE, 5)),
+            E("voucher_expire", (TOTE, EXPIRED, 15), reverses=8),
+        ],
+        "reversal",
+    ),
+    "voucher_end_of_no_voucher": (
+        [E("voucher_expire", (COFFEE, EXPIRED, 5), reverses=5)],
+        "reversal",
+    ),
+    "voucher_issue_from_pending": (
+        [E("voucher_issue", (f"{A}/pending/3", COFFEE, 5))],
+        "kind",
+    ),
+    "voucher_issue_into_two_rewards": (
+        [E("voucher_issue", (A, COFFEE, 5), (A, TOTE, 5))],
+        "kind",
+    ),
+    "voucher_issue_of_two_members": (
+        [E("voucher_issue", (A, COFFEE, 5), (B, COFFEE, 5))],
+        "kind",
+    ),
+    "voucher_issue_naming_an_entry": (
+        [E("voucher_issue", (A, COFFEE, 5), reverses=5)],
+        "kind",
+    ),
+    "voucher_issue_into_a_program_account": (
+        [E("voucher_issue", (A, REDEEMED, 5))],
+        "kind",
+    ),
+    "voucher_issue_reversed": (
+        [VOUCHER_8, E("reverse", (COFFEE, A, 10), reverses=8)],
         "reversal",
     ),
     # -- overdraft of one lot while the member has enough in total

@@ -695,3 +695,43 @@ def test_shortfall_chain_verifies_and_bad_shortfall_entries_are_caught() -> None
         entries = [*chain[:2], named[name]]
         found = problems(check_chain(entries, head=head_of(entries), balances=replay(entries)))
         assert set(found) == {(3, "kind")}, name  # (no-store breaks two rules)
+
+
+# -- voucher entries: a reward's voucher and how it ends (5.3, program-rules 9) ---
+
+VOUCHER_PATH = ROOT / "tests" / "vectors" / "journal-voucher.json"
+VOUCHER_V: list[dict] = json.loads(VOUCHER_PATH.read_text(encoding="utf-8"))
+CHAIN_V = [v for v in VOUCHER_V if v["chain"] == "chain-v"]
+
+
+def test_voucher_generator_reproduces_the_frozen_file() -> None:
+    expected = VOUCHER_PATH.read_text(encoding="utf-8")
+    assert _rendered_by("make_journal_voucher_vectors.py") == expected
+
+
+@pytest.mark.parametrize("v", **by_name(VOUCHER_V))
+def test_voucher_vectors_encode_as_the_spec_says(v: dict) -> None:
+    from audit.entry_format import decode_entry
+
+    encoding = bytes.fromhex(v["encoding"])
+    entry = entry_of(v)
+    assert entry.encode() == encoding and entry.compute_hash().hex() == v["hash"]
+    assert decode_entry(encoding) == entry
+    assert spec_encode_entry(spec_decode_entry(encoding)) == encoding
+
+
+def test_voucher_chain_verifies_and_bad_voucher_entries_are_caught() -> None:
+    chain = [stored_of(v) for v in CHAIN_V]
+    result = verify_chain(chain, head=head_of(chain), balances=replay(chain))
+    assert result.entries == 8
+    named = {v["name"]: stored_of(v) for v in VOUCHER_V}
+    cases = {
+        "voucher-redeem-twice": (4, (5, "reversal")),
+        "voucher-redeem-part": (3, (4, "reversal")),
+        "voucher-cancel-elsewhere": (3, (4, "reversal")),
+        "voucher-issue-two-rewards": (2, (3, "kind")),
+    }
+    for name, (prefix, problem) in cases.items():
+        entries = [*chain[:prefix], named[name]]
+        found = problems(check_chain(entries, head=head_of(entries), balances=replay(entries)))
+        assert found == [problem], name

@@ -404,3 +404,23 @@ def test_racing_tills_redeem_a_voucher_once_and_claims_never_oversell(
         for c in channels:
             c.close()
     ps.verify()
+
+
+def test_verify_finds_edited_voucher_tables(ps: ProgramServer) -> None:
+    """The stock count and the voucher states are decided from tables beside
+    the journal: `loyalty-ledger verify` checks them against it."""
+    import sqlalchemy as sa
+
+    from ledger.verify_vouchers import verify_vouchers
+
+    account = _member(ps, 1000)
+    used = _claim(ps, account, "free-coffee").voucher
+    _redeem(ps.rewards, used.code)
+    _claim(ps, account, "free-coffee")
+    ps.verify()
+    assert ps.server.db is not None
+    with ps.server.db.writer.begin() as conn:  # a DBA "restocks" the coffee
+        conn.execute(sa.text("UPDATE reward_stock SET taken = 0"))
+    _, found = verify_vouchers(ps.server.db)
+    assert [(p.check, p.voucher) for p in found] == [("stock", None)]
+    assert "free-coffee" in str(found[0]) and account not in str(found[0])

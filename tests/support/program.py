@@ -15,6 +15,7 @@ from ledger.config import Limits, ServerConfig
 from ledger.program.config import load_program
 from ledger.server import LedgerServer
 from ledger.verify import verify_database
+from ledger.verify_vouchers import verify_vouchers
 from tests.conftest import ctx, entry_owner, key
 
 PROGRAM = textwrap.dedent(
@@ -204,3 +205,5 @@ class ProgramServer:
         assert self.server.db is not None
         result = verify_database(self.server.db)
         assert result, [str(p) for p in result.problems]
+        _, voucher_problems = verify_vouchers(self.server.db)  # the voucher tables too
+        assert voucher_problems == [], [str(p) for p in voucher_problems]
