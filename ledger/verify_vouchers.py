@@ -1,5 +1,5 @@
 """What ``loyalty-ledger verify`` checks of vouchers beside the journal
-(docs/program-rules.md §9): the tables the ledger decides from agree with
+(docs/program-rules.md §11): the tables the ledger decides from agree with
 the journal's voucher entries.
 
 - ``vouchers`` holds exactly the ``voucher_issue`` entries, each with the

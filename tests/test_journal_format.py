@@ -697,7 +697,7 @@ def test_shortfall_chain_verifies_and_bad_shortfall_entries_are_caught() -> None
         assert set(found) == {(3, "kind")}, name  # (no-store breaks two rules)
 
 
-# -- voucher entries: a reward's voucher and how it ends (5.3, program-rules 9) ---
+# -- voucher entries: a reward's voucher and how it ends (5.3, program-rules 11) ---
 
 VOUCHER_PATH = ROOT / "tests" / "vectors" / "journal-voucher.json"
 VOUCHER_V: list[dict] = json.loads(VOUCHER_PATH.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Rewards and vouchers over the real server (docs/program-rules.md §9):
+"""Rewards and vouchers over the real server (docs/program-rules.md §11):
 a reward bought with points issues a voucher whose code any channel the
 reward allows redeems, once; stock is never oversold; vouchers expire and
 can be cancelled with the points back; every step is a journal entry the
@@ -424,3 +424,99 @@ def test_verify_finds_edited_voucher_tables(ps: ProgramServer) -> None:
     _, found = verify_vouchers(ps.server.db)
     assert [(p.check, p.voucher) for p in found] == [("stock", None)]
     assert "free-coffee" in str(found[0]) and account not in str(found[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_stock_and_once_hold_across_server_processes(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`serve --workers 2`: claims and redemptions arrive at two worker
+    processes over 16 connections; the stock is never oversold, a code is
+    honoured once, and the journal and voucher tables verify."""
+    from ledger.storage.database import open_database
+    from ledger.verify import verify_database
+    from ledger.verify_vouchers import verify_vouchers
+    from tests.support.postgres import PostgresCluster
+    from tests.support.process import ServeProcess
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database()
+    program = tmp_path / "program.toml"
+    program.write_text(PROGRAM + REWARDS)
+    server = ServeProcess(
+        data_dir=tmp_path / "d",
+        database_url=url,
+        log_path=tmp_path / "s.log",
+        env={"LOYALTY_LEDGER_WORKERS": "2", "LOYALTY_LEDGER_PROGRAM": str(program)},
+    )
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(server.address, options=options) for _ in range(16)]
+    try:
+        server.wait_serving()
+        from loyalty.ledger.v1 import ledger_pb2_grpc
+
+        ledgers = [ledger_pb2_grpc.LedgerServiceStub(c) for c in channels]
+        stubs = [rewards_pb2_grpc.RewardServiceStub(c) for c in channels]
+        members = []
+        for i in range(12):
+            account = (
+                ledgers[i % 16]
+                .OpenAccount(pb.OpenAccountRequest(idempotency_key=key(), context=ctx()))
+                .member_account_id
+            )
+            ledgers[(i + 1) % 16].Earn(
+                pb.EarnRequest(
+                    idempotency_key=key(), context=ctx(), member_account_id=account, points=400
+                )
+            )
+            members.append(account)
+
+        def claim(i: int) -> tuple[str, str]:
+            try:
+                answer = stubs[i % 16].ClaimReward(
+                    rpb.ClaimRewardRequest(
+                        idempotency_key=key("race"),
+                        context=ctx(),
+                        member_account_id=members[i],
+                        reward_id="free-coffee",
+                    )
+                )
+            except grpc.RpcError as err:
+                return _error(err)[3], ""
+            return "OK", answer.voucher.code
+
+        with ThreadPoolExecutor(12) as pool:
+            claims = list(pool.map(claim, range(12)))
+        assert sorted(o for o, _ in claims) == ["OK"] * 3 + ["OUT_OF_STOCK"] * 9
+        code = next(c for o, c in claims if o == "OK")
+
+        def use(i: int) -> str:
+            try:
+                _redeem(stubs[i], code, f"pos-{i}")
+            except grpc.RpcError as err:
+                return _error(err)[3]
+            return "OK"
+
+        with ThreadPoolExecutor(16) as pool:
+            used = list(pool.map(use, range(16)))
+        assert sorted(used) == ["OK"] + ["VOUCHER_ENDED"] * 15
+        for c in channels:
+            c.close()
+        assert server.terminate() == 0
+    finally:
+        for c in channels:
+            c.close()
+        server.kill()
+    db = open_database(url)
+    try:
+        result = verify_database(db)
+        assert result, result.problems
+        assert verify_vouchers(db) == (3, [])
+    finally:
+        db.dispose()

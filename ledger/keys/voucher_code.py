@@ -12,7 +12,7 @@ voucher (the issue entry's sequence) and proves it with 60 bits only the
 ledger can compute: nothing secret is stored, so neither the database
 nor the journal holds a redeemable code, and a replayed claim renders the
 same code again. Shown as ``ABCD-EFGH-JKMN-PQRS-TVWX-Y``; the QR text is
-``LV1:`` and the 21 symbols (QR alphanumeric mode). docs/rewards.md.
+``LV1:`` and the 21 symbols (QR alphanumeric mode). docs/program-rules.md §11.
 
 The secret is the keyring's ``voucher-code`` secret, never a KEK.
 """

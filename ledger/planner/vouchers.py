@@ -1,7 +1,7 @@
 """Rewards and vouchers: claiming a reward of the catalogue (the member's
 points into voucher:<reward>, while the reward is offered and in stock),
 redeeming its voucher once in any channel the reward allows, cancelling
-it (the points back to their lots), and expiry (docs/program-rules.md §9).
+it (the points back to their lots), and expiry (docs/program-rules.md §11).
 
 Stock and "once" hold across appenders: the batch decides under the
 writers' lock from counts and voucher states read inside it, and the

@@ -199,7 +199,7 @@ class Reversals(_Model):
 class Reward(_Model):
     """A catalogue item members buy with points: each claim issues a voucher
     redeemable once, in any channel ``redeem_channels`` allows, until
-    ``valid_days`` after it was issued (docs/program-rules.md §9)."""
+    ``valid_days`` after it was issued (docs/program-rules.md §11)."""
 
     id: Id
     name: Annotated[str, Field(min_length=1, max_length=80)]  # shown at the till

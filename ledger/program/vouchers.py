@@ -1,5 +1,5 @@
 """Vouchers as the planner sees them: one per claim of a reward, open
-until it is redeemed, expires or is cancelled (docs/program-rules.md §9)."""
+until it is redeemed, expires or is cancelled (docs/program-rules.md §11)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Requests and responses of loyalty.rewards.v1.RewardService: validation
-into commands, and how outcomes are rendered (docs/program-rules.md §9).
+into commands, and how outcomes are rendered (docs/program-rules.md §11).
 
 A response the appender stores with the idempotency key never holds a
 voucher code: the servicer adds it (and the reward's name) after the

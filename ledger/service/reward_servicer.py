@@ -1,5 +1,5 @@
 """gRPC handlers for loyalty.rewards.v1.RewardService: the rewards
-catalogue and vouchers (docs/program-rules.md §9)."""
+catalogue and vouchers (docs/program-rules.md §11)."""
 
 from __future__ import annotations
 

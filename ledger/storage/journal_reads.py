@@ -57,7 +57,7 @@ class Liability:
 
 @dataclass(frozen=True, slots=True)
 class VoucherRow:
-    """A voucher as read (docs/program-rules.md §9)."""
+    """A voucher as read (docs/program-rules.md §11)."""
 
     sequence: int
     owner: str

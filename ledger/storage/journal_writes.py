@@ -591,7 +591,7 @@ def write_batch(tx: WriteTx, planner: BatchPlanner) -> None:
 
 
 def _write_vouchers(tx: WriteTx, planner: BatchPlanner) -> None:
-    """Vouchers issued and ended, and the stock they take (docs/program-rules.md §9)."""
+    """Vouchers issued and ended, and the stock they take (docs/program-rules.md §11)."""
     insert_rows(
         tx,
         "vouchers",

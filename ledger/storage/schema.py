@@ -84,7 +84,7 @@ hold_ends = sa.Table(
     sa.Column("end_seq", sa.BigInteger, nullable=False),
 )
 
-# docs/program-rules.md §9: a voucher per claim of a reward (its issue
+# docs/program-rules.md §11: a voucher per claim of a reward (its issue
 # entry's sequence), how it ended (once: the primary key), and how many of
 # each reward's vouchers are taken (issued and not cancelled or expired)
 vouchers = sa.Table(

@@ -1,7 +1,7 @@
 """Generator of tests/vectors/journal-voucher.json (``voucher_issue``,
 ``voucher_redeem``, ``voucher_expire`` and ``voucher_cancel`` entries: a
 member's points for a reward's voucher, and how the voucher ends, once;
-docs/journal-format.md 5.3 and docs/program-rules.md 9).
+docs/journal-format.md 5.3 and docs/program-rules.md 11).
 
 GENERATED ONCE AND FROZEN, like journal-entry-v1.json: fixed inputs, no
 randomness, no clock; ``--check`` verifies that running it again

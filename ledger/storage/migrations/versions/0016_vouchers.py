@@ -1,4 +1,4 @@
-"""Rewards and vouchers (docs/program-rules.md §9).
+"""Rewards and vouchers (docs/program-rules.md §11).
 
 vouchers: one row per voucher_issue entry (its sequence), append-only.
 voucher_ends: how a voucher ended (redeemed, expired, cancelled), append-only
