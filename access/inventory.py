@@ -17,6 +17,7 @@ SERVICES = {
     "MemberService": "/loyalty.members.v1.MemberService/",
     "AccessService": "/loyalty.access.v1.AccessService/",
     "AuditService": "/loyalty.audit.v1.AuditService/",
+    "RewardService": "/loyalty.rewards.v1.RewardService/",
 }
 FOREVER = "kept forever (append-only)"
 UNTIL_ERASED = "until the member is erased (deleted; the data key is destroyed)"
@@ -211,6 +212,31 @@ INVENTORY: tuple[StoredField, ...] = (
         "no",
         "a hold resolves once",
         (),
+        FOREVER,
+    ),
+    StoredField(
+        "vouchers",
+        "seq, owner, reward_id, valid_until_us, channel_id",
+        "pseudonymous: which reward a member's random account id claimed, and where"
+        " (the code itself is never stored; it is derived from seq with a keyed MAC)",
+        "redeem a voucher once in any channel; expire it; list a member's vouchers",
+        ("RewardService/GetVoucher", "RewardService/ListVouchers"),
+        FOREVER,
+    ),
+    StoredField(
+        "voucher_ends",
+        "seq, end_seq, state",
+        "no",
+        "a voucher ends once (redeemed, expired or cancelled)",
+        ("RewardService/GetVoucher", "RewardService/ListVouchers"),
+        FOREVER,
+    ),
+    StoredField(
+        "reward_stock",
+        "reward_id, taken",
+        "no (a count per reward)",
+        "never oversell a reward's stock",
+        ("RewardService/ListRewards",),
         FOREVER,
     ),
     StoredField(
